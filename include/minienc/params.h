@@ -1,0 +1,76 @@
+/* The parameter registry: named tensors (PyTorch state_dict names) laid out in one contiguous float
+ * block for values and one for gradients. Counting, checkpoints, history and the optimizer all walk it.
+ *
+ * Life cycle: me_params_init, me_params_add for every tensor (no memory yet), me_params_alloc once,
+ * then use; me_params_free releases everything. Pointers returned by me_params_data/grad stay valid
+ * until me_params_free. */
+#ifndef MINIENC_PARAMS_H
+#define MINIENC_PARAMS_H
+
+#include <stddef.h>
+
+#include "minienc/status.h"
+
+#define ME_NAME_MAX 96
+#define ME_MAX_DIMS 4
+
+/* Flags describing a tensor's role. */
+enum {
+    ME_PARAM_NORM = 1u << 0,   /* a LayerNorm gamma or beta (recorded in histories) */
+    ME_PARAM_BIAS = 1u << 1,   /* a bias vector */
+    ME_PARAM_GAMMA = 1u << 2,  /* a LayerNorm gamma (initial value 1) */
+    ME_PARAM_EMBED = 1u << 3   /* an embedding table */
+};
+
+typedef struct {
+    char name[ME_NAME_MAX];
+    int ndim;
+    size_t shape[ME_MAX_DIMS];
+    size_t count;  /* product of shape */
+    size_t offset; /* in floats, into data and grad */
+    unsigned flags;
+} me_tensor_info;
+
+typedef struct {
+    me_tensor_info *t;
+    int n, cap;
+    size_t total; /* sum of counts */
+    float *data;  /* [total], 64-byte aligned, owned */
+    float *grad;  /* [total], 64-byte aligned, owned */
+} me_params;
+
+void me_params_init(me_params *p);
+
+/* Registers a tensor; its offset is the running total. Fails on a duplicate name, a name too long,
+ * a zero dimension or a size_t overflow of the total. *index_out (if non-NULL) gets its index. */
+me_status me_params_add(me_params *p, const char *name, int ndim, const size_t *shape, unsigned flags,
+                        int *index_out, me_error *err);
+
+/* Allocates the value and gradient blocks, both zeroed. */
+me_status me_params_alloc(me_params *p, me_error *err);
+
+/* Index of the tensor with that exact name, or -1. */
+int me_params_find(const me_params *p, const char *name);
+
+static inline float *me_params_data(const me_params *p, int i) { return p->data + p->t[i].offset; }
+static inline float *me_params_grad(const me_params *p, int i) { return p->grad + p->t[i].offset; }
+
+void me_params_zero_grad(me_params *p);
+
+/* Formats a shape as "[3, 512]" into buf. Returns buf. */
+char *me_shape_string(char *buf, size_t cap, int ndim, const size_t *shape);
+
+void me_params_free(me_params *p);
+
+/* Aligned allocation helpers (64 bytes); the result is zeroed. Free with me_free. */
+void *me_alloc(size_t bytes);
+void me_free(void *ptr);
+
+/* a*b into *out, returning 0 on size_t overflow. */
+static inline int me_mul_ok(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > (size_t)-1 / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+#endif

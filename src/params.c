@@ -1,0 +1,99 @@
+#include "minienc/params.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void me_params_init(me_params *p) { memset(p, 0, sizeof *p); }
+
+me_status me_params_add(me_params *p, const char *name, int ndim, const size_t *shape, unsigned flags,
+                        int *index_out, me_error *err) {
+    if (p->data) return me_error_set(err, ME_ERR_CONFIG, "%s: registry already allocated", name);
+    if (strlen(name) >= ME_NAME_MAX)
+        return me_error_set(err, ME_ERR_CONFIG, "%s: tensor name longer than %d bytes", name, ME_NAME_MAX - 1);
+    if (ndim < 1 || ndim > ME_MAX_DIMS)
+        return me_error_set(err, ME_ERR_CONFIG, "%s: %d dimensions, expected 1 to %d", name, ndim, ME_MAX_DIMS);
+    if (me_params_find(p, name) >= 0)
+        return me_error_set(err, ME_ERR_CONFIG, "%s: tensor registered twice", name);
+    size_t count = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] == 0) return me_error_set(err, ME_ERR_CONFIG, "%s: dimension %d is zero", name, d);
+        if (!me_mul_ok(count, shape[d], &count))
+            return me_error_set(err, ME_ERR_CONFIG, "%s: element count overflows size_t", name);
+    }
+    if (count > SIZE_MAX - p->total)
+        return me_error_set(err, ME_ERR_CONFIG, "%s: total parameter count overflows size_t", name);
+    if (p->n == p->cap) {
+        int cap = p->cap ? p->cap * 2 : 32;
+        me_tensor_info *t = realloc(p->t, (size_t)cap * sizeof *t);
+        if (!t) return me_error_set(err, ME_ERR_NOMEM, "out of memory registering %s", name);
+        p->t = t;
+        p->cap = cap;
+    }
+    me_tensor_info *ti = &p->t[p->n];
+    memset(ti, 0, sizeof *ti);
+    memcpy(ti->name, name, strlen(name) + 1);
+    ti->ndim = ndim;
+    for (int d = 0; d < ndim; d++) ti->shape[d] = shape[d];
+    ti->count = count;
+    ti->offset = p->total;
+    ti->flags = flags;
+    p->total += count;
+    if (index_out) *index_out = p->n;
+    p->n++;
+    return ME_OK;
+}
+
+me_status me_params_alloc(me_params *p, me_error *err) {
+    size_t bytes;
+    if (!me_mul_ok(p->total, sizeof(float), &bytes))
+        return me_error_set(err, ME_ERR_CONFIG, "parameter block of %zu floats overflows size_t", p->total);
+    p->data = me_alloc(bytes ? bytes : 64);
+    p->grad = me_alloc(bytes ? bytes : 64);
+    if (!p->data || !p->grad) {
+        me_free(p->data);
+        me_free(p->grad);
+        p->data = p->grad = NULL;
+        return me_error_set(err, ME_ERR_NOMEM, "cannot allocate 2 x %.1f MiB for parameters and gradients",
+                            (double)bytes / (1024.0 * 1024.0));
+    }
+    return ME_OK;
+}
+
+int me_params_find(const me_params *p, const char *name) {
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->t[i].name, name) == 0) return i;
+    return -1;
+}
+
+void me_params_zero_grad(me_params *p) {
+    if (p->grad) memset(p->grad, 0, p->total * sizeof(float));
+}
+
+char *me_shape_string(char *buf, size_t cap, int ndim, const size_t *shape) {
+    size_t used = 0;
+    used += (size_t)snprintf(buf + used, cap - used, "[");
+    for (int d = 0; d < ndim && used < cap; d++)
+        used += (size_t)snprintf(buf + used, cap - used, d ? ", %zu" : "%zu", shape[d]);
+    if (used < cap) snprintf(buf + used, cap - used, "]");
+    return buf;
+}
+
+void me_params_free(me_params *p) {
+    free(p->t);
+    me_free(p->data);
+    me_free(p->grad);
+    memset(p, 0, sizeof *p);
+}
+
+void *me_alloc(size_t bytes) {
+    void *ptr = NULL;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded < bytes || rounded == 0) return NULL;
+    if (posix_memalign(&ptr, 64, rounded) != 0) return NULL;
+    memset(ptr, 0, rounded);
+    return ptr;
+}
+
+void me_free(void *ptr) { free(ptr); }

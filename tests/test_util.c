@@ -1,0 +1,81 @@
+#include "test_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+double me_check_close(const char *what, const float *got, const float *want, size_t n, double rtol) {
+    double scale = 0.0, worst = -1.0;
+    size_t worst_i = 0;
+    for (size_t i = 0; i < n; i++) {
+        double a = fabs((double)want[i]);
+        if (a > scale) scale = a;
+    }
+    if (scale < 1e-30) scale = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]);
+        if (!(d <= worst)) { /* also catches NaN */
+            worst = d;
+            worst_i = i;
+            if (isnan(d)) break;
+        }
+    }
+    double rel = worst / scale;
+    if (!(rel <= rtol)) {
+        print_error("%s: relative error %.3g > %.3g at index %zu of %zu: got %.9g want %.9g (scale %.6g)\n",
+                    what, rel, rtol, worst_i, n, (double)got[worst_i], (double)want[worst_i], scale);
+        fail();
+    }
+    return rel;
+}
+
+void me_fill_uniform(float *x, size_t n, float lo, float hi, me_rng *r) {
+    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * me_rng_uniform(r);
+}
+
+void me_make_temp_dir(char *buf, size_t cap) {
+    char tmpl[] = "/tmp/minienc-test-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    snprintf(buf, cap, "%s", d);
+}
+
+void me_remove_tree(const char *path) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    if (system(cmd) != 0) print_error("could not remove %s\n", path);
+}
+
+const char *me_test_bin(void) {
+    const char *b = getenv("MINIENC_BIN");
+    return b ? b : "build/minienc";
+}
+
+const char *me_test_source_dir(void) {
+    const char *s = getenv("MINIENC_SOURCE_DIR");
+    return s ? s : ".";
+}
+
+int me_run_capture(const char *cmd, char *out, size_t cap) {
+    char full[8192];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    if (!p) return -1;
+    size_t used = 0;
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, p)) > 0) {
+        if (out && used + 1 < cap) {
+            size_t take = got < cap - 1 - used ? got : cap - 1 - used;
+            memcpy(out + used, chunk, take);
+            used += take;
+        }
+    }
+    if (out && cap) out[used] = '\0';
+    int st = pclose(p);
+    if (st == -1) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
