@@ -1,0 +1,206 @@
+/* Kernels against naive double-precision loops. */
+#include "test_util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "minienc/ops.h"
+
+static float *rnd(size_t n, me_rng *r) {
+    float *x = malloc(n * sizeof *x);
+    assert_non_null(x);
+    me_fill_uniform(x, n, -1.0f, 1.0f, r);
+    return x;
+}
+
+/* C = alpha op(A) op(B) + beta C, naive, row-major */
+static void naive_matmul(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                         const float *b, int ldb, float beta, float *c, int ldc) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0.0;
+            for (int p = 0; p < k; p++) {
+                double av = ta ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p];
+                double bv = tb ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j];
+                s += av * bv;
+            }
+            c[(size_t)i * ldc + j] = (float)(alpha * s + beta * c[(size_t)i * ldc + j]);
+        }
+}
+
+static void matmul_should_match_naive_loops_for_every_transpose(void **state) {
+    (void)state;
+    me_rng r;
+    me_rng_seed(&r, 1);
+    int m = 7, n = 5, k = 9;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            int lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 3, ldc = n + 1;
+            float *a = rnd((size_t)(ta ? k : m) * lda, &r), *b = rnd((size_t)(tb ? n : k) * ldb, &r);
+            float *c = rnd((size_t)m * ldc, &r), *want = malloc((size_t)m * ldc * sizeof(float));
+            memcpy(want, c, (size_t)m * ldc * sizeof(float));
+            me_matmul(ta, tb, m, n, k, 0.7f, a, lda, b, ldb, 0.3f, c, ldc);
+            naive_matmul(ta, tb, m, n, k, 0.7f, a, lda, b, ldb, 0.3f, want, ldc);
+            assert_tensor_close(c, want, (size_t)m * ldc, 1e-6);
+            free(a), free(b), free(c), free(want);
+        }
+}
+
+static void linear_forward_and_backward_should_match_naive_loops(void **state) {
+    (void)state;
+    me_rng r;
+    me_rng_seed(&r, 2);
+    int t = 6, c = 5, oc = 4;
+    float *x = rnd((size_t)t * c, &r), *w = rnd((size_t)oc * c, &r), *bias = rnd(oc, &r);
+    float *y = malloc((size_t)t * oc * 4), *want = malloc((size_t)t * oc * 4);
+    me_linear_forward(y, x, w, bias, t, c, oc);
+    for (int i = 0; i < t; i++)
+        for (int o = 0; o < oc; o++) {
+            double s = bias[o];
+            for (int j = 0; j < c; j++) s += (double)x[i * c + j] * w[o * c + j];
+            want[i * oc + o] = (float)s;
+        }
+    assert_tensor_close(y, want, (size_t)t * oc, 1e-6);
+
+    float *dy = rnd((size_t)t * oc, &r);
+    float *dx = calloc((size_t)t * c, 4), *dw = calloc((size_t)oc * c, 4), *db = calloc(oc, 4);
+    float *dx_w = calloc((size_t)t * c, 4), *dw_w = calloc((size_t)oc * c, 4), *db_w = calloc(oc, 4);
+    dx[0] = dx_w[0] = 0.5f; /* backward must add, not overwrite */
+    me_linear_backward(dx, dw, db, dy, x, w, t, c, oc);
+    for (int i = 0; i < t; i++)
+        for (int o = 0; o < oc; o++) {
+            db_w[o] += dy[i * oc + o];
+            for (int j = 0; j < c; j++) {
+                dx_w[i * c + j] += dy[i * oc + o] * w[o * c + j];
+                dw_w[o * c + j] += dy[i * oc + o] * x[i * c + j];
+            }
+        }
+    assert_tensor_close(dx, dx_w, (size_t)t * c, 1e-6);
+    assert_tensor_close(dw, dw_w, (size_t)oc * c, 1e-6);
+    assert_tensor_close(db, db_w, (size_t)oc, 1e-6);
+    free(x), free(w), free(bias), free(y), free(want), free(dy), free(dx), free(dw), free(db);
+    free(dx_w), free(dw_w), free(db_w);
+}
+
+static void layernorm_forward_should_match_the_textbook_formula(void **state) {
+    (void)state;
+    me_rng r;
+    me_rng_seed(&r, 3);
+    int t = 5, c = 33;
+    float eps = 1e-5f;
+    float *x = rnd((size_t)t * c, &r), *g = rnd(c, &r), *b = rnd(c, &r);
+    for (int i = 0; i < t * c; i++) x[i] = 3.0f + 2.0f * x[i]; /* an offset mean */
+    float *y = malloc((size_t)t * c * 4), *want = malloc((size_t)t * c * 4), mean[5], rstd[5], wm[5], wr[5];
+    me_layernorm_forward(y, mean, rstd, x, g, b, t, c, eps);
+    for (int i = 0; i < t; i++) {
+        double mu = 0, var = 0;
+        for (int j = 0; j < c; j++) mu += x[i * c + j];
+        mu /= c;
+        for (int j = 0; j < c; j++) var += (x[i * c + j] - mu) * (x[i * c + j] - mu);
+        var /= c; /* biased, as PyTorch */
+        wm[i] = (float)mu;
+        wr[i] = (float)(1.0 / sqrt(var + eps));
+        for (int j = 0; j < c; j++) want[i * c + j] = (float)((x[i * c + j] - mu) / sqrt(var + eps) * g[j] + b[j]);
+    }
+    assert_tensor_close(y, want, (size_t)t * c, 1e-6);
+    assert_tensor_close(mean, wm, 5, 1e-6);
+    assert_tensor_close(rstd, wr, 5, 1e-6);
+    free(x), free(g), free(b), free(y), free(want);
+}
+
+static void activations_should_match_double_precision_formulas(void **state) {
+    (void)state;
+    enum { N = 201 };
+    float x[N], y[N], want[N], dx[N], dwant[N], dy[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = -6.0f + 12.0f * (float)i / (N - 1);
+        dy[i] = 1.0f + 0.01f * (float)i;
+    }
+    me_gelu_forward(y, x, N);
+    memset(dx, 0, sizeof dx);
+    me_gelu_backward(dx, dy, x, N);
+    for (int i = 0; i < N; i++) {
+        double v = x[i];
+        double cdf = 0.5 * (1.0 + erf(v / sqrt(2.0)));
+        want[i] = (float)(v * cdf);
+        dwant[i] = (float)(dy[i] * (cdf + v * exp(-0.5 * v * v) / sqrt(2.0 * 3.14159265358979323846)));
+    }
+    assert_tensor_close(y, want, N, 1e-6);
+    assert_tensor_close(dx, dwant, N, 1e-6);
+    me_relu_forward(y, x, N);
+    memset(dx, 0, sizeof dx);
+    me_relu_backward(dx, dy, x, N);
+    for (int i = 0; i < N; i++) {
+        want[i] = x[i] > 0 ? x[i] : 0;
+        dwant[i] = x[i] > 0 ? dy[i] : 0;
+    }
+    assert_tensor_close(y, want, N, 0.0);
+    assert_tensor_close(dx, dwant, N, 0.0);
+}
+
+static void attention_forward_should_match_naive_softmax_with_padding(void **state) {
+    (void)state;
+    me_rng r;
+    me_rng_seed(&r, 4);
+    int b = 2, s = 5, d = 6, h = 3, dh = 2;
+    uint8_t pad[10] = {0, 0, 0, 1, 1, 0, 1, 0, 0, 0};
+    float *qkv = rnd((size_t)b * s * 3 * d, &r);
+    float *out = malloc((size_t)b * s * d * 4), *want = calloc((size_t)b * s * d, 4);
+    float *probs = malloc((size_t)b * h * s * s * 4);
+    me_attention_forward(out, probs, NULL, qkv, pad, b, s, d, h, 0.0f, NULL);
+    for (int bi = 0; bi < b; bi++)
+        for (int hi = 0; hi < h; hi++)
+            for (int i = 0; i < s; i++) {
+                double sc[5], mx = -1e300, sum = 0;
+                for (int j = 0; j < s; j++) {
+                    double dot = 0;
+                    for (int k = 0; k < dh; k++)
+                        dot += (double)qkv[(bi * s + i) * 3 * d + hi * dh + k] *
+                               qkv[(bi * s + j) * 3 * d + d + hi * dh + k];
+                    sc[j] = dot / sqrt((double)dh);
+                    if (!pad[bi * s + j] && sc[j] > mx) mx = sc[j];
+                }
+                for (int j = 0; j < s; j++) sum += sc[j] = pad[bi * s + j] ? 0.0 : exp(sc[j] - mx);
+                for (int k = 0; k < dh; k++) {
+                    double o = 0;
+                    for (int j = 0; j < s; j++) o += sc[j] / sum * qkv[(bi * s + j) * 3 * d + 2 * d + hi * dh + k];
+                    want[(bi * s + i) * d + hi * dh + k] = (float)o;
+                }
+            }
+    assert_tensor_close(out, want, (size_t)b * s * d, 1e-6);
+    free(qkv), free(out), free(want), free(probs);
+}
+
+static void dropout_should_keep_about_one_minus_p_and_rescale(void **state) {
+    (void)state;
+    me_rng r;
+    me_rng_seed(&r, 5);
+    enum { N = 100000 };
+    float *x = malloc(N * 4), *dx = malloc(N * 4);
+    uint8_t *mask = malloc(N);
+    for (int i = 0; i < N; i++) x[i] = 1.0f;
+    me_dropout_forward(x, mask, N, 0.25f, &r);
+    size_t kept = 0;
+    for (int i = 0; i < N; i++) {
+        kept += mask[i];
+        assert_true(mask[i] ? fabsf(x[i] - 1.0f / 0.75f) < 1e-6f : x[i] == 0.0f);
+    }
+    /* binomial(1e5, 0.75): sd ~ 137, allow 5 sd */
+    assert_in_range(kept, 75000 - 700, 75000 + 700);
+    me_dropout_backward(dx, x, mask, N, 0.25f);
+    for (int i = 0; i < N; i++) assert_true(mask[i] ? fabsf(dx[i] - x[i] / 0.75f) < 1e-6f : dx[i] == 0.0f);
+    free(x), free(dx), free(mask);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(matmul_should_match_naive_loops_for_every_transpose),
+        cmocka_unit_test(linear_forward_and_backward_should_match_naive_loops),
+        cmocka_unit_test(layernorm_forward_should_match_the_textbook_formula),
+        cmocka_unit_test(activations_should_match_double_precision_formulas),
+        cmocka_unit_test(attention_forward_should_match_naive_softmax_with_padding),
+        cmocka_unit_test(dropout_should_keep_about_one_minus_p_and_rescale),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
