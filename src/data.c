@@ -1,0 +1,530 @@
+/* Toy sequence data sets: strict loader, padded batches, resumable sampler, task generators. */
+#include "minienc/data.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Loader                                                                                          */
+
+typedef struct {
+    const char *path;
+    size_t line;
+    me_error *err;
+    me_dataset *ds;
+    size_t tok_cap, tgt_cap, ex_cap; /* capacities of tokens, targets and the per-example arrays */
+} loader;
+
+/* "PATH:LINE:COL: message" with ME_ERR_DATA. */
+static me_status bad(const loader *L, size_t col, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static me_status bad(const loader *L, size_t col, const char *fmt, ...) {
+    char msg[ME_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return me_error_set(L->err, ME_ERR_DATA, "%s:%zu:%zu: %s", L->path, L->line, col, msg);
+}
+
+/* Grows *p (elements of `elem` bytes, capacity *cap) to hold at least `need` elements. */
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 1;
+    size_t c = *cap ? *cap : 256;
+    while (c < need) {
+        if (c > SIZE_MAX / 2 / elem) return 0;
+        c *= 2;
+    }
+    void *q = realloc(*p, c * elem);
+    if (!q) return 0;
+    *p = q;
+    *cap = c;
+    return 1;
+}
+
+/* Describes the byte c for a message: "'x'", "byte 0xff" or "carriage return ...". */
+static const char *describe_byte(unsigned char c, char *buf, size_t cap) {
+    if (c == '\r')
+        snprintf(buf, cap, "carriage return (0x0d)");
+    else if (c >= 0x21 && c < 0x7f)
+        snprintf(buf, cap, "'%c'", c);
+    else
+        snprintf(buf, cap, "byte 0x%02x", c);
+    return buf;
+}
+
+/* Parses the tokens of one field starting at *p: decimal integers separated by single spaces, ending
+ * at a tab or the end of the line (where *p is left). Appends them to `out` (capacity *cap, starting
+ * at index *count). Values must be < limit; at most max_count tokens (more is refused by
+ * too_many()). Returns ME_OK or the refusal. */
+typedef struct {
+    const char *what;       /* "input token" or "target" */
+    const char *a_what;     /* the same with its article */
+    const char *limit_name; /* "vocab_size" or "n_classes" */
+    int limit;
+    size_t max_count;
+    const char *too_many_fmt; /* printf with one %zu: max_count */
+} field_rules;
+
+static me_status parse_field(loader *L, const char *b, size_t len, size_t *p, const field_rules *R,
+                             int32_t **out, size_t *cap, size_t base, size_t *count) {
+    size_t q = *p;
+    size_t n = 0;
+    char desc[80];
+    if (q == len || b[q] == '\t') {
+        *count = 0;
+        return ME_OK;
+    }
+    for (;;) {
+        /* q is where a token must start */
+        unsigned char c = (unsigned char)b[q];
+        if (c == ' ')
+            return bad(L, q + 1, n == 0 ? "unexpected space at the start of a field; expected %s"
+                                        : "two spaces in a row; expected exactly one space between tokens%.0s",
+                       R->a_what);
+        if (c == '+' || c == '-')
+            return bad(L, q + 1, "sign '%c' before a number; expected a non-negative decimal integer without a sign",
+                       c);
+        if (c < '0' || c > '9')
+            return bad(L, q + 1, "unexpected %s; expected %s (a non-negative decimal integer)",
+                       describe_byte(c, desc, sizeof desc), R->a_what);
+        if (n == R->max_count) return bad(L, q + 1, R->too_many_fmt, R->max_count);
+        size_t start = q;
+        uint64_t v = 0;
+        while (q < len && b[q] >= '0' && b[q] <= '9') {
+            if (v <= INT32_MAX) v = v * 10 + (uint64_t)(b[q] - '0');
+            q++;
+        }
+        int digits = (int)(q - start);
+        if (v > INT32_MAX)
+            return bad(L, start + 1, "number %.*s%s does not fit in 32 bits; expected %s below %s=%d",
+                       digits > 24 ? 24 : digits, b + start, digits > 24 ? "..." : "", R->a_what, R->limit_name,
+                       R->limit);
+        if (v >= (uint64_t)R->limit)
+            return bad(L, start + 1, "%s %" PRIu64 " is out of range; expected 0 <= %s < %s=%d", R->what, v,
+                       R->what, R->limit_name, R->limit);
+        if (!grow((void **)out, cap, base + n + 1, sizeof **out))
+            return me_error_set(L->err, ME_ERR_NOMEM, "%s:%zu: out of memory while loading", L->path, L->line);
+        (*out)[base + n] = (int32_t)v;
+        n++;
+        if (q == len || b[q] == '\t') break;
+        if (b[q] != ' ')
+            return bad(L, q + 1, "unexpected %s after a number; expected a space, a tab or the end of the line",
+                       describe_byte((unsigned char)b[q], desc, sizeof desc));
+        if (q + 1 == len || b[q + 1] == '\t')
+            return bad(L, q + 1, "trailing space after the last %s; expected %s after each space", R->what,
+                       R->a_what);
+        q++;
+    }
+    *p = q;
+    *count = n;
+    return ME_OK;
+}
+
+/* Checks one non-blank, non-comment line and appends its example. */
+static me_status parse_line(loader *L, const char *b, size_t len) {
+    me_dataset *ds = L->ds;
+    size_t e = ds->n;
+    size_t old_cap = L->ex_cap;
+    if (!grow((void **)&ds->offsets, &L->ex_cap, e + 2, sizeof *ds->offsets)) goto nomem;
+    if (L->ex_cap != old_cap) { /* the other per-example arrays share ex_cap */
+        size_t *o = realloc(ds->target_offsets, L->ex_cap * sizeof *o);
+        if (!o) goto nomem;
+        ds->target_offsets = o;
+        size_t *ln = realloc(ds->lines, L->ex_cap * sizeof *ln);
+        if (!ln) goto nomem;
+        ds->lines = ln;
+    }
+    size_t tok0 = ds->offsets[e], tgt0 = ds->target_offsets[e];
+
+    if (b[0] == '\t') return bad(L, 1, "no input tokens before the tab; expected at least one input token");
+    field_rules in = {"input token", "an input token", "vocab_size", ds->vocab_size, (size_t)ds->max_len,
+                      "more than max_len=%zu input tokens; expected at most max_len input tokens"};
+    size_t p = 0, n_in = 0, n_tg = 0;
+    me_status st = parse_field(L, b, len, &p, &in, &ds->tokens, &L->tok_cap, tok0, &n_in);
+    if (st != ME_OK) return st;
+    if (p == len)
+        return bad(L, len + 1, "missing tab after the input tokens; expected input tokens, one TAB, then target tokens");
+    p++; /* the tab */
+
+    field_rules tg = {"target", "a target", "n_classes", ds->n_classes, ds->task == ME_TASK_TAG ? n_in : 1,
+                      ds->task == ME_TASK_TAG
+                          ? "more targets than the %zu input tokens; task tag expects one target per input token"
+                          : "more than %zu target; task classify expects exactly one class label"};
+    st = parse_field(L, b, len, &p, &tg, &ds->targets, &L->tgt_cap, tgt0, &n_tg);
+    if (st != ME_OK) return st;
+    if (p < len) return bad(L, p + 1, "a second tab; expected exactly one tab between inputs and targets");
+    if (n_tg == 0)
+        return bad(L, len + 1, "no targets after the tab; expected %s",
+                   ds->task == ME_TASK_TAG ? "one target per input token" : "one class label");
+    if (ds->task == ME_TASK_TAG && n_tg < n_in)
+        return bad(L, len + 1, "only %zu target%s for %zu input tokens; task tag expects one target per input token",
+                   n_tg, n_tg == 1 ? "" : "s", n_in);
+
+    ds->offsets[e + 1] = tok0 + n_in;
+    ds->target_offsets[e + 1] = tgt0 + n_tg;
+    ds->lines[e] = L->line;
+    ds->n = e + 1;
+    if ((int)n_in > ds->max_len_seen) ds->max_len_seen = (int)n_in;
+    return ME_OK;
+nomem:
+    return me_error_set(L->err, ME_ERR_NOMEM, "%s:%zu: out of memory while loading", L->path, L->line);
+}
+
+/* Reads one line (without its '\n') into buf of capacity cap. Returns 0 at the end of the file,
+ * 1 for a line, 2 when the line does not fit (len is then cap). */
+static int read_line(FILE *f, char *buf, size_t cap, size_t *len) {
+    size_t n = 0;
+    int c;
+    while ((c = getc(f)) != EOF) {
+        if (c == '\n') {
+            *len = n;
+            return 1;
+        }
+        if (n == cap) {
+            *len = n;
+            return 2;
+        }
+        buf[n++] = (char)c;
+    }
+    *len = n;
+    return n > 0 ? 1 : 0;
+}
+
+me_status me_dataset_load(me_dataset *ds, const char *path, me_task task, int vocab_size, int n_classes,
+                          int max_len, me_error *err) {
+    memset(ds, 0, sizeof *ds);
+    if (task != ME_TASK_TAG && task != ME_TASK_CLASSIFY)
+        return me_error_set(err, ME_ERR_CONFIG, "%s: unknown task %d; expected tag or classify", path, (int)task);
+    if (vocab_size < 1 || n_classes < 1 || max_len < 1)
+        return me_error_set(err, ME_ERR_CONFIG,
+                            "%s: vocab_size=%d n_classes=%d max_len=%d; expected all of them >= 1", path,
+                            vocab_size, n_classes, max_len);
+    FILE *f = fopen(path, "rb");
+    if (!f) return me_error_set(err, ME_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+
+    ds->task = task;
+    ds->vocab_size = vocab_size;
+    ds->n_classes = n_classes;
+    ds->max_len = max_len;
+    loader L = {path, 0, err, ds, 0, 0, 0};
+    me_status st = ME_OK;
+    /* one spare byte so that a line of exactly ME_DATA_LINE_MAX bytes may still end in '\r' */
+    size_t cap = (size_t)ME_DATA_LINE_MAX + 1;
+    char *buf = malloc(cap);
+    if (!buf || !grow((void **)&ds->offsets, &L.ex_cap, 2, sizeof *ds->offsets)) {
+        st = me_error_set(err, ME_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    ds->target_offsets = calloc(L.ex_cap, sizeof *ds->target_offsets);
+    ds->lines = calloc(L.ex_cap, sizeof *ds->lines);
+    if (!ds->target_offsets || !ds->lines) {
+        st = me_error_set(err, ME_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    ds->offsets[0] = 0;
+    ds->target_offsets[0] = 0;
+
+    for (;;) {
+        size_t len;
+        int r = read_line(f, buf, cap, &len);
+        if (r == 0) break;
+        L.line++;
+        if (r == 1 && len > 0 && buf[len - 1] == '\r') len--;
+        if (r == 2 || len > ME_DATA_LINE_MAX) {
+            st = bad(&L, (size_t)ME_DATA_LINE_MAX + 1, "line longer than %d bytes; expected shorter lines",
+                     ME_DATA_LINE_MAX);
+            goto done;
+        }
+        const char *nul = memchr(buf, '\0', len);
+        if (nul) {
+            st = bad(&L, (size_t)(nul - buf) + 1, "NUL byte; expected text");
+            goto done;
+        }
+        if (len == 0 || buf[0] == '#') continue;
+        st = parse_line(&L, buf, len);
+        if (st != ME_OK) goto done;
+    }
+    if (ferror(f)) {
+        st = me_error_set(err, ME_ERR_IO, "%s:%zu: read error: %s", path, L.line + 1, strerror(errno));
+        goto done;
+    }
+    if (ds->n == 0) {
+        L.line++;
+        st = bad(&L, 1, "no examples in the file; expected at least one line 'input tokens<TAB>target tokens'");
+        goto done;
+    }
+done:
+    free(buf);
+    fclose(f);
+    if (st != ME_OK) me_dataset_free(ds);
+    return st;
+}
+
+void me_dataset_free(me_dataset *ds) {
+    free(ds->tokens);
+    free(ds->targets);
+    free(ds->offsets);
+    free(ds->target_offsets);
+    free(ds->lines);
+    memset(ds, 0, sizeof *ds);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Batching                                                                                        */
+
+size_t me_dataset_batch(const me_dataset *ds, const size_t *idx, size_t B, int32_t *tokens, uint8_t *pad_mask,
+                        int32_t *targets) {
+    size_t S = 0;
+    for (size_t b = 0; b < B; b++) {
+        assert(idx[b] < ds->n);
+        size_t l = me_dataset_len(ds, idx[b]);
+        if (l > S) S = l;
+    }
+    for (size_t b = 0; b < B; b++) {
+        size_t i = idx[b], l = me_dataset_len(ds, i);
+        const int32_t *x = ds->tokens + ds->offsets[i];
+        const int32_t *y = ds->targets + ds->target_offsets[i];
+        int32_t *trow = tokens + b * S;     /* [S] */
+        uint8_t *mrow = pad_mask + b * S;   /* [S] */
+        for (size_t t = 0; t < S; t++) {
+            trow[t] = t < l ? x[t] : 0;
+            mrow[t] = t < l ? 0 : 1;
+        }
+        if (ds->task == ME_TASK_TAG) {
+            int32_t *yrow = targets + b * S; /* [S] */
+            for (size_t t = 0; t < S; t++) yrow[t] = t < l ? y[t] : -1;
+        } else {
+            targets[b] = y[0];
+        }
+    }
+    return S;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Sampler                                                                                         */
+
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Regenerates perm for s->epoch: a Fisher-Yates shuffle driven by an rng keyed on (seed, epoch). */
+static void sampler_shuffle(me_sampler *s) {
+    me_rng_seed(&s->rng, mix64(s->seed ^ mix64(s->epoch + 0x9E3779B97F4A7C15ull)));
+    for (size_t i = 0; i < s->n; i++) s->perm[i] = i;
+    for (size_t i = s->n; i > 1; i--) {
+        size_t j = (size_t)me_rng_below(&s->rng, (uint64_t)i);
+        size_t t = s->perm[i - 1];
+        s->perm[i - 1] = s->perm[j];
+        s->perm[j] = t;
+    }
+}
+
+me_status me_sampler_init(me_sampler *s, size_t n, uint64_t seed, me_error *err) {
+    memset(s, 0, sizeof *s);
+    if (n == 0) return me_error_set(err, ME_ERR_DATA, "sampler: no examples; expected at least one");
+    s->perm = malloc(n * sizeof *s->perm);
+    if (!s->perm) return me_error_set(err, ME_ERR_NOMEM, "sampler: out of memory for %zu indices", n);
+    s->n = n;
+    s->seed = seed;
+    sampler_shuffle(s);
+    return ME_OK;
+}
+
+void me_sampler_next_batch(me_sampler *s, size_t *idx, size_t B) {
+    for (size_t b = 0; b < B; b++) {
+        if (s->pos == s->n) {
+            s->epoch++;
+            s->pos = 0;
+            sampler_shuffle(s);
+        }
+        idx[b] = s->perm[s->pos++];
+    }
+}
+
+void me_sampler_get_state(const me_sampler *s, uint64_t *seed, uint64_t *epoch, uint64_t *pos) {
+    *seed = s->seed;
+    *epoch = s->epoch;
+    *pos = (uint64_t)s->pos;
+}
+
+me_status me_sampler_set_state(me_sampler *s, uint64_t seed, uint64_t epoch, uint64_t pos, me_error *err) {
+    if (pos > (uint64_t)s->n)
+        return me_error_set(err, ME_ERR_DATA,
+                            "sampler state: position %" PRIu64 " is beyond the %zu examples; expected a state "
+                            "saved for this data set",
+                            pos, s->n);
+    s->seed = seed;
+    s->epoch = epoch;
+    s->pos = (size_t)pos;
+    sampler_shuffle(s);
+    return ME_OK;
+}
+
+void me_sampler_free(me_sampler *s) {
+    free(s->perm);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Generators                                                                                      */
+
+typedef enum { GEN_REVERSE, GEN_SORT, GEN_HISTOGRAM, GEN_COPY, GEN_PARITY, GEN_MAJORITY } gen_task;
+
+static const struct {
+    const char *name;
+    gen_task id;
+    me_task kind;
+} gen_tasks[] = {
+    {"reverse", GEN_REVERSE, ME_TASK_TAG},     {"sort", GEN_SORT, ME_TASK_TAG},
+    {"histogram", GEN_HISTOGRAM, ME_TASK_TAG}, {"copy", GEN_COPY, ME_TASK_TAG},
+    {"parity", GEN_PARITY, ME_TASK_CLASSIFY},  {"majority", GEN_MAJORITY, ME_TASK_CLASSIFY},
+};
+
+static int find_task(const char *task) {
+    for (size_t i = 0; i < sizeof gen_tasks / sizeof gen_tasks[0]; i++)
+        if (task && strcmp(task, gen_tasks[i].name) == 0) return (int)i;
+    return -1;
+}
+
+me_status me_data_task_info(const char *task, int vocab, int max_len, int *vocab_size, int *n_classes,
+                            me_task *kind, me_error *err) {
+    int t = find_task(task);
+    if (t < 0)
+        return me_error_set(err, ME_ERR_CONFIG, "task '%s': unknown; expected one of " ME_DATA_TASK_NAMES,
+                            task ? task : "(null)");
+    if (vocab < 2)
+        return me_error_set(err, ME_ERR_CONFIG, "task %s: vocab=%d; expected vocab >= 2", task, vocab);
+    if (max_len < 1 || max_len > ME_DATA_GEN_MAX_LEN)
+        return me_error_set(err, ME_ERR_CONFIG, "task %s: max_len=%d; expected 1 <= max_len <= %d", task, max_len,
+                            ME_DATA_GEN_MAX_LEN);
+    int nc = vocab;
+    if (gen_tasks[t].id == GEN_HISTOGRAM) nc = max_len + 1;
+    if (gen_tasks[t].id == GEN_PARITY) nc = 2;
+    if (vocab_size) *vocab_size = vocab;
+    if (n_classes) *n_classes = nc;
+    if (kind) *kind = gen_tasks[t].kind;
+    return ME_OK;
+}
+
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Number of times x[j] occurs in x[0..l). Quadratic, which is fine for toy lengths and keeps the
+ * memory independent of vocab. */
+static int32_t count_of(const int32_t *x, size_t l, size_t j) {
+    int32_t c = 0;
+    for (size_t k = 0; k < l; k++) c += x[k] == x[j];
+    return c;
+}
+
+/* Fills y (length l for tag, 1 for classify) with the task's answer for x[l]. */
+static void gen_targets(gen_task id, const int32_t *x, size_t l, int32_t *y) {
+    switch (id) {
+    case GEN_REVERSE:
+        for (size_t j = 0; j < l; j++) y[j] = x[l - 1 - j];
+        break;
+    case GEN_SORT:
+        memcpy(y, x, l * sizeof *y);
+        qsort(y, l, sizeof *y, cmp_i32);
+        break;
+    case GEN_HISTOGRAM:
+        for (size_t j = 0; j < l; j++) y[j] = count_of(x, l, j);
+        break;
+    case GEN_COPY:
+        memcpy(y, x, l * sizeof *y);
+        break;
+    case GEN_PARITY: {
+        int32_t ones = 0;
+        for (size_t j = 0; j < l; j++) ones += x[j] == 1;
+        y[0] = ones % 2;
+        break;
+    }
+    case GEN_MAJORITY: {
+        int32_t best = x[0], best_count = 0;
+        for (size_t j = 0; j < l; j++) {
+            int32_t c = count_of(x, l, j);
+            if (c > best_count || (c == best_count && x[j] < best)) {
+                best = x[j];
+                best_count = c;
+            }
+        }
+        y[0] = best;
+        break;
+    }
+    }
+}
+
+static int write_tokens(FILE *out, const int32_t *v, size_t n, char end) {
+    for (size_t j = 0; j < n; j++)
+        if (fprintf(out, "%" PRId32 "%c", v[j], j + 1 < n ? ' ' : end) < 0) return 0;
+    return 1;
+}
+
+me_status me_data_generate(FILE *out, const char *task, size_t n, int min_len, int max_len, int vocab,
+                           uint64_t seed, me_error *err) {
+    int vs, nc;
+    me_task kind;
+    me_status st = me_data_task_info(task, vocab, max_len, &vs, &nc, &kind, err);
+    if (st != ME_OK) return st;
+    if (n < 1) return me_error_set(err, ME_ERR_CONFIG, "generate %s: n=%zu; expected n >= 1", task, n);
+    if (min_len < 1 || min_len > max_len)
+        return me_error_set(err, ME_ERR_CONFIG, "generate %s: min_len=%d max_len=%d; expected 1 <= min_len <= max_len",
+                            task, min_len, max_len);
+    gen_task id = gen_tasks[find_task(task)].id;
+    int32_t *x = malloc((size_t)max_len * sizeof *x); /* [max_len] inputs */
+    int32_t *y = malloc((size_t)max_len * sizeof *y); /* [max_len] targets */
+    if (!x || !y) {
+        free(x);
+        free(y);
+        return me_error_set(err, ME_ERR_NOMEM, "generate %s: out of memory", task);
+    }
+    me_rng rng;
+    me_rng_seed(&rng, seed);
+    int ok = fprintf(out,
+                     "# minienc data: task=%s n=%zu min_len=%d max_len=%d vocab=%d seed=%" PRIu64
+                     " vocab_size=%d n_classes=%d kind=%s\n",
+                     task, n, min_len, max_len, vocab, seed, vs, nc, kind == ME_TASK_TAG ? "tag" : "classify") >= 0;
+    for (size_t i = 0; ok && i < n; i++) {
+        size_t l = (size_t)min_len + (size_t)me_rng_below(&rng, (uint64_t)(max_len - min_len + 1));
+        for (size_t j = 0; j < l; j++) x[j] = (int32_t)me_rng_below(&rng, (uint64_t)vocab);
+        gen_targets(id, x, l, y);
+        ok = write_tokens(out, x, l, '\t') && write_tokens(out, y, kind == ME_TASK_TAG ? l : 1, '\n');
+    }
+    free(x);
+    free(y);
+    if (!ok || fflush(out) != 0 || ferror(out))
+        return me_error_set(err, ME_ERR_IO, "generate %s: write failed: %s", task, strerror(errno));
+    return ME_OK;
+}
+
+me_status me_data_generate_file(const char *path, const char *task, size_t n, int min_len, int max_len,
+                                int vocab, uint64_t seed, me_error *err) {
+    char tmp[ME_PATH_MAX + 32];
+    int w = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (w < 0 || (size_t)w >= sizeof tmp)
+        return me_error_set(err, ME_ERR_IO, "%s: path too long; expected at most %d bytes", path, ME_PATH_MAX);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return me_error_set(err, ME_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    me_status st = me_data_generate(f, task, n, min_len, max_len, vocab, seed, err);
+    if (st != ME_OK && err) me_error_prefix(err, "%s", path);
+    if (st == ME_OK && fsync(fileno(f)) != 0)
+        st = me_error_set(err, ME_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (fclose(f) != 0 && st == ME_OK) st = me_error_set(err, ME_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
+    if (st == ME_OK && rename(tmp, path) != 0)
+        st = me_error_set(err, ME_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+    if (st != ME_OK) remove(tmp);
+    return st;
+}
