@@ -1,0 +1,820 @@
+/* Run configuration: a table of known keys drives parsing, range checks, origins and writing.
+ *
+ * Files go through inih's ini_parse_stream with our own line reader. The reader hands inih one
+ * physical line per call, so its line counter is the line number the handler reports. It also
+ * strips leading whitespace (so indented keys are keys, never inih's multi-line continuations),
+ * checks section headers (an empty unknown section is still refused) and refuses lines longer than
+ * inih's fixed line buffer instead of letting inih split them. The first error wins; loading works
+ * on a copy so that a refused file leaves the caller's config unchanged. */
+#include "minienc/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <float.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+typedef enum { K_INT, K_LONG, K_FLOAT, K_BOOL, K_ENUM, K_U64, K_PATH } key_kind;
+
+enum {
+    F_LO_OPEN = 1,  /* value > lo instead of >= lo */
+    F_HI_OPEN = 2,  /* value < hi (floats only; ints always use <= hi) */
+    F_HAS_HI = 4,   /* hi is a real bound, not just the type's limit */
+    F_REQUIRED = 8, /* 0 means "not set"; validate refuses it */
+};
+
+typedef struct {
+    const char *key; /* "section.name" */
+    key_kind kind;
+    size_t offset;
+    double lo, hi;
+    unsigned flags;
+    const char *const *choices; /* K_ENUM: names in enum order */
+    int n_choices;
+} key_spec;
+
+static const char *const activation_names[] = {"relu", "gelu"};
+static const char *const positional_names[] = {"learned", "sinusoidal"};
+static const char *const task_names[] = {"tag", "classify"};
+static const char *const optimizer_names[] = {"adamw", "sgd"};
+static const char *const schedule_names[] = {"constant", "cosine", "noam"};
+
+/* Enum fields are stored through an int pointer; GCC and Clang give these enums int's size. */
+_Static_assert(sizeof(me_activation) == sizeof(int) && sizeof(me_positional) == sizeof(int) &&
+                   sizeof(me_task) == sizeof(int) && sizeof(me_optimizer) == sizeof(int) &&
+                   sizeof(me_schedule) == sizeof(int),
+               "config enums must have the size of int");
+
+#define OFF(field) offsetof(me_config, field)
+
+static const key_spec KEYS[] = {
+    {"model.d_model", K_INT, OFF(model.d_model), 1, INT_MAX, F_REQUIRED, NULL, 0},
+    {"model.n_heads", K_INT, OFF(model.n_heads), 1, INT_MAX, F_REQUIRED, NULL, 0},
+    {"model.d_ff", K_INT, OFF(model.d_ff), 1, INT_MAX, 0, NULL, 0},
+    {"model.n_layers", K_INT, OFF(model.n_layers), 1, INT_MAX, 0, NULL, 0},
+    {"model.activation", K_ENUM, OFF(model.activation), 0, 0, 0, activation_names, 2},
+    {"model.norm_first", K_BOOL, OFF(model.norm_first), 0, 1, 0, NULL, 0},
+    {"model.final_norm", K_BOOL, OFF(model.final_norm), 0, 1, 0, NULL, 0},
+    {"model.layer_norm_eps", K_FLOAT, OFF(model.layer_norm_eps), 0, 0, F_LO_OPEN, NULL, 0},
+    {"model.dropout", K_FLOAT, OFF(model.dropout), 0, 1, F_HAS_HI | F_HI_OPEN, NULL, 0},
+    {"model.vocab_size", K_INT, OFF(model.vocab_size), 0, INT_MAX, 0, NULL, 0},
+    {"model.n_classes", K_INT, OFF(model.n_classes), 0, INT_MAX, 0, NULL, 0},
+    {"model.max_len", K_INT, OFF(model.max_len), 1, INT_MAX, 0, NULL, 0},
+    {"model.positional", K_ENUM, OFF(model.positional), 0, 0, 0, positional_names, 2},
+    {"data.task", K_ENUM, OFF(data.task), 0, 0, 0, task_names, 2},
+    {"data.train", K_PATH, OFF(data.train), 0, 0, 0, NULL, 0},
+    {"data.valid", K_PATH, OFF(data.valid), 0, 0, 0, NULL, 0},
+    {"train.steps", K_LONG, OFF(train.steps), 0, (double)LONG_MAX, 0, NULL, 0},
+    {"train.batch_size", K_INT, OFF(train.batch_size), 1, INT_MAX, 0, NULL, 0},
+    {"train.optimizer", K_ENUM, OFF(train.optimizer), 0, 0, 0, optimizer_names, 2},
+    {"train.lr", K_FLOAT, OFF(train.lr), 0, 0, 0, NULL, 0},
+    {"train.beta1", K_FLOAT, OFF(train.beta1), 0, 1, F_HAS_HI | F_HI_OPEN, NULL, 0},
+    {"train.beta2", K_FLOAT, OFF(train.beta2), 0, 1, F_HAS_HI | F_HI_OPEN, NULL, 0},
+    {"train.eps", K_FLOAT, OFF(train.eps), 0, 0, F_LO_OPEN, NULL, 0},
+    {"train.weight_decay", K_FLOAT, OFF(train.weight_decay), 0, 0, 0, NULL, 0},
+    {"train.decay_norm_and_bias", K_BOOL, OFF(train.decay_norm_and_bias), 0, 1, 0, NULL, 0},
+    {"train.momentum", K_FLOAT, OFF(train.momentum), 0, 0, 0, NULL, 0},
+    {"train.schedule", K_ENUM, OFF(train.schedule), 0, 0, 0, schedule_names, 3},
+    {"train.warmup", K_INT, OFF(train.warmup), 0, INT_MAX, 0, NULL, 0},
+    {"train.clip_grad_norm", K_FLOAT, OFF(train.clip_grad_norm), 0, 0, 0, NULL, 0},
+    {"train.seed", K_U64, OFF(train.seed), 0, 0, 0, NULL, 0},
+    {"train.eval_every", K_INT, OFF(train.eval_every), 0, INT_MAX, 0, NULL, 0},
+    {"train.threads", K_INT, OFF(train.threads), 0, INT_MAX, 0, NULL, 0},
+    {"log.out_dir", K_PATH, OFF(log.out_dir), 0, 0, 0, NULL, 0},
+    {"log.history_every", K_INT, OFF(log.history_every), 1, INT_MAX, 0, NULL, 0},
+    {"log.checkpoint_every", K_INT, OFF(log.checkpoint_every), 0, INT_MAX, 0, NULL, 0},
+};
+#define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
+_Static_assert(sizeof KEYS / sizeof KEYS[0] <= 64, "every key must fit in me_config.origins");
+
+static const char *const SECTIONS[] = {"model", "data", "train", "log"};
+#define N_SECTIONS 4
+
+/* ---- small helpers ---------------------------------------------------------------------------- */
+
+static int *field_int(me_config *c, const key_spec *k) { return (int *)((char *)c + k->offset); }
+static const void *field_c(const me_config *c, const key_spec *k) { return (const char *)c + k->offset; }
+static void *field(me_config *c, const key_spec *k) { return (char *)c + k->offset; }
+
+static int find_key(const char *key) {
+    for (int i = 0; i < N_KEYS; i++)
+        if (strcmp(KEYS[i].key, key) == 0) return i;
+    return -1;
+}
+
+static int find_section(const char *s, size_t len) {
+    for (int i = 0; i < N_SECTIONS; i++)
+        if (strlen(SECTIONS[i]) == len && strncmp(SECTIONS[i], s, len) == 0) return i;
+    return -1;
+}
+
+static const char *key_name_part(const char *key) { return strchr(key, '.') + 1; }
+
+static size_t section_len(const char *key) { return (size_t)(strchr(key, '.') - key); }
+
+/* Optimal string alignment distance (Levenshtein plus adjacent transpositions), case-insensitive,
+ * so that "d_modle" is one edit from "d_model". Inputs longer than 63 characters are cut. */
+static int edit_distance(const char *a, size_t la, const char *b, size_t lb) {
+    enum { M = 64 };
+    int d[M][M];
+    if (la > M - 1) la = M - 1;
+    if (lb > M - 1) lb = M - 1;
+    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
+            int cost = ca != cb;
+            int best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < best) best = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
+                tolower((unsigned char)a[i - 2]) == cb && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+static me_status unknown_section(const char *where, const char *s, size_t len, me_error *err) {
+    int best = 0, best_d = INT_MAX;
+    for (int i = 0; i < N_SECTIONS; i++) {
+        int dist = edit_distance(s, len, SECTIONS[i], strlen(SECTIONS[i]));
+        if (dist < best_d) best_d = dist, best = i;
+    }
+    return me_error_set(err, ME_ERR_CONFIG, "%s: unknown section '[%.*s]', did you mean '[%s]'?", where,
+                        (int)(len > 100 ? 100 : len), s, SECTIONS[best]);
+}
+
+/* An unknown "section.name": suggest the known key whose name is nearest (a key put in the wrong
+ * section is found too; ties go to the key in the same section). */
+static me_status unknown_key(const char *where, const char *section, const char *name, me_error *err) {
+    int best = 0, best_d = INT_MAX;
+    size_t ls = strlen(section), ln = strlen(name);
+    for (int i = 0; i < N_KEYS; i++) {
+        const char *kn = key_name_part(KEYS[i].key);
+        int dist = 2 * edit_distance(name, ln, kn, strlen(kn));
+        if (!(section_len(KEYS[i].key) == ls && strncmp(KEYS[i].key, section, ls) == 0)) dist += 1;
+        if (dist < best_d) best_d = dist, best = i;
+    }
+    if (ls == 0)
+        return me_error_set(err, ME_ERR_CONFIG,
+                            "%s: key '%.100s' comes before any [section] header, did you mean '%s'?", where,
+                            name, KEYS[best].key);
+    return me_error_set(err, ME_ERR_CONFIG, "%s: unknown key '%.60s.%.100s', did you mean '%s'?", where,
+                        section, name, KEYS[best].key);
+}
+
+/* Looks up "section.name"; on failure sets an unknown-section or unknown-key error. */
+static int lookup(const char *where, const char *section, const char *name, me_error *err) {
+    char full[128];
+    int n = snprintf(full, sizeof full, "%s.%s", section, name);
+    if (n > 0 && (size_t)n < sizeof full) {
+        int i = find_key(full);
+        if (i >= 0) return i;
+    }
+    if (*section && find_section(section, strlen(section)) < 0)
+        unknown_section(where, section, strlen(section), err);
+    else
+        unknown_key(where, section, name, err);
+    return -1;
+}
+
+static void describe_expected(const key_spec *k, char *buf, size_t cap) {
+    switch (k->kind) {
+    case K_INT:
+    case K_LONG: snprintf(buf, cap, "an integer >= %.0f", k->lo); break;
+    case K_U64: snprintf(buf, cap, "an unsigned 64-bit integer"); break;
+    case K_BOOL: snprintf(buf, cap, "true, false, 1, 0, yes, no, on or off"); break;
+    case K_PATH: snprintf(buf, cap, "a path"); break;
+    case K_ENUM: {
+        size_t used = (size_t)snprintf(buf, cap, "one of: ");
+        for (int i = 0; i < k->n_choices && used < cap; i++)
+            used += (size_t)snprintf(buf + used, cap - used, "%s%s", i ? ", " : "", k->choices[i]);
+        break;
+    }
+    case K_FLOAT:
+        if (k->flags & F_HAS_HI)
+            snprintf(buf, cap, "a finite float in %s%g, %g%s", (k->flags & F_LO_OPEN) ? "(" : "[", k->lo, k->hi,
+                     (k->flags & F_HI_OPEN) ? ")" : "]");
+        else
+            snprintf(buf, cap, "a finite float %s %g", (k->flags & F_LO_OPEN) ? ">" : ">=", k->lo);
+        break;
+    }
+}
+
+static int float_in_range(const key_spec *k, double v) {
+    if (!isfinite(v)) return 0;
+    if ((k->flags & F_LO_OPEN) ? !(v > k->lo) : !(v >= k->lo)) return 0;
+    if (k->flags & F_HAS_HI) {
+        if ((k->flags & F_HI_OPEN) ? !(v < k->hi) : !(v <= k->hi)) return 0;
+    }
+    return 1;
+}
+
+static int all_digits(const char *s, int allow_sign) {
+    if (allow_sign && (*s == '-' || *s == '+')) s++;
+    if (!*s) return 0;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s)) return 0;
+    return 1;
+}
+
+static void set_origin(me_config *c, const char *key, const char *origin) {
+    for (int i = 0; i < c->n_origins; i++) {
+        if (strcmp(c->origins[i].key, key) == 0) {
+            snprintf(c->origins[i].origin, sizeof c->origins[i].origin, "%s", origin);
+            return;
+        }
+    }
+    /* At most one entry per key and N_KEYS <= 64 (static assert above). */
+    me_config_origin_entry *e = &c->origins[c->n_origins++];
+    snprintf(e->key, sizeof e->key, "%s", key);
+    snprintf(e->origin, sizeof e->origin, "%s", origin);
+}
+
+/* Joins a relative path onto base ("" or "." keep it as given); absolute paths are kept. */
+static int resolve_path(char *out, size_t cap, const char *base, const char *path) {
+    int n;
+    if (path[0] == '/' || !base || !*base || strcmp(base, ".") == 0)
+        n = snprintf(out, cap, "%s", path);
+    else if (base[strlen(base) - 1] == '/')
+        n = snprintf(out, cap, "%s%s", base, path);
+    else
+        n = snprintf(out, cap, "%s/%s", base, path);
+    return n >= 0 && (size_t)n < cap;
+}
+
+/* Parses value for key i and stores it in c, recording `where` as its origin. Relative paths are
+ * joined onto base. Nothing is stored on error. */
+static me_status apply(me_config *c, int i, const char *value, const char *where, const char *base,
+                       me_error *err) {
+    const key_spec *k = &KEYS[i];
+    char expect[128];
+    describe_expected(k, expect, sizeof expect);
+    if (!*value) return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': empty value, expected %s", where, k->key, expect);
+    switch (k->kind) {
+    case K_INT:
+    case K_LONG: {
+        if (!all_digits(value, 1))
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is not an integer, expected %s", where,
+                                k->key, value, expect);
+        errno = 0;
+        long v = strtol(value, NULL, 10);
+        double hi = k->kind == K_INT ? (double)INT_MAX : (double)LONG_MAX;
+        if (errno == ERANGE || (double)v > hi)
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is too large, expected %s (at most %.0f)",
+                                where, k->key, value, expect, hi);
+        if ((double)v < k->lo)
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is out of range, expected %s", where,
+                                k->key, value, expect);
+        if (k->kind == K_INT)
+            *field_int(c, k) = (int)v;
+        else
+            *(long *)field(c, k) = v;
+        break;
+    }
+    case K_U64: {
+        if (!all_digits(value, 0))
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is not an integer, expected %s", where,
+                                k->key, value, expect);
+        errno = 0;
+        unsigned long long v = strtoull(value, NULL, 10);
+        if (errno == ERANGE)
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is too large, expected %s", where,
+                                k->key, value, expect);
+        *(uint64_t *)field(c, k) = (uint64_t)v;
+        break;
+    }
+    case K_FLOAT: {
+        char *end;
+        errno = 0;
+        float v = strtof(value, &end);
+        if (end == value || *end)
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is not a number, expected %s", where,
+                                k->key, value, expect);
+        if (!isfinite(v))
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is not finite, expected %s", where,
+                                k->key, value, expect);
+        if (errno == ERANGE && v == 0.0f)
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is too small for a float, expected %s",
+                                where, k->key, value, expect);
+        if (!float_in_range(k, v))
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is out of range, expected %s", where,
+                                k->key, value, expect);
+        *(float *)field(c, k) = v;
+        break;
+    }
+    case K_BOOL: {
+        static const char *const yes[] = {"true", "1", "yes", "on"}, *const no[] = {"false", "0", "no", "off"};
+        int v = -1;
+        for (int j = 0; j < 4; j++) {
+            if (strcasecmp(value, yes[j]) == 0) v = 1;
+            if (strcasecmp(value, no[j]) == 0) v = 0;
+        }
+        if (v < 0)
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is not a boolean, expected %s", where,
+                                k->key, value, expect);
+        *field_int(c, k) = v;
+        break;
+    }
+    case K_ENUM: {
+        int v = -1;
+        for (int j = 0; j < k->n_choices; j++)
+            if (strcasecmp(value, k->choices[j]) == 0) v = j;
+        if (v < 0)
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is not a valid choice, expected %s",
+                                where, k->key, value, expect);
+        *field_int(c, k) = v;
+        break;
+    }
+    case K_PATH: {
+        char buf[ME_PATH_MAX];
+        if (!resolve_path(buf, sizeof buf, base, value))
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': path '%.100s...' is too long, expected at most %d bytes",
+                                where, k->key, value, ME_PATH_MAX - 1);
+        memcpy(field(c, k), buf, strlen(buf) + 1);
+        break;
+    }
+    }
+    set_origin(c, k->key, where);
+    return ME_OK;
+}
+
+/* ---- public API: defaults and origins --------------------------------------------------------- */
+
+void me_config_defaults(me_config *c) {
+    memset(c, 0, sizeof *c);
+    me_model_config *m = &c->model;
+    m->d_model = 0; /* required */
+    m->n_heads = 0; /* required */
+    m->d_ff = 2048;
+    m->n_layers = 1;
+    m->activation = ME_ACT_RELU;
+    m->norm_first = 0;
+    m->final_norm = 0;
+    m->layer_norm_eps = 1e-5f;
+    m->dropout = 0.1f;
+    m->vocab_size = 0;
+    m->n_classes = 0;
+    m->max_len = 64;
+    m->positional = ME_POS_LEARNED;
+    c->data.task = ME_TASK_TAG;
+    me_train_config *t = &c->train;
+    t->steps = 1000;
+    t->batch_size = 32;
+    t->optimizer = ME_OPT_ADAMW;
+    t->lr = 1e-3f;
+    t->beta1 = 0.9f;
+    t->beta2 = 0.999f;
+    t->eps = 1e-8f;
+    t->weight_decay = 0.01f;
+    t->decay_norm_and_bias = 0;
+    t->momentum = 0.0f;
+    t->schedule = ME_SCHED_CONSTANT;
+    t->warmup = 0;
+    t->clip_grad_norm = 0.0f;
+    t->seed = 0;
+    t->eval_every = 100;
+    t->threads = 0;
+    snprintf(c->log.out_dir, sizeof c->log.out_dir, "runs/default");
+    c->log.history_every = 10;
+    c->log.checkpoint_every = 0;
+    snprintf(c->dir, sizeof c->dir, ".");
+}
+
+const char *me_config_origin(const me_config *c, const char *key) {
+    for (int i = 0; i < c->n_origins; i++)
+        if (strcmp(c->origins[i].key, key) == 0) return c->origins[i].origin;
+    return "default";
+}
+
+/* ---- loading ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    FILE *f;          /* source: a file ... */
+    const char *text; /* ... or NUL-terminated text */
+    size_t pos;
+    char *buf; /* current physical line */
+    size_t cap;
+    int line; /* 1-based number of the line last handed to inih */
+    int io_errno;
+    int io_failed;
+
+    me_config *c;
+    const char *name; /* file name used in messages and origins */
+    const char *base; /* folder that relative paths are joined onto */
+    int seen_line[64]; /* line where each key was set in this source, 0 if not */
+    char pos_buf[ME_ORIGIN_MAX];
+
+    int failed;
+    int err_line;
+    me_error err;
+    int nomem;
+} load_state;
+
+static const char *where_now(load_state *s) {
+    snprintf(s->pos_buf, sizeof s->pos_buf, "%s:%d", s->name, s->line);
+    return s->pos_buf;
+}
+
+static void fail_now(load_state *s) {
+    s->failed = 1;
+    s->err_line = s->line;
+}
+
+/* Reads one physical line into s->buf without its line ending. Returns 0 at the end. */
+static int next_physical_line(load_state *s) {
+    size_t len;
+    if (s->f) {
+        ssize_t n = getline(&s->buf, &s->cap, s->f);
+        if (n < 0) {
+            if (ferror(s->f)) {
+                s->io_failed = 1;
+                s->io_errno = errno;
+            } else if (!s->buf) {
+                s->nomem = errno == ENOMEM;
+            }
+            return 0;
+        }
+        len = (size_t)n;
+    } else {
+        if (!s->text[s->pos]) return 0;
+        const char *start = s->text + s->pos;
+        const char *nl = strchr(start, '\n');
+        len = nl ? (size_t)(nl - start) + 1 : strlen(start);
+        if (len + 1 > s->cap) {
+            char *b = realloc(s->buf, len + 1);
+            if (!b) {
+                s->nomem = 1;
+                return 0;
+            }
+            s->buf = b;
+            s->cap = len + 1;
+        }
+        memcpy(s->buf, start, len);
+        s->buf[len] = '\0';
+        s->pos += len;
+    }
+    while (len > 0 && (s->buf[len - 1] == '\n' || s->buf[len - 1] == '\r')) s->buf[--len] = '\0';
+    return 1;
+}
+
+/* Refuses what inih would accept silently (an empty unknown section) or report vaguely. */
+static void check_line(load_state *s, const char *p) {
+    if (!*p || *p == ';' || *p == '#') return;
+    if (*p == '[') {
+        const char *close = strchr(p, ']');
+        if (!close) {
+            me_error_set(&s->err, ME_ERR_CONFIG, "%s: section header '%.60s' has no closing ']'", where_now(s), p);
+            fail_now(s);
+        } else if (find_section(p + 1, (size_t)(close - p - 1)) < 0) {
+            unknown_section(where_now(s), p + 1, (size_t)(close - p - 1), &s->err);
+            fail_now(s);
+        }
+        return;
+    }
+    if (!strchr(p, '=') && !strchr(p, ':')) {
+        me_error_set(&s->err, ME_ERR_CONFIG,
+                     "%s: '%.60s' is neither a [section] header nor a 'key = value' line", where_now(s), p);
+        fail_now(s);
+    }
+}
+
+static char *reader(char *str, int num, void *stream) {
+    load_state *s = stream;
+    if (!next_physical_line(s)) return NULL;
+    s->line++;
+    char *p = s->buf;
+    if (s->line == 1 && (unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB && (unsigned char)p[2] == 0xBF)
+        p += 3;
+    while (*p == ' ' || *p == '\t' || *p == '\f' || *p == '\v') p++;
+    size_t len = strlen(p);
+    if (len + 1 > (size_t)num) {
+        if (*p == ';' || *p == '#') {
+            p = ";";
+        } else {
+            if (!s->failed) {
+                me_error_set(&s->err, ME_ERR_CONFIG, "%s: line is %zu characters long, expected at most %d",
+                             where_now(s), len, num - 1);
+                fail_now(s);
+            }
+            p = "";
+        }
+        len = strlen(p);
+    }
+    if (!s->failed) check_line(s, p);
+    memcpy(str, p, len + 1);
+    return str;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value) {
+    load_state *s = user;
+    if (s->failed) return 0;
+    const char *where = where_now(s);
+    int i = lookup(where, section, name, &s->err);
+    if (i < 0) {
+        fail_now(s);
+        return 0;
+    }
+    if (s->seen_line[i]) {
+        me_error_set(&s->err, ME_ERR_CONFIG, "%s: key '%s' is set twice (first at line %d), expected it once",
+                     where, KEYS[i].key, s->seen_line[i]);
+        fail_now(s);
+        return 0;
+    }
+    if (apply(s->c, i, value, where, s->base, &s->err) != ME_OK) {
+        fail_now(s);
+        return 0;
+    }
+    s->seen_line[i] = s->line;
+    return 1;
+}
+
+/* "runs/NAME" with NAME the base name of path without ".ini". */
+static void default_out_dir(me_config *c, const char *path) {
+    if (strcmp(me_config_origin(c, "log.out_dir"), "default") != 0) return;
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    size_t n = strlen(b);
+    if (n >= 4 && strcmp(b + n - 4, ".ini") == 0) n -= 4;
+    if (n == 0)
+        snprintf(c->log.out_dir, sizeof c->log.out_dir, "runs/default");
+    else
+        snprintf(c->log.out_dir, sizeof c->log.out_dir, "runs/%.*s", (int)(n > 1000 ? 1000 : n), b);
+}
+
+/* Parses the source in s over a copy of c; commits only on success. */
+static me_status load_source(me_config *c, load_state *s, const char *name, const char *dir, me_error *err) {
+    if (strlen(name) >= ME_PATH_MAX)
+        return me_error_set(err, ME_ERR_IO, "%.100s...: config path is longer than %d bytes", name, ME_PATH_MAX - 1);
+    me_config *work = malloc(sizeof *work);
+    if (!work) return me_error_set(err, ME_ERR_NOMEM, "%s: out of memory loading the config", name);
+    memcpy(work, c, sizeof *work);
+    snprintf(work->path, sizeof work->path, "%s", name);
+    snprintf(work->dir, sizeof work->dir, "%s", dir);
+    s->c = work;
+    s->name = name;
+    s->base = work->dir;
+
+    int rc = ini_parse_stream(reader, s, handler, s);
+    me_status st = ME_OK;
+    free(s->buf);
+    s->buf = NULL;
+    if (s->io_failed) {
+        st = me_error_set(err, ME_ERR_IO, "%s: cannot read config file: %s", name, strerror(s->io_errno));
+    } else if (rc == -2 || s->nomem) {
+        st = me_error_set(err, ME_ERR_NOMEM, "%s: out of memory parsing the config", name);
+    } else if (rc > 0 && (!s->failed || rc < s->err_line)) {
+        /* A line inih refused that the reader's own checks let through. */
+        st = me_error_set(err, ME_ERR_CONFIG, "%s:%d: cannot parse this line, expected '[section]', "
+                          "'key = value' or a comment", name, rc);
+    } else if (s->failed) {
+        st = me_error_set(err, ME_ERR_CONFIG, "%s", s->err.msg);
+    } else if (rc != 0) {
+        st = me_error_set(err, ME_ERR_CONFIG, "%s: cannot parse the config (inih error %d)", name, rc);
+    }
+    if (st == ME_OK) {
+        default_out_dir(work, name);
+        memcpy(c, work, sizeof *c);
+    }
+    free(work);
+    return st;
+}
+
+me_status me_config_load(me_config *c, const char *path, me_error *err) {
+    char dir[ME_PATH_MAX];
+    if (strlen(path) >= ME_PATH_MAX)
+        return me_error_set(err, ME_ERR_IO, "%.100s...: config path is longer than %d bytes", path, ME_PATH_MAX - 1);
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+
+    FILE *f = fopen(path, "r");
+    if (!f) return me_error_set(err, ME_ERR_IO, "%s: cannot open config file: %s", path, strerror(errno));
+    load_state *s = calloc(1, sizeof *s);
+    if (!s) {
+        fclose(f);
+        return me_error_set(err, ME_ERR_NOMEM, "%s: out of memory loading the config", path);
+    }
+    s->f = f;
+    me_status st = load_source(c, s, path, dir, err);
+    fclose(f);
+    free(s);
+    return st;
+}
+
+me_status me_config_load_string(me_config *c, const char *text, const char *name, me_error *err) {
+    load_state *s = calloc(1, sizeof *s);
+    if (!s) return me_error_set(err, ME_ERR_NOMEM, "%s: out of memory loading the config", name);
+    s->text = text;
+    /* Text comes from me_config_write, whose paths are already resolved against the current
+     * directory, so relative paths are taken as they are (dir "."). */
+    me_status st = load_source(c, s, name, ".", err);
+    free(s);
+    return st;
+}
+
+me_status me_config_set(me_config *c, const char *assignment, me_error *err) {
+    char where[ME_ORIGIN_MAX];
+    snprintf(where, sizeof where, "--set %s", assignment);
+    const char *eq = strchr(assignment, '=');
+    const char *dot = strchr(assignment, '.');
+    if (!eq || !dot || dot > eq)
+        return me_error_set(err, ME_ERR_CONFIG, "%s: expected section.key=value", where);
+
+    char section[64], name[128];
+    const char *a = assignment, *b = dot;
+    while (a < b && isspace((unsigned char)*a)) a++;
+    if ((size_t)(b - a) >= sizeof section) return unknown_section(where, a, (size_t)(b - a), err);
+    memcpy(section, a, (size_t)(b - a));
+    section[b - a] = '\0';
+    a = dot + 1, b = eq;
+    while (b > a && isspace((unsigned char)b[-1])) b--;
+    if ((size_t)(b - a) >= sizeof name)
+        return me_error_set(err, ME_ERR_CONFIG, "%s: unknown key (name too long)", where);
+    memcpy(name, a, (size_t)(b - a));
+    name[b - a] = '\0';
+
+    const char *v = eq + 1;
+    while (isspace((unsigned char)*v)) v++;
+    size_t lv = strlen(v);
+    while (lv > 0 && isspace((unsigned char)v[lv - 1])) lv--;
+    char *value = malloc(lv + 1);
+    if (!value) return me_error_set(err, ME_ERR_NOMEM, "%s: out of memory", where);
+    memcpy(value, v, lv);
+    value[lv] = '\0';
+
+    me_status st;
+    int i = lookup(where, section, name, err);
+    if (i < 0)
+        st = ME_ERR_CONFIG;
+    else
+        st = apply(c, i, value, where, NULL, err); /* --set paths are relative to the current directory */
+    free(value);
+    return st;
+}
+
+/* ---- validation ------------------------------------------------------------------------------- */
+
+me_status me_config_validate(me_config *c, me_error *err) {
+    me_model_config *m = &c->model;
+    if (m->d_model == 0)
+        return me_error_set(err, ME_ERR_CONFIG, "model.d_model is required: set d_model = N (N >= 1) in [model] "
+                            "or pass --set model.d_model=N");
+    if (m->n_heads == 0)
+        return me_error_set(err, ME_ERR_CONFIG, "model.n_heads is required: set n_heads = N (N >= 1, dividing "
+                            "d_model) in [model] or pass --set model.n_heads=N");
+
+    /* Values may have been set by code, not only parsed: check every range again. */
+    for (int i = 0; i < N_KEYS; i++) {
+        const key_spec *k = &KEYS[i];
+        char expect[128];
+        int ok = 1;
+        char shown[64];
+        describe_expected(k, expect, sizeof expect);
+        switch (k->kind) {
+        case K_INT: {
+            int v = *(const int *)field_c(c, k);
+            ok = v >= k->lo;
+            snprintf(shown, sizeof shown, "%d", v);
+            break;
+        }
+        case K_LONG: {
+            long v = *(const long *)field_c(c, k);
+            ok = v >= k->lo;
+            snprintf(shown, sizeof shown, "%ld", v);
+            break;
+        }
+        case K_FLOAT: {
+            float v = *(const float *)field_c(c, k);
+            ok = float_in_range(k, v);
+            snprintf(shown, sizeof shown, "%.9g", (double)v);
+            break;
+        }
+        case K_BOOL:
+        case K_ENUM: {
+            int v = *(const int *)field_c(c, k);
+            ok = v >= 0 && v < (k->kind == K_BOOL ? 2 : k->n_choices);
+            snprintf(shown, sizeof shown, "%d", v);
+            break;
+        }
+        case K_U64:
+        case K_PATH: break;
+        }
+        if (!ok)
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': %s is out of range, expected %s",
+                                me_config_origin(c, k->key), k->key, shown, expect);
+    }
+
+    if (m->d_model % m->n_heads != 0)
+        return me_error_set(err, ME_ERR_CONFIG,
+                            "%s: key 'model.d_model': %d is not divisible by model.n_heads = %d (from %s), "
+                            "expected d_model to be a multiple of n_heads",
+                            me_config_origin(c, "model.d_model"), m->d_model, m->n_heads,
+                            me_config_origin(c, "model.n_heads"));
+    if (m->vocab_size == 0 && m->n_classes != 0)
+        return me_error_set(err, ME_ERR_CONFIG,
+                            "%s: key 'model.n_classes': %d needs an output head, but model.vocab_size is 0 "
+                            "(from %s: encoder only), expected n_classes = 0 or vocab_size >= 1",
+                            me_config_origin(c, "model.n_classes"), m->n_classes,
+                            me_config_origin(c, "model.vocab_size"));
+    if (m->n_classes == 0) m->n_classes = m->vocab_size;
+    return ME_OK;
+}
+
+/* ---- writing ---------------------------------------------------------------------------------- */
+
+/* A path can be written as an INI value if inih gives it back unchanged: no line break, no
+ * surrounding whitespace, no inline comment (';' after whitespace), and the line fits inih's
+ * buffer. */
+static int path_writable(const char *key, const char *p) {
+    size_t n = strlen(p);
+    if (strchr(p, '\n') || strchr(p, '\r')) return 0;
+    if (isspace((unsigned char)p[0]) || isspace((unsigned char)p[n - 1])) return 0;
+    if (p[0] == ';' || p[0] == '#') return 0;
+    for (size_t i = 1; i < n; i++)
+        if (p[i] == ';' && isspace((unsigned char)p[i - 1])) return 0;
+    return strlen(key_name_part(key)) + 3 + n + 3 <= INI_MAX_LINE;
+}
+
+me_status me_config_write(const me_config *c, FILE *f, me_error *err) {
+    for (int i = 0; i < N_KEYS; i++) {
+        const char *p = field_c(c, &KEYS[i]);
+        if (KEYS[i].kind == K_PATH && *p && !path_writable(KEYS[i].key, p))
+            return me_error_set(err, ME_ERR_CONFIG,
+                                "%s: key '%s': path '%.100s' cannot be written as an INI value, expected at most "
+                                "%d characters, no line breaks, no surrounding spaces and no ' ;'",
+                                me_config_origin(c, KEYS[i].key), KEYS[i].key, p, INI_MAX_LINE - 16);
+    }
+    int bad = fprintf(f, "; minienc run configuration\n") < 0;
+    size_t prev_len = 0;
+    const char *prev = "";
+    for (int i = 0; i < N_KEYS && !bad; i++) {
+        const key_spec *k = &KEYS[i];
+        size_t ls = section_len(k->key);
+        if (ls != prev_len || strncmp(prev, k->key, ls) != 0) {
+            bad |= fprintf(f, "%s[%.*s]\n", i ? "\n" : "", (int)ls, k->key) < 0;
+            prev = k->key;
+            prev_len = ls;
+        }
+        const char *name = key_name_part(k->key);
+        const void *v = field_c(c, k);
+        switch (k->kind) {
+        case K_INT:
+            if ((k->flags & F_REQUIRED) && *(const int *)v == 0)
+                bad |= fprintf(f, "; %s = (required, not set)\n", name) < 0;
+            else
+                bad |= fprintf(f, "%s = %d\n", name, *(const int *)v) < 0;
+            break;
+        case K_LONG: bad |= fprintf(f, "%s = %ld\n", name, *(const long *)v) < 0; break;
+        case K_FLOAT: bad |= fprintf(f, "%s = %.9g\n", name, (double)*(const float *)v) < 0; break;
+        case K_BOOL: bad |= fprintf(f, "%s = %s\n", name, *(const int *)v ? "true" : "false") < 0; break;
+        case K_ENUM: {
+            int e = *(const int *)v;
+            if (e < 0 || e >= k->n_choices)
+                return me_error_set(err, ME_ERR_CONFIG, "key '%s': enum value %d is out of range", k->key, e);
+            bad |= fprintf(f, "%s = %s\n", name, k->choices[e]) < 0;
+            break;
+        }
+        case K_U64: bad |= fprintf(f, "%s = %" PRIu64 "\n", name, *(const uint64_t *)v) < 0; break;
+        case K_PATH:
+            if (*(const char *)v)
+                bad |= fprintf(f, "%s = %s\n", name, (const char *)v) < 0;
+            else
+                bad |= fprintf(f, "; %s = (not set)\n", name) < 0;
+            break;
+        }
+    }
+    if (bad || fflush(f) != 0 || ferror(f))
+        return me_error_set(err, ME_ERR_IO, "cannot write the config: %s", strerror(errno));
+    return ME_OK;
+}
+
+me_status me_config_to_string(const me_config *c, char **out, me_error *err) {
+    char *buf = NULL;
+    size_t len = 0;
+    *out = NULL;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return me_error_set(err, ME_ERR_NOMEM, "cannot open a memory stream for the config");
+    me_status st = me_config_write(c, f, err);
+    if (fclose(f) != 0 && st == ME_OK) st = me_error_set(err, ME_ERR_NOMEM, "cannot finish the config text");
+    if (st != ME_OK) {
+        free(buf);
+        return st;
+    }
+    *out = buf;
+    return ME_OK;
+}
