@@ -1,2 +1,59 @@
+/* minienc: one binary, one subcommand per job. */
 #include <stdio.h>
-int main(void) { fprintf(stderr, "minienc: error: not built yet\n"); return 1; }
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *usage;
+} command;
+
+static const command commands[] = {
+    {"train", cmd_train,
+     "minienc train [CONFIG] [--set section.key=value ...] [--resume RUN_DIR] [--force]\n"
+     "  Train a model on a toy task (default configs/default.ini); writes out_dir/{config.ini, metrics.csv,\n"
+     "  checkpoint.safetensors, history.safetensors, layernorm.csv, plots/}."},
+    {"eval", cmd_eval,
+     "minienc eval CONFIG --checkpoint FILE [--data FILE] [--set ...] [--json]\n"
+     "  Loss and accuracy of a checkpoint on a data file (default: the config's valid set)."},
+    {"count", cmd_count,
+     "minienc count CONFIG.ini | CHECKPOINT.safetensors [--set ...] [--json]\n"
+     "  Parameter audit from live tensors: per tensor, per group with its closed-form formula, totals."},
+    {"forward", cmd_forward,
+     "minienc forward CONFIG.ini --weights W.safetensors --input IN.safetensors --output OUT.safetensors\n"
+     "  Run the encoder stack alone (dropout off); with dy in IN also the backward pass."},
+    {"data", cmd_data,
+     "minienc data TASK --out FILE [--n N] [--min-len A] [--max-len B] [--vocab V] [--seed S]\n"
+     "  Generate a toy data set (tasks: reverse, sort, histogram, copy, parity, majority)."},
+    {"plot", cmd_plot, "minienc plot RUN_DIR\n  Redraw a run's charts into RUN_DIR/plots/."},
+    {"inspect", cmd_inspect,
+     "minienc inspect RUN_DIR [--top K] [--json]\n  Summarise how each LayerNorm's gamma and beta moved."},
+    {"bench", cmd_bench,
+     "minienc bench CONFIG [--batch B] [--seq S] [--steps N] [--threads T] [--json]\n"
+     "  Time full training steps (forward, MSE loss, backward, AdamW) of the encoder stack."},
+};
+
+static void print_help(FILE *f) {
+    fprintf(f, "minienc: a small, exact transformer-encoder trainer\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) fprintf(f, "\n%s\n", commands[i].usage);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        if (argc >= 3)
+            for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+                if (strcmp(argv[2], commands[i].name) == 0) {
+                    printf("%s\n", commands[i].usage);
+                    return 0;
+                }
+        print_help(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "minienc: error: unknown command '%s', expected one of: train eval count forward data plot "
+                    "inspect bench (see 'minienc help')\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,57 @@
+/* Parameter audit: counts live tensors by group and sets each group's closed-form formula, evaluated
+ * from the model config alone, beside the live count.
+ *
+ * Groups, for d = d_model, F = d_ff, L = n_layers, V = vocab_size, C = n_classes, M = max_len:
+ *   layer i attention   4 d^2 + 4 d   (in_proj [3d,d] + [3d], out_proj [d,d] + [d])
+ *   layer i FFN         2 d F + F + d (linear1 [F,d] + [F], linear2 [d,F] + [d])
+ *   layer i norm1/norm2 2 d           (gamma [d] + beta [d])
+ *   final norm          2 d
+ *   embeddings          V d (+ M d with learned positions)
+ *   head                C d + C
+ * and the summaries: all LayerNorm gamma+beta = (2 L + final) x 2 x d, and the total. */
+#ifndef MINIENC_COUNT_H
+#define MINIENC_COUNT_H
+
+#include <stddef.h>
+
+#include "minienc/config.h"
+#include "minienc/status.h"
+
+typedef struct {
+    const char *name; /* borrowed */
+    int ndim;
+    size_t shape[8];
+    size_t count;
+} me_count_tensor;
+
+typedef struct {
+    char name[64];      /* "layers.0 attention", "embeddings", ... "LayerNorm γ+β", "total" */
+    char formula[256];  /* "4 × 512² + 4 × 512" (UTF-8) */
+    size_t expected;    /* formula evaluated */
+    size_t live;        /* summed from the tensors */
+    int summary;        /* 1 for the LayerNorm and total rows */
+} me_count_group;
+
+typedef struct {
+    me_count_group *groups;
+    int n;
+    size_t total, layernorm; /* live */
+    int all_ok;              /* every group's live count equals its formula and no tensor is unknown */
+    char unknown[256];       /* first tensor that fits no group, "" if none */
+} me_count_report;
+
+/* Builds the report for tensors t[n] (parameter tensors only) of a model with config cfg.
+ * prefix is "" for a bare encoder or "encoder." inside a full model. */
+me_status me_count_build(me_count_report *r, const me_count_tensor *t, int n, const me_model_config *cfg,
+                         me_error *err);
+
+/* Infers d_model, d_ff, n_layers, final_norm, vocab_size, n_classes, max_len, positional from tensor
+ * names and shapes (for files without a stored config); n_heads is left 0 (it does not change counts). */
+me_status me_count_infer_config(me_model_config *cfg, const me_count_tensor *t, int n, me_error *err);
+
+void me_count_free(me_count_report *r);
+
+/* Formats n with thousands separators ("3,152,384") into buf. Returns buf. */
+char *me_format_count(char *buf, size_t cap, size_t n);
+
+#endif

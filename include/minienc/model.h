@@ -1,0 +1,71 @@
+/* The full model: token embedding + positions (learned or sinusoidal), the encoder stack, and a linear
+ * head with softmax cross-entropy, for per-token tagging or per-sequence classification (mean of the
+ * non-padded outputs). With vocab_size == 0 the model is the encoder stack alone (tensor names without
+ * the "encoder." prefix, exactly as nn.TransformerEncoder's state_dict).
+ *
+ * Tensor names: embed.weight [V, D]; pos_embed.weight [max_len, D] (learned positions only);
+ * encoder.layers.{i}.* and encoder.norm.* (see encoder.h); head.weight [C, D]; head.bias [C].
+ *
+ * Life cycle: me_model_build (registers and allocates parameters) -> me_model_init_weights ->
+ * me_model_alloc (activations) -> me_model_forward_loss / me_model_backward -> me_model_free. */
+#ifndef MINIENC_MODEL_H
+#define MINIENC_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "minienc/config.h"
+#include "minienc/encoder.h"
+#include "minienc/params.h"
+
+typedef struct {
+    me_model_config cfg;
+    me_task task;
+    me_params params;
+    me_encoder enc;
+    int embed, pos, head_w, head_b; /* registry indices, -1 when absent */
+    int max_b, max_s;
+    /* activations and scratch (NULL until me_model_alloc) */
+    float *x;        /* [B,S,D] embedding + position */
+    float *dx;       /* [B,S,D] */
+    float *pooled;   /* [B,D] classify: mean of non-padded outputs */
+    float *dpooled;  /* [B,D] */
+    float *dout;     /* [B,S,D] gradient w.r.t. the encoder output */
+    float *logits;   /* [B*S,C] (tag) or [B,C] (classify); after forward: softmax probabilities */
+    float *sin_pos;  /* [max_len,D] sinusoidal table when positional = sinusoidal */
+    /* last forward pass */
+    int b, s;
+    const int32_t *tokens, *targets;
+    const uint8_t *pad;
+    double loss;
+    size_t n_targets; /* positions (tag) or sequences (classify) that count in the loss */
+} me_model;
+
+/* Closed-form parameter count of a config (0 on size_t overflow). */
+size_t me_model_param_count(const me_model_config *cfg);
+
+/* Registers every tensor and allocates parameters and gradients. Refuses, before allocating, a model
+ * whose parameters (x4: values, gradients, two AdamW moments) exceed the machine's memory, naming
+ * the config origin of d_model and the bytes it would need. task is used by the head's loss. */
+me_status me_model_build(me_model *m, const me_config *cfg, me_error *err);
+
+/* PyTorch-style initial values: embeddings N(0, 1), positions N(0, 1)... (see model.c), encoder as
+ * me_encoder_init_weights, head U(-1/sqrt(D), 1/sqrt(D)). */
+void me_model_init_weights(me_model *m, me_rng *rng);
+
+/* Allocates activations for batches up to max_b x max_s tokens (max_s <= cfg.max_len). */
+me_status me_model_alloc(me_model *m, int max_b, int max_s, me_error *err);
+
+/* Forward pass and mean cross-entropy loss over the counted targets.
+ * tokens[B,S], pad[B,S] (1 = padding), targets: tag [B,S] with -1 = ignore, classify [B].
+ * correct (may be NULL) gets the number of counted targets whose argmax is right.
+ * Returns the loss (NaN if no target counts). */
+double me_model_forward(me_model *m, const int32_t *tokens, const uint8_t *pad, const int32_t *targets, int b,
+                        int s, int training, me_rng *rng, size_t *correct);
+
+/* Backward of the last me_model_forward: adds d(loss)/d(params) into m->params.grad. */
+void me_model_backward(me_model *m);
+
+void me_model_free(me_model *m);
+
+#endif

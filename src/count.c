@@ -1,0 +1,193 @@
+#include "minienc/count.h"
+
+#include "minienc/model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *me_format_count(char *buf, size_t cap, size_t n) {
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%zu", n);
+    size_t o = 0;
+    for (int i = 0; i < len && o + 1 < cap; i++) {
+        if (i > 0 && (len - i) % 3 == 0 && o + 2 < cap) buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o < cap ? o : cap - 1] = '\0';
+    return buf;
+}
+
+/* Strips "encoder." so that bare and full-model names classify alike. */
+static const char *enc_name(const char *name) {
+    return strncmp(name, "encoder.", 8) == 0 ? name + 8 : name;
+}
+
+/* Group key of a tensor name, e.g. "layers.3 attention"; "" if unknown. */
+static void group_of(const char *full, char *key, size_t cap) {
+    const char *name = enc_name(full);
+    int layer, used = 0;
+    key[0] = '\0';
+    if (sscanf(name, "layers.%d.%n", &layer, &used) == 1 && used > 0) {
+        const char *rest = name + used;
+        const char *kind = NULL;
+        if (strncmp(rest, "self_attn.", 10) == 0) kind = "attention";
+        else if (strncmp(rest, "linear1.", 8) == 0 || strncmp(rest, "linear2.", 8) == 0) kind = "FFN";
+        else if (strncmp(rest, "norm1.", 6) == 0) kind = "norm1";
+        else if (strncmp(rest, "norm2.", 6) == 0) kind = "norm2";
+        if (kind) snprintf(key, cap, "layers.%d %s", layer, kind);
+    } else if (strcmp(name, "norm.weight") == 0 || strcmp(name, "norm.bias") == 0) {
+        snprintf(key, cap, "final norm");
+    } else if (strcmp(full, "embed.weight") == 0 || strcmp(full, "pos_embed.weight") == 0) {
+        snprintf(key, cap, "embeddings");
+    } else if (strcmp(full, "head.weight") == 0 || strcmp(full, "head.bias") == 0) {
+        snprintf(key, cap, "head");
+    }
+}
+
+static int push(me_count_report *r, const char *name, size_t live) {
+    for (int i = 0; i < r->n; i++)
+        if (strcmp(r->groups[i].name, name) == 0) {
+            r->groups[i].live += live;
+            return 1;
+        }
+    me_count_group *g = realloc(r->groups, (size_t)(r->n + 1) * sizeof *g);
+    if (!g) return 0;
+    r->groups = g;
+    memset(&g[r->n], 0, sizeof g[r->n]);
+    snprintf(g[r->n].name, sizeof g[r->n].name, "%s", name);
+    g[r->n].live = live;
+    r->n++;
+    return 1;
+}
+
+/* Sets the closed-form formula of a group from the config alone. */
+static void set_formula(me_count_group *g, const me_model_config *c) {
+    size_t d = (size_t)c->d_model, f = (size_t)c->d_ff;
+    const char *kind = strrchr(g->name, ' ');
+    kind = kind ? kind + 1 : g->name;
+    if (strcmp(kind, "attention") == 0) {
+        g->expected = 4 * d * d + 4 * d;
+        snprintf(g->formula, sizeof g->formula, "4 × %zu² + 4 × %zu", d, d);
+    } else if (strcmp(kind, "FFN") == 0) {
+        g->expected = 2 * d * f + f + d;
+        snprintf(g->formula, sizeof g->formula, "2 × %zu × %zu + %zu + %zu", d, f, f, d);
+    } else if (strcmp(kind, "norm1") == 0 || strcmp(kind, "norm2") == 0 || strcmp(g->name, "final norm") == 0) {
+        g->expected = 2 * d;
+        snprintf(g->formula, sizeof g->formula, "2 × %zu", d);
+    } else if (strcmp(g->name, "embeddings") == 0) {
+        size_t v = (size_t)c->vocab_size, m = (size_t)c->max_len;
+        if (c->positional == ME_POS_LEARNED) {
+            g->expected = v * d + m * d;
+            snprintf(g->formula, sizeof g->formula, "%zu × %zu + %zu × %zu", v, d, m, d);
+        } else {
+            g->expected = v * d;
+            snprintf(g->formula, sizeof g->formula, "%zu × %zu", v, d);
+        }
+    } else if (strcmp(g->name, "head") == 0) {
+        size_t cl = (size_t)(c->n_classes > 0 ? c->n_classes : c->vocab_size);
+        g->expected = cl * d + cl;
+        snprintf(g->formula, sizeof g->formula, "%zu × %zu + %zu", cl, d, cl);
+    }
+}
+
+me_status me_count_build(me_count_report *r, const me_count_tensor *t, int n, const me_model_config *c,
+                         me_error *err) {
+    memset(r, 0, sizeof *r);
+    r->all_ok = 1;
+    /* every group the config implies exists, even when its tensors are missing (live 0 then) */
+    char key[64];
+    for (int l = 0; l < c->n_layers; l++) {
+        const char *kinds[4] = {"attention", "FFN", "norm1", "norm2"};
+        for (int k = 0; k < 4; k++) {
+            snprintf(key, sizeof key, "layers.%d %s", l, kinds[k]);
+            if (!push(r, key, 0)) goto nomem;
+        }
+    }
+    if (c->final_norm && !push(r, "final norm", 0)) goto nomem;
+    if (c->vocab_size > 0 && (!push(r, "embeddings", 0) || !push(r, "head", 0))) goto nomem;
+    for (int i = 0; i < n; i++) {
+        group_of(t[i].name, key, sizeof key);
+        if (!key[0]) {
+            if (!r->unknown[0]) snprintf(r->unknown, sizeof r->unknown, "%s", t[i].name);
+            r->all_ok = 0;
+            continue;
+        }
+        if (!push(r, key, t[i].count)) goto nomem;
+        r->total += t[i].count;
+        const char *base = enc_name(t[i].name);
+        const char *dot = strrchr(base, '.');
+        if (dot && (strstr(base, "norm1.") || strstr(base, "norm2.") || strncmp(base, "norm.", 5) == 0))
+            r->layernorm += t[i].count;
+    }
+    for (int i = 0; i < r->n; i++) {
+        set_formula(&r->groups[i], c);
+        if (r->groups[i].expected != r->groups[i].live) r->all_ok = 0;
+    }
+    /* summaries */
+    size_t norms = 2 * (size_t)c->n_layers + (c->final_norm ? 1 : 0), d = (size_t)c->d_model;
+    if (!push(r, "LayerNorm γ+β", r->layernorm)) goto nomem;
+    me_count_group *g = &r->groups[r->n - 1];
+    g->summary = 1;
+    g->expected = norms * 2 * d;
+    snprintf(g->formula, sizeof g->formula, "%zu norms × 2 × %zu", norms, d);
+    if (g->expected != g->live) r->all_ok = 0;
+    if (!push(r, "total", r->total)) goto nomem;
+    g = &r->groups[r->n - 1];
+    g->summary = 1;
+    /* the total from its own closed form, not from the group rows */
+    g->expected = me_model_param_count(c);
+    int used = snprintf(g->formula, sizeof g->formula, "%d × (4 × %zu² + 2 × %zu × %zu + %zu + 9 × %zu)",
+                        c->n_layers, d, d, (size_t)c->d_ff, (size_t)c->d_ff, d);
+    if (c->final_norm) used += snprintf(g->formula + used, sizeof g->formula - (size_t)used, " + 2 × %zu", d);
+    if (c->vocab_size > 0) {
+        size_t cl = (size_t)(c->n_classes > 0 ? c->n_classes : c->vocab_size);
+        used += snprintf(g->formula + used, sizeof g->formula - (size_t)used, " + %d × %zu", c->vocab_size, d);
+        if (c->positional == ME_POS_LEARNED)
+            used += snprintf(g->formula + used, sizeof g->formula - (size_t)used, " + %d × %zu", c->max_len, d);
+        snprintf(g->formula + used, sizeof g->formula - (size_t)used, " + %zu × %zu + %zu", cl, d, cl);
+    }
+    if (g->expected != g->live) r->all_ok = 0;
+    return ME_OK;
+nomem:
+    me_count_free(r);
+    return me_error_set(err, ME_ERR_NOMEM, "out of memory building the parameter report");
+}
+
+me_status me_count_infer_config(me_model_config *c, const me_count_tensor *t, int n, me_error *err) {
+    memset(c, 0, sizeof *c);
+    c->positional = ME_POS_SINUSOIDAL;
+    c->layer_norm_eps = 1e-5f;
+    int max_layer = -1;
+    for (int i = 0; i < n; i++) {
+        const char *name = enc_name(t[i].name);
+        int layer, used = 0;
+        if (sscanf(name, "layers.%d.%n", &layer, &used) == 1 && used > 0) {
+            if (layer > max_layer) max_layer = layer;
+            if (strcmp(name + used, "linear1.weight") == 0 && t[i].ndim == 2) {
+                c->d_ff = (int)t[i].shape[0];
+                c->d_model = (int)t[i].shape[1];
+            }
+        } else if (strcmp(name, "norm.weight") == 0) {
+            c->final_norm = 1;
+        } else if (strcmp(t[i].name, "embed.weight") == 0 && t[i].ndim == 2) {
+            c->vocab_size = (int)t[i].shape[0];
+        } else if (strcmp(t[i].name, "pos_embed.weight") == 0 && t[i].ndim == 2) {
+            c->max_len = (int)t[i].shape[0];
+            c->positional = ME_POS_LEARNED;
+        } else if (strcmp(t[i].name, "head.weight") == 0 && t[i].ndim == 2) {
+            c->n_classes = (int)t[i].shape[0];
+        }
+    }
+    if (max_layer < 0 || c->d_model <= 0)
+        return me_error_set(err, ME_ERR_FORMAT,
+                            "no 'layers.N.linear1.weight' tensor of rank 2: cannot tell d_model and d_ff, "
+                            "expected an encoder state_dict");
+    c->n_layers = max_layer + 1;
+    return ME_OK;
+}
+
+void me_count_free(me_count_report *r) {
+    free(r->groups);
+    memset(r, 0, sizeof *r);
+}
