@@ -770,7 +770,7 @@ static double map_y(const lmap *m, double v) { return 0.5 + (m->y_max - v) / (m-
  * become one vertical stroke from their min to their max, joined to the neighbouring columns, so the
  * work is O(n + width) and spikes survive. Non-finite points break the line. */
 static void cov_polyline(covbuf *cb, const lmap *m, const me_line_series *s, const double *y, double hw) {
-    int have_prev = 0, col = -1;
+    int have_prev = 0, col = -1, col_points = 0;
     double prev_x = 0, prev_y = 0, fx = 0, fy = 0, lx = 0, ly = 0, mn = 0, mx = 0;
     for (size_t i = 0; i <= s->n; i++) {
         int end = i == s->n;
@@ -786,22 +786,23 @@ static void cov_polyline(covbuf *cb, const lmap *m, const me_line_series *s, con
             }
         }
         if (!end && ok && c == col) {
+            col_points++;
             lx = X;
             ly = Y;
             if (Y < mn) mn = Y;
             if (Y > mx) mx = Y;
             continue;
         }
-        if (col != -1 || have_prev) { /* flush the finished column */
-            if (col != -1) {
-                if (have_prev) cov_segment(cb, prev_x, prev_y, fx, fy, hw);
-                else cov_segment(cb, fx, fy, fx, fy, hw);
-                if (mx > mn) cov_segment(cb, col + 0.5, mn, col + 0.5, mx, hw);
-                if (lx != fx || ly != fy) cov_segment(cb, col + 0.5, ly, lx, ly, hw);
-                prev_x = lx;
-                prev_y = ly;
-                have_prev = 1;
-            }
+        if (col != -1) { /* flush the finished column */
+            if (have_prev) cov_segment(cb, prev_x, prev_y, fx, fy, hw);
+            else if (col_points == 1 && (end || !ok))
+                cov_segment(cb, fx, fy, fx, fy, 2.0 * hw + 0.5); /* an isolated point: a visible dot */
+            else cov_segment(cb, fx, fy, fx, fy, hw);
+            if (mx > mn) cov_segment(cb, col + 0.5, mn, col + 0.5, mx, hw);
+            if (lx != fx || ly != fy) cov_segment(cb, col + 0.5, ly, lx, ly, hw);
+            prev_x = lx;
+            prev_y = ly;
+            have_prev = 1;
         }
         if (end) break;
         if (!ok) {
@@ -810,6 +811,7 @@ static void cov_polyline(covbuf *cb, const lmap *m, const me_line_series *s, con
             continue;
         }
         col = c;
+        col_points = 1;
         fx = lx = X;
         fy = ly = mn = mx = Y;
     }

@@ -302,6 +302,35 @@ static void gamma_history_side_by_side_should_render(void **state) {
     me_canvas_free(&cv);
 }
 
+/* Points 0..9 and 22..30 are lines, 20 stands alone between NaNs: nothing is drawn across the gaps
+ * and the lone point gets a dot. */
+static void nan_should_break_the_line_and_a_lone_point_should_show_as_a_dot(void **state) {
+    fixture *fx = *state;
+    enum { N = 31 };
+    double x[N], y[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = i;
+        y[i] = (i >= 10 && i < 20) || i == 21 ? NAN : 1.0 + 0.01 * i;
+    }
+    me_line_series s = {.color = SPIKE_COLOR, .x = x, .y = y, .n = N};
+    me_line_chart spec = {.series = &s, .n_series = 1};
+    me_canvas cv;
+    assert_int_equal(me_canvas_init(&cv, ME_PLOT_DEFAULT_W, ME_PLOT_DEFAULT_H, NULL), ME_OK);
+    me_plot_area a;
+    assert_int_equal(me_chart_line(&cv, &fx->font, me_canvas_rect(&cv), &spec, &a, NULL), ME_OK);
+    assert_int_equal(a.legend.w, 0); /* no labelled series, no legend */
+    int top = a.plot.y, bot = a.plot.y + a.plot.h;
+    int gap1 = count_color(&cv, (int)expect_px(&a, 9) + 4, top, (int)expect_px(&a, 20) - 6, bot, SPIKE_COLOR, 40);
+    int gap2 = count_color(&cv, (int)expect_px(&a, 20) + 6, top, (int)expect_px(&a, 22) - 4, bot, SPIKE_COLOR, 40);
+    assert_int_equal(gap1, 0);
+    assert_int_equal(gap2, 0);
+    int lx = (int)expect_px(&a, 20), ly = (int)expect_py(&a, 1.2);
+    assert_true(count_color(&cv, lx - 3, ly - 3, lx + 4, ly + 4, SPIKE_COLOR, 40) >= 9);
+    /* The line segments themselves are there. */
+    assert_true(count_color(&cv, (int)expect_px(&a, 2), top, (int)expect_px(&a, 7), bot, SPIKE_COLOR, 40) > 50);
+    me_canvas_free(&cv);
+}
+
 static void builtin_font_should_be_used_when_the_font_file_is_missing(void **state) {
     fixture *fx = *state;
     me_font f;
@@ -536,6 +565,7 @@ int main(void) {
         cmocka_unit_test(text_should_be_drawn_in_the_title_and_tick_label_regions),
         cmocka_unit_test(envelope_should_be_lighter_than_the_band_and_the_band_lighter_than_the_line),
         cmocka_unit_test(gamma_history_side_by_side_should_render),
+        cmocka_unit_test(nan_should_break_the_line_and_a_lone_point_should_show_as_a_dot),
         cmocka_unit_test(builtin_font_should_be_used_when_the_font_file_is_missing),
         cmocka_unit_test(heatmap_should_place_a_hot_cell_in_red_and_the_centre_in_white),
         cmocka_unit_test(heatmap_of_512_by_10000_should_render_quickly_and_average_columns),
