@@ -8,6 +8,4 @@ static int not_yet(const char *cmd) {
 int cmd_train(int argc, char **argv) { (void)argc, (void)argv; return not_yet("train"); }
 int cmd_eval(int argc, char **argv) { (void)argc, (void)argv; return not_yet("eval"); }
 int cmd_data(int argc, char **argv) { (void)argc, (void)argv; return not_yet("data"); }
-int cmd_plot(int argc, char **argv) { (void)argc, (void)argv; return not_yet("plot"); }
-int cmd_inspect(int argc, char **argv) { (void)argc, (void)argv; return not_yet("inspect"); }
 int cmd_bench(int argc, char **argv) { (void)argc, (void)argv; return not_yet("bench"); }

@@ -1,0 +1,38 @@
+/* Checkpoints: one safetensors file holding everything the next training step depends on.
+ *
+ *   parameters           under their registry names (what `minienc count` prints), F32
+ *   AdamW state          optim.exp_avg.<name>, optim.exp_avg_sq.<name>; SGD: optim.momentum_buffer.<name>
+ *   __metadata__         format "minienc-checkpoint-1", step, optim_step, optimizer, rng (dropout
+ *                        generator state as four hex words), sampler ("seed,epoch,pos"), config (the
+ *                        resolved INI text, without log.out_dir so that a checkpoint is the same
+ *                        wherever the run lives)
+ * A PyTorch module with the same layout loads the parameters with load_state_dict (strict=False, or
+ * after dropping the optim.* entries). */
+#ifndef MINIENC_CHECKPOINT_H
+#define MINIENC_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "minienc/config.h"
+#include "minienc/optim.h"
+#include "minienc/params.h"
+#include "minienc/rng.h"
+
+typedef struct {
+    int64_t step;              /* updates done */
+    me_rng rng;                /* dropout generator */
+    uint64_t sampler_seed, sampler_epoch, sampler_pos;
+} me_train_state;
+
+/* Writes atomically. o may be NULL (parameters only). */
+me_status me_checkpoint_save(const char *path, const me_config *cfg, const me_params *p, const me_optim *o,
+                             const me_train_state *s, me_error *err);
+
+/* Reads the stored config (defaults, then the stored text) into cfg. ME_ERR_FORMAT if absent. */
+me_status me_checkpoint_read_config(const char *path, me_config *cfg, me_error *err);
+
+/* Loads parameters (every registry tensor must be present with its exact shape; extra parameter
+ * tensors are refused), and when o and s are non-NULL the optimizer state and training state. */
+me_status me_checkpoint_load(const char *path, me_params *p, me_optim *o, me_train_state *s, me_error *err);
+
+#endif
