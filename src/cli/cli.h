@@ -45,6 +45,9 @@ me_status cli_load_config(me_config *cfg, const char *path, const cli_common *c,
 /* Sets OpenBLAS's thread count (0 = all cores) and returns the count in use. */
 int cli_set_threads(int threads);
 
+/* Redraws a run's charts into RUN_DIR/plots/ (after training or an interruption). */
+me_status cli_write_plots(const char *run_dir, me_error *err);
+
 int cmd_count(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_train(int argc, char **argv);

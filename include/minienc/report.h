@@ -1,0 +1,125 @@
+/* Reports on a finished (or running) training run: PNG charts of the LayerNorm γ/β histories and the
+ * training curves, and an "inspect" analysis of how each γ and β moved.
+ *
+ * A run directory (written by `minienc train`) holds history.safetensors (see history.h) and
+ * metrics.csv (header `step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc`, one row per step,
+ * the valid columns empty except at evaluation steps). The run name is the directory's base name.
+ *
+ * Charts (me_report_plots), written atomically into RUN_DIR/plots/, deterministic (same inputs give
+ * byte-identical files):
+ *   <norm>_trajectories.png  γ and β of one LayerNorm against step: mean line, ±std band, min–max
+ *                            envelope and the dimensions that moved most (largest |last − first|)
+ *   <norm>_heatmap.png       γ and β as dimension × step heatmaps, coloured around 1 (γ) and 0 (β)
+ *   training.png             training/validation loss and validation accuracy against step
+ * <norm> is the LayerNorm's parameter prefix without a leading "encoder." ("layers.0.norm1", "norm").
+ *
+ * Depends on history, plot and safetensors; prints nothing. */
+#ifndef MINIENC_REPORT_H
+#define MINIENC_REPORT_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "minienc/history.h"
+#include "minienc/params.h"
+#include "minienc/status.h"
+
+/* A γ whose final |value| is below this counts as "switched off". */
+#define ME_REPORT_OFF_THRESHOLD 0.1
+#define ME_REPORT_DEFAULT_TOP 5
+
+/* ---- metrics.csv ---------------------------------------------------------------------------------- */
+
+/* The columns of metrics.csv, each [n]. valid_loss/valid_acc are NaN on rows without evaluation. */
+typedef struct {
+    size_t n;
+    double *step, *loss, *lr, *grad_norm, *tokens_per_s, *valid_loss, *valid_acc; /* [n] each, owned */
+} me_metrics;
+
+/* Reads metrics.csv strictly: the exact header, 7 comma-separated fields per row, an integer step that
+ * increases from row to row, numbers in the five always-present columns, a number or nothing in the
+ * two valid columns. A trailing newline is optional; CRLF line ends are accepted. Any other content is
+ * refused with ME_ERR_FORMAT and "PATH:LINE: what is wrong, what is expected". A missing file is
+ * ME_ERR_IO. Release with me_metrics_free. */
+me_status me_metrics_read(me_metrics *m, const char *path, me_error *err);
+void me_metrics_free(me_metrics *m);
+
+/* ---- charts --------------------------------------------------------------------------------------- */
+
+/* Paths of the files written, in the order written; released with me_report_files_free. */
+typedef struct {
+    int n;
+    char **paths; /* [n], each malloc'ed; "RUN_DIR/plots/NAME.png" */
+} me_report_files;
+
+void me_report_files_free(me_report_files *f);
+
+/* Reads RUN_DIR/history.safetensors and RUN_DIR/metrics.csv, creates RUN_DIR/plots/ if needed and
+ * writes every chart listed at the top of this header. A run directory without those files is refused
+ * with ME_ERR_USAGE; a malformed one with ME_ERR_FORMAT (history or metrics, naming the file); a failed
+ * write with ME_ERR_IO. Uses the default font (me_font_default_path()), or the built-in one when it is
+ * missing. */
+me_status me_report_plots(const char *run_dir, me_error *err);
+/* The same, also listing the written files in *written (may be NULL); *written is filled even on
+ * failure (the files written before it) and must be released with me_report_files_free. */
+me_status me_report_plots_list(const char *run_dir, me_report_files *written, me_error *err);
+
+/* ---- inspect -------------------------------------------------------------------------------------- */
+
+/* One dimension of a tensor. The fastest change is the largest |x[s] − x[s−1]| / (step[s] − step[s−1])
+ * over consecutive snapshots; fastest_step is step[s] (the first snapshot showing the change) and
+ * fastest_from step[s−1]. With a single snapshot both are -1 and the rate 0. */
+typedef struct {
+    size_t dim;
+    double start, end; /* first and last snapshot */
+    int64_t fastest_from, fastest_step;
+    double fastest_rate; /* |Δ| per step */
+} me_report_dim;
+
+typedef struct {
+    char name[ME_NAME_MAX]; /* "encoder.layers.0.norm1.weight" */
+    int is_gamma;
+    size_t dim;                          /* d_model */
+    double mean_start, std_start;        /* first snapshot; population std */
+    double mean_end, std_end;            /* last snapshot */
+    double l2_drift;                     /* ||x_last − x_first||_2 */
+    int n_top;                           /* min(top_k, dim) */
+    me_report_dim *top;                  /* [n_top] by |end − start| descending, ties by lower dim */
+    size_t n_off;                        /* γ only (0 for β) */
+    me_report_dim *off;                  /* [n_off] final |γ| < off_threshold, ascending dim */
+} me_report_tensor;
+
+typedef struct {
+    char run[256];       /* run name (base name of the run directory), "" when unknown */
+    size_t n_snap;
+    int64_t first_step, last_step;
+    int top_k;
+    double off_threshold; /* ME_REPORT_OFF_THRESHOLD */
+    int n;
+    me_report_tensor *t; /* [n], in history order, owned */
+} me_report;
+
+/* Analyses a history (at least one snapshot, else ME_ERR_FORMAT). top_k >= 1. run may be NULL.
+ * Release with me_report_free. */
+me_status me_report_analyze(me_report *r, const me_history *h, const char *run, int top_k, me_error *err);
+/* Reads RUN_DIR/history.safetensors and analyses it (missing file: ME_ERR_USAGE). */
+me_status me_report_inspect(me_report *r, const char *run_dir, int top_k, me_error *err);
+void me_report_free(me_report *r);
+
+/* Writes the analysis as a readable text table to f (which it does not close). Returns ME_ERR_IO if
+ * writing failed. */
+me_status me_report_print(const me_report *r, FILE *f, me_error *err);
+/* The analysis as a JSON object; the caller releases it with cJSON_Delete. NULL when out of memory.
+ * {"run", "snapshots", "first_step", "last_step", "top_k", "switched_off_threshold",
+ *  "tensors": [{"name", "kind": "gamma"|"beta", "d_model", "mean_start", "std_start", "mean_end",
+ *               "std_end", "l2_drift", "top": [{"dim", "start", "end", "change", "fastest_step",
+ *               "fastest_from_step", "fastest_rate"}], "switched_off": [{"dim", "start", "end"}]}]}
+ * ("switched_off" only for γ). */
+cJSON *me_report_json(const me_report *r);
+
+/* Base name of a run directory ("runs/demo/" -> "demo"; "." -> the current directory's name) into buf. */
+void me_report_run_name(const char *run_dir, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,66 @@
+/* Training runs: the loop, evaluation, and the run directory.
+ *
+ * Run directory (cfg->log.out_dir):
+ *   config.ini              the resolved config, every key written out
+ *   metrics.csv             step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc (one row per step;
+ *                           the valid columns are empty except at evaluation steps)
+ *   checkpoint.safetensors  see checkpoint.h
+ *   history.safetensors     gamma/beta snapshots, see history.h (step 0, every history_every, last step)
+ *   layernorm.csv           per snapshot and tensor statistics, see history.h
+ * Files are rewritten atomically at every checkpoint (checkpoint_every, the end, an interruption), so
+ * the directory is consistent at every moment. */
+#ifndef MINIENC_TRAIN_H
+#define MINIENC_TRAIN_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "minienc/config.h"
+#include "minienc/data.h"
+#include "minienc/model.h"
+
+typedef struct {
+    long step, steps;          /* updates done, target */
+    double loss, lr, grad_norm, tokens_per_s;
+    double valid_loss, valid_acc; /* NaN until the first evaluation */
+    int evaluated;             /* this step ran an evaluation */
+    double elapsed_s;          /* wall time since the run (or resume) started */
+    long start_step;           /* step the run (or resume) started from */
+} me_train_progress;
+
+typedef struct {
+    /* called after every step (the CLI decides what to show); may be NULL */
+    void (*progress)(void *user, const me_train_progress *p);
+    /* called once with a one-line note (resumed from, nothing to do, ...); may be NULL */
+    void (*note)(void *user, const char *msg);
+    void *user;
+    /* set asynchronously (e.g. by a signal handler) to stop after the current step, saving everything */
+    volatile sig_atomic_t *stop;
+} me_train_hooks;
+
+typedef struct {
+    long steps_done;    /* updates in the checkpoint at the end */
+    double valid_loss, valid_acc; /* last evaluation, NaN if none */
+} me_train_result;
+
+/* Trains per cfg. resume: continue the run in cfg->log.out_dir from its checkpoint (metrics and history
+ * are kept up to the checkpoint's step and appended). force: start afresh even if out_dir is not empty
+ * (its run files are replaced). Without either, a non-empty out_dir is refused with ME_ERR_EXISTS.
+ * Returns ME_ERR_INTERRUPTED after saving everything when *hooks->stop was set. */
+me_status me_train_run(const me_config *cfg, int resume, int force, const me_train_hooks *hooks,
+                       me_train_result *res, me_error *err);
+
+/* Mean loss and accuracy of a model over a whole data set (no dropout), in batches of batch_size.
+ * Accuracy is per token for tag and per sequence for classify. The model must be allocated for
+ * batch_size x ds->max_len_seen. */
+typedef struct {
+    double loss, accuracy;
+    size_t examples, tokens, targets;
+} me_eval_result;
+
+me_status me_evaluate(me_model *m, const me_dataset *ds, int batch_size, me_eval_result *out, me_error *err);
+
+/* Loads the data set named by path with the model's sizes (vocab, classes, max_len, task). */
+me_status me_train_load_data(me_dataset *ds, const char *path, const me_config *cfg, me_error *err);
+
+#endif

@@ -1,0 +1,249 @@
+/* minienc train / eval / data. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "minienc/checkpoint.h"
+#include "minienc/data.h"
+#include "minienc/train.h"
+
+static volatile sig_atomic_t stop_requested = 0;
+
+/* First signal: finish the step, save, exit 130. Second: exit at once (files on disk are always whole,
+ * since every write is a rename). */
+static void on_signal(int sig) {
+    (void)sig;
+    if (stop_requested) _exit(130);
+    stop_requested = 1;
+}
+
+/* configs/default.ini from the working directory, else next to the binary's source tree. */
+static const char *default_config(char *buf, size_t cap) {
+    if (access("configs/default.ini", R_OK) == 0) return "configs/default.ini";
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(buf, cap, "%s/../configs/default.ini", exe);
+            if (access(buf, R_OK) == 0) return buf;
+        }
+    }
+    return "configs/default.ini";
+}
+
+typedef struct {
+    int tty;
+    long every;
+    long last_line_step;
+} progress_view;
+
+static void fmt_eta(char *buf, size_t cap, double s) {
+    if (!(s >= 0) || s > 1e7) snprintf(buf, cap, "--");
+    else if (s >= 3600) snprintf(buf, cap, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+    else if (s >= 60) snprintf(buf, cap, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    else snprintf(buf, cap, "%.0fs", s);
+}
+
+static void show_progress(void *user, const me_train_progress *p) {
+    progress_view *v = user;
+    double done = (double)(p->step - p->start_step);
+    double eta = done > 0 ? p->elapsed_s / done * (double)(p->steps - p->step) : NAN;
+    char eta_s[32], acc[32];
+    fmt_eta(eta_s, sizeof eta_s, eta);
+    if (isnan(p->valid_acc)) snprintf(acc, sizeof acc, "--");
+    else snprintf(acc, sizeof acc, "%.2f%%", 100.0 * p->valid_acc);
+    if (v->tty) {
+        int width = 24, filled = p->steps > 0 ? (int)((double)width * (double)p->step / (double)p->steps) : width;
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
+        bar[width] = '\0';
+        fprintf(stderr, "\r[%s] %ld/%ld loss %.4f valid acc %s  %.0f tok/s  ETA %s   ", bar, p->step, p->steps, p->loss,
+                acc, p->tokens_per_s, eta_s);
+        if (p->step == p->steps) fputc('\n', stderr);
+    } else if (p->step % v->every == 0 || p->step == p->steps || p->evaluated) {
+        fprintf(stderr, "step %ld/%ld loss %.4f lr %.3g grad_norm %.3g valid_acc %s tok/s %.0f eta %s\n", p->step, p->steps,
+                p->loss, p->lr, p->grad_norm, acc, p->tokens_per_s, eta_s);
+    }
+    fflush(stderr);
+}
+
+static void show_note(void *user, const char *msg) {
+    (void)user;
+    fprintf(stderr, "minienc: %s\n", msg);
+}
+
+int cmd_train(int argc, char **argv) {
+    cli_common c = {0};
+    const char *resume = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_option(&c, "train", argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if ((r = cli_option_value("--resume", "train", argc, argv, &i, &resume))) {
+            if (r < 0) return 2;
+            continue;
+        }
+        if (argv[i][0] == '-' && argv[i][1]) return cli_usage("train", "unknown option '%s'", argv[i]);
+        if (c.n_positional == 1) return cli_usage("train", "one CONFIG expected, got '%s' too", argv[i]);
+        c.positional[c.n_positional++] = argv[i];
+    }
+    if (resume && c.force) return cli_usage("train", "--resume and --force exclude each other");
+    char buf[PATH_MAX + 64];
+    const char *path;
+    if (c.n_positional) path = c.positional[0];
+    else if (resume) {
+        snprintf(buf, sizeof buf, "%s/config.ini", resume);
+        path = buf;
+    } else path = default_config(buf, sizeof buf);
+    me_error err = {0};
+    me_config cfg;
+    me_config_defaults(&cfg);
+    if (me_config_load(&cfg, path, &err)) return cli_fail(&err);
+    for (int i = 0; i < c.n_sets; i++)
+        if (me_config_set(&cfg, c.sets[i], &err)) return cli_fail(&err);
+    if (resume) {
+        if (strlen(resume) >= sizeof cfg.log.out_dir) return cli_usage("train", "--resume path too long");
+        snprintf(cfg.log.out_dir, sizeof cfg.log.out_dir, "%s", resume);
+    }
+    if (me_config_validate(&cfg, &err)) return cli_fail(&err);
+    int threads = cli_set_threads(cfg.train.threads);
+    progress_view view = {.tty = isatty(2), .every = cfg.train.steps >= 20 ? cfg.train.steps / 20 : 1};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    me_train_hooks hooks = {.progress = show_progress, .note = show_note, .user = &view, .stop = &stop_requested};
+    me_train_result res;
+    fprintf(stderr, "minienc: training %s -> %s (seed %llu, %d threads)\n", path, cfg.log.out_dir,
+            (unsigned long long)cfg.train.seed, threads);
+    me_status st = me_train_run(&cfg, resume != NULL, c.force, &hooks, &res, &err);
+    if (view.tty) fputc('\n', stderr);
+    if (st == ME_OK || st == ME_ERR_INTERRUPTED) {
+        me_error perr = {0};
+        if (cli_write_plots(cfg.log.out_dir, &perr)) {
+            fprintf(stderr, "minienc: error: %s\n", perr.msg);
+            if (st == ME_OK) return me_status_exit_code(perr.status);
+        }
+    }
+    if (st) return cli_fail(&err);
+    if (!isnan(res.valid_acc))
+        fprintf(stderr, "minienc: done: %ld steps, validation loss %.4f, accuracy %.2f%%; run in %s\n", res.steps_done,
+                res.valid_loss, 100.0 * res.valid_acc, cfg.log.out_dir);
+    else
+        fprintf(stderr, "minienc: done: %ld steps; run in %s\n", res.steps_done, cfg.log.out_dir);
+    return 0;
+}
+
+int cmd_eval(int argc, char **argv) {
+    cli_common c = {0};
+    const char *ckpt = NULL, *data = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_option(&c, "eval", argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if ((r = cli_option_value("--checkpoint", "eval", argc, argv, &i, &ckpt)) ||
+            (r = cli_option_value("--data", "eval", argc, argv, &i, &data))) {
+            if (r < 0) return 2;
+            continue;
+        }
+        if (argv[i][0] == '-' && argv[i][1]) return cli_usage("eval", "unknown option '%s'", argv[i]);
+        if (c.n_positional == 1) return cli_usage("eval", "one CONFIG expected, got '%s' too", argv[i]);
+        c.positional[c.n_positional++] = argv[i];
+    }
+    if (c.n_positional != 1 || !ckpt) return cli_usage("eval", "expected CONFIG --checkpoint FILE");
+    me_error err = {0};
+    me_config cfg;
+    if (cli_load_config(&cfg, c.positional[0], &c, &err)) return cli_fail(&err);
+    if (!data) data = cfg.data.valid;
+    if (!data[0]) return cli_usage("eval", "no --data given and the config has no data.valid");
+    if (cfg.model.vocab_size <= 0)
+        return cli_usage("eval", "%s has no model.vocab_size: eval needs a full model", c.positional[0]);
+    cli_set_threads(cfg.train.threads);
+    me_dataset ds;
+    me_model m;
+    memset(&m, 0, sizeof m);
+    me_eval_result ev;
+    me_status st;
+    if ((st = me_train_load_data(&ds, data, &cfg, &err))) return cli_fail(&err);
+    if ((st = me_model_build(&m, &cfg, &err)) || (st = me_checkpoint_load(ckpt, &m.params, NULL, NULL, &err)) ||
+        (st = me_model_alloc(&m, cfg.train.batch_size, ds.max_len_seen, &err)) ||
+        (st = me_evaluate(&m, &ds, cfg.train.batch_size, &ev, &err))) {
+        me_dataset_free(&ds);
+        me_model_free(&m);
+        return cli_fail(&err);
+    }
+    if (c.json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "loss", ev.loss);
+        cJSON_AddNumberToObject(o, "accuracy", ev.accuracy);
+        cJSON_AddNumberToObject(o, "examples", (double)ev.examples);
+        cJSON_AddNumberToObject(o, "tokens", (double)ev.tokens);
+        char *s = cJSON_PrintUnformatted(o);
+        if (s) printf("%s\n", s);
+        free(s);
+        cJSON_Delete(o);
+    } else {
+        printf("%s: loss %.6f, %s accuracy %.4f%% over %zu examples (%zu tokens)\n", data, ev.loss,
+               cfg.data.task == ME_TASK_TAG ? "token" : "sequence", 100.0 * ev.accuracy, ev.examples, ev.tokens);
+    }
+    me_dataset_free(&ds);
+    me_model_free(&m);
+    return 0;
+}
+
+int cmd_data(int argc, char **argv) {
+    const char *out = NULL, *v;
+    long n = 2000, min_len = 2, max_len = 10, vocab = 8, seed = 0;
+    const char *task = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        struct {
+            const char *name;
+            long *dst;
+            long lo, hi;
+        } ints[] = {{"--n", &n, 1, 100000000},
+                    {"--min-len", &min_len, 1, ME_DATA_GEN_MAX_LEN},
+                    {"--max-len", &max_len, 1, ME_DATA_GEN_MAX_LEN},
+                    {"--vocab", &vocab, 2, 1000000},
+                    {"--seed", &seed, 0, LONG_MAX}};
+        int taken = 0;
+        for (size_t k = 0; k < sizeof ints / sizeof ints[0] && !taken; k++) {
+            r = cli_option_value(ints[k].name, "data", argc, argv, &i, &v);
+            if (r < 0) return 2;
+            if (r > 0) {
+                if (!cli_parse_int("data", ints[k].name, v, ints[k].lo, ints[k].hi, ints[k].dst)) return 2;
+                taken = 1;
+            }
+        }
+        if (taken) continue;
+        if ((r = cli_option_value("--out", "data", argc, argv, &i, &out))) {
+            if (r < 0) return 2;
+            continue;
+        }
+        if (argv[i][0] == '-' && argv[i][1]) return cli_usage("data", "unknown option '%s'", argv[i]);
+        if (task) return cli_usage("data", "one TASK expected, got '%s' too", argv[i]);
+        task = argv[i];
+    }
+    if (!task || !out) return cli_usage("data", "expected TASK --out FILE");
+    if (min_len > max_len) return cli_usage("data", "--min-len %ld is above --max-len %ld", min_len, max_len);
+    me_error err = {0};
+    int vs, nc;
+    me_task kind;
+    if (me_data_task_info(task, (int)vocab, (int)max_len, &vs, &nc, &kind, &err) ||
+        me_data_generate_file(out, task, (size_t)n, (int)min_len, (int)max_len, (int)vocab, (uint64_t)seed, &err))
+        return cli_fail(&err);
+    printf("wrote %ld %s examples to %s; config: [model] vocab_size = %d, n_classes = %d, max_len >= %ld; "
+           "[data] task = %s\n", n, task, out, vs, nc, max_len, kind == ME_TASK_TAG ? "tag" : "classify");
+    return 0;
+}

@@ -1,0 +1,403 @@
+#include "minienc/train.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "minienc/checkpoint.h"
+#include "minienc/history.h"
+#include "minienc/optim.h"
+#include "minienc/safetensors.h"
+
+/* Files a run directory holds; --force replaces exactly these. */
+static const char *const run_files[] = {"config.ini", "metrics.csv", "checkpoint.safetensors", "history.safetensors",
+                                        "layernorm.csv"};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- a growable text buffer for metrics.csv ---- */
+typedef struct {
+    char *s;
+    size_t len, cap;
+} text_buf;
+
+static int tb_append(text_buf *b, const char *text, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) return 0;
+        b->s = s;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, text, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+    return 1;
+}
+
+#define METRICS_HEADER "step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n"
+
+/* Loads an existing metrics.csv keeping the rows whose step is <= max_step. */
+static me_status load_metrics(text_buf *b, const char *path, long max_step, me_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!tb_append(b, METRICS_HEADER, strlen(METRICS_HEADER)))
+        return me_error_set(err, ME_ERR_NOMEM, "out of memory reading %s", path);
+    if (!f) return ME_OK; /* no metrics yet: start the file afresh */
+    char line[1024];
+    long lineno = 0;
+    me_status st = ME_OK;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        if (lineno == 1) continue;
+        char *end;
+        long step = strtol(line, &end, 10);
+        if (end == line || *end != ',') {
+            st = me_error_set(err, ME_ERR_FORMAT, "%s:%ld: expected a row starting with an integer step", path, lineno);
+            break;
+        }
+        if (step > max_step) break;
+        if (!tb_append(b, line, strlen(line))) {
+            st = me_error_set(err, ME_ERR_NOMEM, "out of memory reading %s", path);
+            break;
+        }
+    }
+    fclose(f);
+    return st;
+}
+
+static int dir_is_empty(const char *path, int *exists) {
+    DIR *d = opendir(path);
+    *exists = d != NULL;
+    if (!d) return 1;
+    struct dirent *e;
+    int empty = 1;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            empty = 0;
+            break;
+        }
+    closedir(d);
+    return empty;
+}
+
+/* mkdir -p */
+static me_status make_dirs(const char *path, me_error *err) {
+    char tmp[ME_PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof tmp) return me_error_set(err, ME_ERR_CONFIG, "log.out_dir '%s' is empty or too long", path);
+    memcpy(tmp, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (tmp[i] != '/' && tmp[i] != '\0') continue;
+        char c = tmp[i];
+        tmp[i] = '\0';
+        if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
+            return me_error_set(err, ME_ERR_IO, "%s: cannot create directory: %s", tmp, strerror(errno));
+        tmp[i] = c;
+    }
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return me_error_set(err, ME_ERR_IO, "%s: not a directory, expected a run directory", path);
+    return ME_OK;
+}
+
+static void join(char *out, size_t cap, const char *dir, const char *file) { snprintf(out, cap, "%s/%s", dir, file); }
+
+me_status me_train_load_data(me_dataset *ds, const char *path, const me_config *cfg, me_error *err) {
+    return me_dataset_load(ds, path, cfg->data.task, cfg->model.vocab_size, cfg->model.n_classes, cfg->model.max_len,
+                           err);
+}
+
+me_status me_evaluate(me_model *m, const me_dataset *ds, int batch_size, me_eval_result *out, me_error *err) {
+    memset(out, 0, sizeof *out);
+    size_t cap = (size_t)batch_size * (size_t)ds->max_len_seen;
+    int32_t *tokens = malloc(cap * sizeof *tokens), *targets = malloc(cap * sizeof *targets);
+    uint8_t *pad = malloc(cap);
+    size_t *idx = malloc((size_t)batch_size * sizeof *idx);
+    if (!tokens || !targets || !pad || !idx) {
+        free(tokens), free(targets), free(pad), free(idx);
+        return me_error_set(err, ME_ERR_NOMEM, "out of memory for evaluation batches");
+    }
+    double loss_sum = 0;
+    size_t right = 0;
+    for (size_t start = 0; start < ds->n; start += (size_t)batch_size) {
+        size_t b = ds->n - start < (size_t)batch_size ? ds->n - start : (size_t)batch_size;
+        for (size_t i = 0; i < b; i++) idx[i] = start + i;
+        size_t s = me_dataset_batch(ds, idx, b, tokens, pad, targets);
+        size_t correct = 0;
+        double loss = me_model_forward(m, tokens, pad, targets, (int)b, (int)s, 0, NULL, &correct);
+        loss_sum += loss * (double)m->n_targets;
+        out->targets += m->n_targets;
+        right += correct;
+        for (size_t i = 0; i < b; i++) out->tokens += me_dataset_len(ds, idx[i]);
+    }
+    out->examples = ds->n;
+    out->loss = out->targets ? loss_sum / (double)out->targets : NAN;
+    out->accuracy = out->targets ? (double)right / (double)out->targets : NAN;
+    free(tokens), free(targets), free(pad), free(idx);
+    return ME_OK;
+}
+
+typedef struct {
+    me_config cfg;
+    char dir[ME_PATH_MAX];
+    me_model model;
+    me_optim optim;
+    me_history hist;
+    me_dataset train, valid;
+    int has_valid;
+    me_sampler sampler;
+    me_train_state state;
+    text_buf metrics;
+    int32_t *tokens, *targets;
+    uint8_t *pad;
+    size_t *idx;
+} run;
+
+static void run_free(run *r) {
+    me_model_free(&r->model);
+    me_optim_free(&r->optim);
+    me_history_free(&r->hist);
+    me_dataset_free(&r->train);
+    me_dataset_free(&r->valid);
+    me_sampler_free(&r->sampler);
+    free(r->metrics.s);
+    free(r->tokens), free(r->targets), free(r->pad), free(r->idx);
+}
+
+/* Writes history, layernorm.csv and metrics first, the checkpoint last: a resume truncates the others
+ * to the checkpoint's step, so a kill between the writes leaves a consistent run. */
+static me_status save_all(run *r, me_error *err) {
+    char path[ME_PATH_MAX + 64];
+    me_status st;
+    if ((st = me_history_record(&r->hist, &r->model.params, r->state.step, err))) return st;
+    join(path, sizeof path, r->dir, "history.safetensors");
+    if ((st = me_history_write(&r->hist, path, err))) return st;
+    join(path, sizeof path, r->dir, "layernorm.csv");
+    if ((st = me_history_write_csv(&r->hist, path, err))) return st;
+    join(path, sizeof path, r->dir, "metrics.csv");
+    if ((st = me_write_file_atomic(path, r->metrics.s, r->metrics.len, err))) return st;
+    me_sampler_get_state(&r->sampler, &r->state.sampler_seed, &r->state.sampler_epoch, &r->state.sampler_pos);
+    join(path, sizeof path, r->dir, "checkpoint.safetensors");
+    return me_checkpoint_save(path, &r->cfg, &r->model.params, &r->optim, &r->state, err);
+}
+
+/* Absolute data paths, so that config.ini loads the same from the run directory. */
+static void absolutize(char *path) {
+    char resolved[PATH_MAX];
+    if (path[0] && path[0] != '/' && realpath(path, resolved) && strlen(resolved) < ME_PATH_MAX)
+        memcpy(path, resolved, strlen(resolved) + 1);
+}
+
+static me_status prepare_dir(run *r, int resume, int force, me_error *err) {
+    int exists;
+    int empty = dir_is_empty(r->dir, &exists);
+    if (resume) {
+        char ck[ME_PATH_MAX + 64];
+        join(ck, sizeof ck, r->dir, "checkpoint.safetensors");
+        struct stat sb;
+        if (stat(ck, &sb) != 0)
+            return me_error_set(err, ME_ERR_USAGE, "%s: no checkpoint.safetensors to resume from", r->dir);
+        return ME_OK;
+    }
+    if (exists && !empty) {
+        if (!force)
+            return me_error_set(err, ME_ERR_EXISTS,
+                                "%s: run directory is not empty; pass --resume to continue it or --force to replace it",
+                                r->dir);
+        char path[ME_PATH_MAX + 64];
+        for (size_t i = 0; i < sizeof run_files / sizeof run_files[0]; i++) {
+            join(path, sizeof path, r->dir, run_files[i]);
+            if (remove(path) != 0 && errno != ENOENT)
+                return me_error_set(err, ME_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+        }
+    }
+    return make_dirs(r->dir, err);
+}
+
+static me_status setup(run *r, int resume, me_error *err) {
+    me_config *c = &r->cfg;
+    me_status st;
+    if (c->model.vocab_size <= 0)
+        return me_error_set(err, ME_ERR_CONFIG, "%s: model.vocab_size is required for training, expected >= 1",
+                            me_config_origin(c, "model.vocab_size"));
+    if (!c->data.train[0])
+        return me_error_set(err, ME_ERR_CONFIG, "%s: data.train is required for training, expected a data file",
+                            me_config_origin(c, "data.train"));
+    if ((st = me_train_load_data(&r->train, c->data.train, c, err))) return st;
+    if (c->data.valid[0]) {
+        if ((st = me_train_load_data(&r->valid, c->data.valid, c, err))) return st;
+        r->has_valid = 1;
+    }
+    if ((st = me_model_build(&r->model, c, err))) return st;
+    me_rng init;
+    me_rng_seed(&init, c->train.seed);
+    me_model_init_weights(&r->model, &init);
+    /* independent streams for dropout and data order, both derived from the seed */
+    me_rng_seed(&r->state.rng, c->train.seed ^ 0xD1B54A32D192ED03ull);
+    int max_s = r->train.max_len_seen;
+    if (r->has_valid && r->valid.max_len_seen > max_s) max_s = r->valid.max_len_seen;
+    int b = c->train.batch_size;
+    if ((st = me_model_alloc(&r->model, b, max_s, err))) return st;
+    if ((st = me_optim_init(&r->optim, &r->model.params, &c->train, err))) return st;
+    if ((st = me_sampler_init(&r->sampler, r->train.n, c->train.seed + 1, err))) return st;
+    if ((st = me_history_init(&r->hist, &r->model.params, err))) return st;
+    size_t cap = (size_t)b * (size_t)max_s;
+    r->tokens = malloc(cap * sizeof *r->tokens);
+    r->targets = malloc(cap * sizeof *r->targets);
+    r->pad = malloc(cap);
+    r->idx = malloc((size_t)b * sizeof *r->idx);
+    if (!r->tokens || !r->targets || !r->pad || !r->idx)
+        return me_error_set(err, ME_ERR_NOMEM, "out of memory for batches of %d x %d", b, max_s);
+    char path[ME_PATH_MAX + 64];
+    if (resume) {
+        join(path, sizeof path, r->dir, "checkpoint.safetensors");
+        if ((st = me_checkpoint_load(path, &r->model.params, &r->optim, &r->state, err))) return st;
+        if ((st = me_sampler_set_state(&r->sampler, r->state.sampler_seed, r->state.sampler_epoch,
+                                       r->state.sampler_pos, err)))
+            return st;
+        join(path, sizeof path, r->dir, "history.safetensors");
+        me_history old;
+        if (me_history_read(&old, path, NULL) == ME_OK) {
+            if ((st = me_history_bind(&old, &r->model.params, err))) {
+                me_history_free(&old);
+                return me_error_prefix(err, "%s", path);
+            }
+            me_history_truncate(&old, r->state.step);
+            me_history_free(&r->hist);
+            r->hist = old;
+        }
+        join(path, sizeof path, r->dir, "metrics.csv");
+        if ((st = load_metrics(&r->metrics, path, r->state.step, err))) return st;
+    } else {
+        if (!tb_append(&r->metrics, METRICS_HEADER, strlen(METRICS_HEADER)))
+            return me_error_set(err, ME_ERR_NOMEM, "out of memory");
+    }
+    /* the resolved config, every key written out */
+    join(path, sizeof path, r->dir, "config.ini");
+    char *text = NULL;
+    if ((st = me_config_to_string(c, &text, err))) return st;
+    st = me_write_file_atomic(path, text, strlen(text), err);
+    free(text);
+    return st;
+}
+
+me_status me_train_run(const me_config *cfg, int resume, int force, const me_train_hooks *hooks,
+                       me_train_result *res, me_error *err) {
+    run *r = calloc(1, sizeof *r);
+    if (!r) return me_error_set(err, ME_ERR_NOMEM, "out of memory");
+    r->cfg = *cfg;
+    absolutize(r->cfg.data.train);
+    absolutize(r->cfg.data.valid);
+    snprintf(r->dir, sizeof r->dir, "%s", cfg->log.out_dir);
+    res->steps_done = 0;
+    res->valid_loss = res->valid_acc = NAN;
+    me_status st = prepare_dir(r, resume, force, err);
+    if (!st) st = setup(r, resume, err);
+    if (st) goto done;
+    const me_train_config *tc = &r->cfg.train;
+    me_train_progress pr = {0};
+    pr.steps = tc->steps;
+    pr.start_step = r->state.step;
+    pr.valid_loss = pr.valid_acc = NAN;
+    char note[ME_PATH_MAX + 200];
+    if (resume && hooks && hooks->note) {
+        snprintf(note, sizeof note, "resuming %s from step %" PRId64 " to %ld", r->dir, r->state.step, tc->steps);
+        hooks->note(hooks->user, note);
+    }
+    if (!resume) {
+        /* step 0: the initial values, on disk before the first update */
+        if ((st = save_all(r, err))) goto done;
+    }
+    double t0 = now_s(), t_last = t0;
+    int b = tc->batch_size;
+    while (r->state.step < tc->steps) {
+        if (hooks && hooks->stop && *hooks->stop) {
+            st = save_all(r, err);
+            if (!st) st = me_error_set(err, ME_ERR_INTERRUPTED, "interrupted at step %" PRId64 "; saved %s (resume with "
+                                       "--resume %s)", r->state.step, r->dir, r->dir);
+            goto done;
+        }
+        long step = (long)r->state.step; /* 0-based index of this update */
+        me_sampler_next_batch(&r->sampler, r->idx, (size_t)b);
+        size_t s = me_dataset_batch(&r->train, r->idx, (size_t)b, r->tokens, r->pad, r->targets);
+        me_params_zero_grad(&r->model.params);
+        double loss = me_model_forward(&r->model, r->tokens, r->pad, r->targets, b, (int)s, 1, &r->state.rng, NULL);
+        me_model_backward(&r->model);
+        double gnorm = me_clip_grad_norm(&r->model.params, tc->clip_grad_norm);
+        if (!isfinite(loss) || !isfinite(gnorm)) {
+            char path[ME_PATH_MAX + 64];
+            join(path, sizeof path, r->dir, "metrics.csv");
+            me_write_file_atomic(path, r->metrics.s, r->metrics.len, NULL);
+            st = me_error_set(err, ME_ERR_NUMERIC,
+                              "step %ld: %s is %g; training stopped, the last good checkpoint in %s is kept "
+                              "(try a lower train.lr or set train.clip_grad_norm)",
+                              step + 1, isfinite(loss) ? "gradient norm" : "loss", isfinite(loss) ? gnorm : loss,
+                              r->dir);
+            goto done;
+        }
+        float lr = me_schedule_lr(tc, r->cfg.model.d_model, step);
+        me_optim_step(&r->optim, &r->model.params, lr);
+        r->state.step++;
+        size_t real_tokens = 0;
+        for (size_t i = 0; i < (size_t)b * s; i++) real_tokens += !r->pad[i];
+        double t = now_s();
+        pr.step = (long)r->state.step;
+        pr.loss = loss;
+        pr.lr = lr;
+        pr.grad_norm = gnorm;
+        pr.tokens_per_s = t > t_last ? (double)real_tokens / (t - t_last) : 0.0;
+        t_last = t;
+        pr.evaluated = 0;
+        int last = r->state.step == tc->steps;
+        if (r->has_valid && ((tc->eval_every > 0 && r->state.step % tc->eval_every == 0) || last)) {
+            me_eval_result ev;
+            if ((st = me_evaluate(&r->model, &r->valid, b, &ev, err))) goto done;
+            pr.valid_loss = ev.loss;
+            pr.valid_acc = ev.accuracy;
+            pr.evaluated = 1;
+        }
+        char row[512];
+        int n = snprintf(row, sizeof row, "%ld,%.9g,%.9g,%.9g,%.6g,", pr.step, loss, (double)lr, gnorm, pr.tokens_per_s);
+        if (pr.evaluated)
+            n += snprintf(row + n, sizeof row - (size_t)n, "%.9g,%.9g\n", pr.valid_loss, pr.valid_acc);
+        else
+            n += snprintf(row + n, sizeof row - (size_t)n, ",\n");
+        if (!tb_append(&r->metrics, row, (size_t)n)) {
+            st = me_error_set(err, ME_ERR_NOMEM, "out of memory for metrics");
+            goto done;
+        }
+        if (tc->steps > 0 && r->cfg.log.history_every > 0 && r->state.step % r->cfg.log.history_every == 0 &&
+            (st = me_history_record(&r->hist, &r->model.params, r->state.step, err)))
+            goto done;
+        pr.elapsed_s = t - t0;
+        if (hooks && hooks->progress) hooks->progress(hooks->user, &pr);
+        if (!last && r->cfg.log.checkpoint_every > 0 && r->state.step % r->cfg.log.checkpoint_every == 0 &&
+            (st = save_all(r, err)))
+            goto done;
+    }
+    if (resume && pr.step == 0 && hooks && hooks->note) {
+        snprintf(note, sizeof note, "%s is already at step %" PRId64 " (train.steps = %ld): nothing to do", r->dir,
+                 r->state.step, tc->steps);
+        hooks->note(hooks->user, note);
+    }
+    st = save_all(r, err);
+    res->valid_loss = pr.valid_loss;
+    res->valid_acc = pr.valid_acc;
+done:
+    res->steps_done = (long)r->state.step;
+    run_free(r);
+    free(r);
+    return st;
+}
