@@ -1,0 +1,40 @@
+/* Benchmark of full training steps of an encoder stack on random data:
+ * forward, mean-squared-error loss against a random target, backward, AdamW update.
+ *
+ * FLOPs of one step (matmuls only; T = B*S tokens, D = d_model, F = d_ff, L = n_layers):
+ *   forward per layer  6 T D^2 (qkv) + 2 T D^2 (out_proj) + 4 B S^2 D (scores and weights*values)
+ *                      + 4 T D F (linear1, linear2)
+ *   backward           twice the forward (gradients for both inputs and weights)
+ *   step               3 L (8 T D^2 + 4 B S^2 D + 4 T D F) */
+#ifndef MINIENC_BENCH_H
+#define MINIENC_BENCH_H
+
+#include <stddef.h>
+
+#include "minienc/config.h"
+#include "minienc/status.h"
+
+typedef struct {
+    int batch, seq, steps, warmup;
+} me_bench_options;
+
+typedef struct {
+    double ms_median, ms_min, ms_max;
+    double tokens_per_s;
+    double gflop_per_step, gflops;
+    double loss_first, loss_last;   /* MSE at the first and last timed step (should fall) */
+    size_t param_bytes, grad_bytes, optim_bytes, activation_bytes, io_bytes;
+    size_t needed_bytes;            /* sum of the five above */
+    size_t rss_before, rss_peak;    /* resident set sizes (bytes) before building and at the peak */
+} me_bench_result;
+
+/* Closed-form matmul FLOPs of one training step (see above). */
+double me_bench_step_flops(const me_model_config *cfg, int batch, int seq);
+
+/* Runs the benchmark: cfg's encoder stack (dropout forced to 0), AdamW with PyTorch's defaults. */
+me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me_bench_result *r, me_error *err);
+
+/* Measured sgemm GFLOP/s for C[n,n] = A[n,n] B[n,n] (median of reps after one warm-up). */
+double me_bench_sgemm_gflops(int n, int reps);
+
+#endif
