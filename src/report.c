@@ -1,0 +1,910 @@
+/* Run reports: metrics.csv reader, γ/β and training charts, and the inspect analysis. */
+#include "minienc/report.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "minienc/plot.h"
+
+#define METRICS_HEADER "step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc"
+#define METRICS_COLS 7
+
+static const char *const METRICS_NAMES[METRICS_COLS] = {"step",         "loss",       "lr",       "grad_norm",
+                                                        "tokens_per_s", "valid_loss", "valid_acc"};
+
+/* ================================ small helpers ================================ */
+
+static char *dup_printf(const char *fmt, const char *a, const char *b) {
+    size_t n = strlen(fmt) + strlen(a) + strlen(b) + 1;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, fmt, a, b);
+    return s;
+}
+
+/* Reads a whole file into a NUL-terminated buffer. */
+static me_status read_text(const char *path, char **out, size_t *len, me_error *err) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return me_error_set(err, ME_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - 1 - n, f);
+        if (n < cap - 1) break;
+        char *b = realloc(buf, cap * 2);
+        if (!b) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = b;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf) return me_error_set(err, ME_ERR_NOMEM, "%s: out of memory reading the file", path);
+    if (bad) {
+        free(buf);
+        return me_error_set(err, ME_ERR_IO, "%s: read error", path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return ME_OK;
+}
+
+/* A run directory must exist and hold `file`; anything else is a usage error, not an I/O failure. */
+static me_status require_run_file(const char *run_dir, const char *file, char **path, me_error *err) {
+    struct stat sb;
+    *path = NULL;
+    if (stat(run_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return me_error_set(err, ME_ERR_USAGE, "%s: not a directory, expected a run directory written by 'minienc train'",
+                            run_dir);
+    char *p = dup_printf("%s/%s", run_dir, file);
+    if (!p) return me_error_set(err, ME_ERR_NOMEM, "out of memory");
+    if (stat(p, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        me_error_set(err, ME_ERR_USAGE, "%s: missing, expected a run directory written by 'minienc train'", p);
+        free(p);
+        return ME_ERR_USAGE;
+    }
+    *path = p;
+    return ME_OK;
+}
+
+void me_report_run_name(const char *run_dir, char *buf, size_t cap) {
+    if (!cap) return;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", run_dir && run_dir[0] ? run_dir : ".");
+    size_t n = strlen(tmp);
+    while (n > 1 && tmp[n - 1] == '/') tmp[--n] = '\0';
+    const char *base = strrchr(tmp, '/');
+    base = base && base[1] ? base + 1 : tmp;
+    if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+        char *real = realpath(tmp, NULL);
+        if (real) {
+            const char *rb = strrchr(real, '/');
+            snprintf(buf, cap, "%s", rb && rb[1] ? rb + 1 : real);
+            free(real);
+            return;
+        }
+    }
+    snprintf(buf, cap, "%s", base);
+}
+
+/* ================================ metrics.csv ================================ */
+
+void me_metrics_free(me_metrics *m) {
+    free(m->step); /* one block holds every column */
+    memset(m, 0, sizeof *m);
+}
+
+/* A whole-field number: no leading space, nothing left over. */
+static int parse_number(const char *s, double *v) {
+    if (!*s || *s == ' ' || *s == '\t' || *s == '+') return 0;
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (*end || (errno == ERANGE && fabs(x) > 1.0)) return 0;
+    *v = x;
+    return 1;
+}
+
+static int parse_step(const char *s, long long *v) {
+    if (*s < '0' || *s > '9') return 0;
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (*end || errno) return 0;
+    *v = x;
+    return 1;
+}
+
+me_status me_metrics_read(me_metrics *m, const char *path, me_error *err) {
+    memset(m, 0, sizeof *m);
+    char *text;
+    size_t len = 0;
+    me_status st = read_text(path, &text, &len, err);
+    if (st) return st;
+    if (memchr(text, '\0', len)) {
+        free(text);
+        return me_error_set(err, ME_ERR_FORMAT, "%s: contains a NUL byte, expected CSV text", path);
+    }
+    size_t lines = 1;
+    for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
+    double *block = calloc(lines * METRICS_COLS + 1, sizeof(double));
+    if (!block) {
+        free(text);
+        return me_error_set(err, ME_ERR_NOMEM, "%s: out of memory for %zu rows", path, lines);
+    }
+    double *col[METRICS_COLS];
+    for (int c = 0; c < METRICS_COLS; c++) col[c] = block + (size_t)c * lines;
+
+    char *p = text;
+    size_t line = 0, rows = 0;
+    long long prev_step = -1;
+    while (*p) {
+        line++;
+        char *nl = strchr(p, '\n');
+        char *next = nl ? nl + 1 : p + strlen(p);
+        if (nl) *nl = '\0';
+        size_t ll = strlen(p);
+        if (ll > 0 && p[ll - 1] == '\r') p[--ll] = '\0';
+        if (line == 1) {
+            if (strcmp(p, METRICS_HEADER) != 0) {
+                st = me_error_set(err, ME_ERR_FORMAT, "%s:1: header is '%.80s', expected '%s'", path, p, METRICS_HEADER);
+                goto fail;
+            }
+            p = next;
+            continue;
+        }
+        if (ll == 0) {
+            st = me_error_set(err, ME_ERR_FORMAT, "%s:%zu: empty line, expected %d comma-separated fields", path, line,
+                              METRICS_COLS);
+            goto fail;
+        }
+        char *field[METRICS_COLS];
+        int nf = 0;
+        for (char *q = p;;) {
+            char *comma = strchr(q, ',');
+            if (nf < METRICS_COLS) field[nf] = q;
+            nf++;
+            if (!comma) break;
+            *comma = '\0';
+            q = comma + 1;
+        }
+        if (nf != METRICS_COLS) {
+            st = me_error_set(err, ME_ERR_FORMAT, "%s:%zu: %d fields, expected %d (%s)", path, line, nf, METRICS_COLS,
+                              METRICS_HEADER);
+            goto fail;
+        }
+        long long step;
+        if (!parse_step(field[0], &step)) {
+            st = me_error_set(err, ME_ERR_FORMAT, "%s:%zu: step '%.40s' is not a non-negative integer", path, line,
+                              field[0]);
+            goto fail;
+        }
+        if (step <= prev_step) {
+            st = me_error_set(err, ME_ERR_FORMAT, "%s:%zu: step %lld after step %lld, expected increasing steps", path,
+                              line, step, prev_step);
+            goto fail;
+        }
+        prev_step = step;
+        col[0][rows] = (double)step;
+        for (int c = 1; c < METRICS_COLS; c++) {
+            int optional = c >= 5; /* valid_loss, valid_acc: empty without an evaluation */
+            if (optional && field[c][0] == '\0') {
+                col[c][rows] = NAN;
+                continue;
+            }
+            if (!parse_number(field[c], &col[c][rows])) {
+                st = me_error_set(err, ME_ERR_FORMAT, "%s:%zu: %s '%.40s' is not a number%s", path, line,
+                                  METRICS_NAMES[c], field[c], optional ? " (or empty)" : "");
+                goto fail;
+            }
+        }
+        rows++;
+        p = next;
+    }
+    if (line == 0) {
+        st = me_error_set(err, ME_ERR_FORMAT, "%s:1: empty file, expected the header '%s'", path, METRICS_HEADER);
+        goto fail;
+    }
+    free(text);
+    m->n = rows;
+    m->step = col[0];
+    m->loss = col[1];
+    m->lr = col[2];
+    m->grad_norm = col[3];
+    m->tokens_per_s = col[4];
+    m->valid_loss = col[5];
+    m->valid_acc = col[6];
+    return ME_OK;
+fail:
+    free(text);
+    free(block);
+    return st;
+}
+
+/* ================================ inspect ================================ */
+
+static void moments(const float *x, size_t n, double *mean, double *sd) {
+    double s = 0, v = 0;
+    for (size_t j = 0; j < n; j++) s += x[j];
+    *mean = n ? s / (double)n : 0.0;
+    for (size_t j = 0; j < n; j++) v += (x[j] - *mean) * (x[j] - *mean);
+    *sd = n ? sqrt(v / (double)n) : 0.0;
+}
+
+static void fastest_change(const me_history *h, int i, size_t d, me_report_dim *o) {
+    o->fastest_from = o->fastest_step = -1;
+    o->fastest_rate = 0;
+    for (size_t s = 1; s < h->n_snap; s++) {
+        double dv = fabs((double)me_history_at(h, i, s)[d] - me_history_at(h, i, s - 1)[d]);
+        double rate = dv / (double)(h->steps[s] - h->steps[s - 1]);
+        if (o->fastest_step < 0 || rate > o->fastest_rate) {
+            o->fastest_rate = rate;
+            o->fastest_from = h->steps[s - 1];
+            o->fastest_step = h->steps[s];
+        }
+    }
+}
+
+static void fill_dim(const me_history *h, int i, size_t d, me_report_dim *o) {
+    o->dim = d;
+    o->start = me_history_at(h, i, 0)[d];
+    o->end = me_history_at(h, i, h->n_snap - 1)[d];
+    fastest_change(h, i, d, o);
+}
+
+/* Indices of the k dimensions with the largest |last − first| (ties: lower index first), into idx[k]. */
+static void top_moved(const float *first, const float *last, size_t dim, size_t k, size_t *idx) {
+    size_t n = 0;
+    for (size_t d = 0; d < dim; d++) {
+        double c = fabs((double)last[d] - first[d]);
+        if (n == k && !(c > fabs((double)last[idx[k - 1]] - first[idx[k - 1]]))) continue;
+        size_t pos = n < k ? n++ : k - 1;
+        while (pos > 0 && c > fabs((double)last[idx[pos - 1]] - first[idx[pos - 1]])) {
+            idx[pos] = idx[pos - 1];
+            pos--;
+        }
+        idx[pos] = d;
+    }
+}
+
+void me_report_free(me_report *r) {
+    for (int i = 0; r->t && i < r->n; i++) {
+        free(r->t[i].top);
+        free(r->t[i].off);
+    }
+    free(r->t);
+    memset(r, 0, sizeof *r);
+}
+
+me_status me_report_analyze(me_report *r, const me_history *h, const char *run, int top_k, me_error *err) {
+    memset(r, 0, sizeof *r);
+    if (top_k < 1) return me_error_set(err, ME_ERR_USAGE, "inspect: top K is %d, expected at least 1", top_k);
+    if (h->n_snap == 0) return me_error_set(err, ME_ERR_FORMAT, "history: no snapshots, expected at least one");
+    snprintf(r->run, sizeof r->run, "%s", run ? run : "");
+    r->n_snap = h->n_snap;
+    r->first_step = h->steps[0];
+    r->last_step = h->steps[h->n_snap - 1];
+    r->top_k = top_k;
+    r->off_threshold = ME_REPORT_OFF_THRESHOLD;
+    r->t = calloc((size_t)h->n + 1, sizeof *r->t);
+    if (!r->t) return me_error_set(err, ME_ERR_NOMEM, "inspect: out of memory");
+    r->n = h->n;
+    for (int i = 0; i < h->n; i++) {
+        me_report_tensor *t = &r->t[i];
+        size_t dim = h->dim[i];
+        const float *x0 = me_history_at(h, i, 0), *x1 = me_history_at(h, i, h->n_snap - 1);
+        memcpy(t->name, h->names[i], ME_NAME_MAX);
+        t->is_gamma = h->is_gamma[i];
+        t->dim = dim;
+        moments(x0, dim, &t->mean_start, &t->std_start);
+        moments(x1, dim, &t->mean_end, &t->std_end);
+        double l2 = 0;
+        for (size_t d = 0; d < dim; d++) l2 += ((double)x1[d] - x0[d]) * ((double)x1[d] - x0[d]);
+        t->l2_drift = sqrt(l2);
+
+        size_t k = (size_t)top_k < dim ? (size_t)top_k : dim;
+        size_t *idx = malloc((k + 1) * sizeof *idx);
+        t->top = calloc(k + 1, sizeof *t->top);
+        if (!idx || !t->top) {
+            free(idx);
+            me_report_free(r);
+            return me_error_set(err, ME_ERR_NOMEM, "inspect: out of memory");
+        }
+        top_moved(x0, x1, dim, k, idx);
+        for (size_t j = 0; j < k; j++) fill_dim(h, i, idx[j], &t->top[j]);
+        t->n_top = (int)k;
+        free(idx);
+
+        if (!t->is_gamma) continue;
+        for (size_t d = 0; d < dim; d++) t->n_off += fabs(x1[d]) < r->off_threshold;
+        t->off = calloc(t->n_off + 1, sizeof *t->off);
+        if (!t->off) {
+            me_report_free(r);
+            return me_error_set(err, ME_ERR_NOMEM, "inspect: out of memory");
+        }
+        size_t o = 0;
+        for (size_t d = 0; d < dim; d++)
+            if (fabs(x1[d]) < r->off_threshold) fill_dim(h, i, d, &t->off[o++]);
+    }
+    return ME_OK;
+}
+
+me_status me_report_inspect(me_report *r, const char *run_dir, int top_k, me_error *err) {
+    memset(r, 0, sizeof *r);
+    char *path;
+    me_status st = require_run_file(run_dir, "history.safetensors", &path, err);
+    if (st) return st;
+    me_history h;
+    st = me_history_read(&h, path, err);
+    if (st == ME_OK) {
+        char name[256];
+        me_report_run_name(run_dir, name, sizeof name);
+        st = me_report_analyze(r, &h, name, top_k, err);
+        if (st == ME_ERR_FORMAT) me_error_prefix(err, "%s", path);
+        me_history_free(&h);
+    }
+    free(path);
+    return st;
+}
+
+static const char *kind_name(const me_report_tensor *t) { return t->is_gamma ? "gamma" : "beta"; }
+
+me_status me_report_print(const me_report *r, FILE *f, me_error *err) {
+    fprintf(f, "run %s: %zu snapshots, steps %lld..%lld\n", r->run[0] ? r->run : "(unnamed)", r->n_snap,
+            (long long)r->first_step, (long long)r->last_step);
+    fprintf(f, "top %d dimensions by |end - start|; fastest step = the snapshot after the largest |change| per step "
+               "between consecutive snapshots\n",
+            r->top_k);
+    fprintf(f, "switched off: gamma dimensions whose final |gamma| < %g\n", r->off_threshold);
+    for (int i = 0; i < r->n; i++) {
+        const me_report_tensor *t = &r->t[i];
+        fprintf(f, "\n%s  (%s, %zu dims)\n", t->name, kind_name(t), t->dim);
+        fprintf(f, "  mean %.6f -> %.6f   std %.6f -> %.6f   L2 drift from step %lld: %.6f\n", t->mean_start,
+                t->mean_end, t->std_start, t->std_end, (long long)r->first_step, t->l2_drift);
+        fprintf(f, "  %4s %6s %12s %12s %12s %14s %14s\n", "rank", "dim", "start", "end", "change", "fastest step",
+                "|change|/step");
+        for (int j = 0; j < t->n_top; j++) {
+            const me_report_dim *d = &t->top[j];
+            char when[32] = "-";
+            if (d->fastest_step >= 0) snprintf(when, sizeof when, "%lld", (long long)d->fastest_step);
+            fprintf(f, "  %4d %6zu %12.6f %12.6f %+12.6f %14s %14.3e\n", j + 1, d->dim, d->start, d->end,
+                    d->end - d->start, when, d->fastest_rate);
+        }
+        if (!t->is_gamma) continue;
+        if (t->n_off == 0) {
+            fprintf(f, "  switched off (|gamma| < %g): none\n", r->off_threshold);
+            continue;
+        }
+        fprintf(f, "  switched off (|gamma| < %g): %zu of %zu:", r->off_threshold, t->n_off, t->dim);
+        size_t show = t->n_off < 32 ? t->n_off : 32;
+        for (size_t j = 0; j < show; j++)
+            fprintf(f, "%s dim %zu (%.4f)", j ? "," : "", t->off[j].dim, t->off[j].end);
+        if (show < t->n_off) fprintf(f, ", ... %zu more (see --json)", t->n_off - show);
+        fprintf(f, "\n");
+    }
+    if (ferror(f)) return me_error_set(err, ME_ERR_IO, "inspect: write error on the output");
+    return ME_OK;
+}
+
+static cJSON *dim_json(const me_report_dim *d, int full) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "dim", (double)d->dim);
+    cJSON_AddNumberToObject(o, "start", d->start);
+    cJSON_AddNumberToObject(o, "end", d->end);
+    if (full) {
+        cJSON_AddNumberToObject(o, "change", d->end - d->start);
+        cJSON_AddNumberToObject(o, "fastest_step", (double)d->fastest_step);
+        cJSON_AddNumberToObject(o, "fastest_from_step", (double)d->fastest_from);
+        cJSON_AddNumberToObject(o, "fastest_rate", d->fastest_rate);
+    }
+    return o;
+}
+
+cJSON *me_report_json(const me_report *r) {
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return NULL;
+    int ok = cJSON_AddStringToObject(root, "run", r->run) != NULL;
+    cJSON_AddNumberToObject(root, "snapshots", (double)r->n_snap);
+    cJSON_AddNumberToObject(root, "first_step", (double)r->first_step);
+    cJSON_AddNumberToObject(root, "last_step", (double)r->last_step);
+    cJSON_AddNumberToObject(root, "top_k", r->top_k);
+    cJSON_AddNumberToObject(root, "switched_off_threshold", r->off_threshold);
+    cJSON *tensors = cJSON_AddArrayToObject(root, "tensors");
+    ok = ok && tensors;
+    for (int i = 0; ok && i < r->n; i++) {
+        const me_report_tensor *t = &r->t[i];
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(tensors, o)) {
+            cJSON_Delete(o);
+            ok = 0;
+            break;
+        }
+        cJSON_AddStringToObject(o, "name", t->name);
+        cJSON_AddStringToObject(o, "kind", kind_name(t));
+        cJSON_AddNumberToObject(o, "d_model", (double)t->dim);
+        cJSON_AddNumberToObject(o, "mean_start", t->mean_start);
+        cJSON_AddNumberToObject(o, "std_start", t->std_start);
+        cJSON_AddNumberToObject(o, "mean_end", t->mean_end);
+        cJSON_AddNumberToObject(o, "std_end", t->std_end);
+        cJSON_AddNumberToObject(o, "l2_drift", t->l2_drift);
+        cJSON *top = cJSON_AddArrayToObject(o, "top");
+        ok = top != NULL;
+        for (int j = 0; ok && j < t->n_top; j++) {
+            cJSON *d = dim_json(&t->top[j], 1);
+            ok = d && cJSON_AddItemToArray(top, d);
+        }
+        if (!ok || !t->is_gamma) continue;
+        cJSON *off = cJSON_AddArrayToObject(o, "switched_off");
+        ok = off != NULL;
+        for (size_t j = 0; ok && j < t->n_off; j++) {
+            cJSON *d = dim_json(&t->off[j], 0);
+            ok = d && cJSON_AddItemToArray(off, d);
+        }
+    }
+    if (!ok) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+/* ================================ charts ================================ */
+
+#define TRAJ_W 1400
+#define TRAJ_PANEL_H 560
+#define TOP_SHOWN 4
+
+static const me_rgb COL_MEAN = {31, 119, 180};
+
+typedef struct {
+    const char *run_dir;
+    char run[256];
+    char plots[4096];
+    me_font font;
+    me_report_files *files;
+} plot_ctx;
+
+/* The Greek letter when the TrueType font is in use, a spelled-out word with the ASCII built-in font. */
+static const char *sym(const plot_ctx *pc, int gamma) {
+    if (pc->font.builtin) return gamma ? "gamma" : "beta";
+    return gamma ? "γ" : "β";
+}
+
+static me_status save_png(plot_ctx *pc, const me_canvas *cv, const char *name, me_error *err) {
+    char *path = dup_printf("%s/%s", pc->plots, name);
+    if (!path) return me_error_set(err, ME_ERR_NOMEM, "plot: out of memory");
+    me_status st = me_canvas_write_png(cv, path, err);
+    if (st == ME_OK && pc->files) {
+        char **p = realloc(pc->files->paths, (size_t)(pc->files->n + 1) * sizeof *p);
+        if (!p) {
+            free(path);
+            return me_error_set(err, ME_ERR_NOMEM, "plot: out of memory");
+        }
+        pc->files->paths = p;
+        p[pc->files->n++] = path;
+        return ME_OK;
+    }
+    free(path);
+    return st;
+}
+
+/* One LayerNorm: its γ and β tensors in the history (-1 when absent) and a file-name stem. */
+typedef struct {
+    char prefix[ME_NAME_MAX]; /* "encoder.layers.0.norm1" */
+    char stem[ME_NAME_MAX];   /* "layers.0.norm1" */
+    int gamma, beta;
+} norm_group;
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+static int group_norms(const me_history *h, norm_group *g) {
+    int n = 0;
+    for (int i = 0; i < h->n; i++) {
+        char prefix[ME_NAME_MAX];
+        snprintf(prefix, sizeof prefix, "%s", h->names[i]);
+        size_t len = strlen(prefix);
+        if (ends_with(prefix, ".weight")) prefix[len - 7] = '\0';
+        else if (ends_with(prefix, ".bias")) prefix[len - 5] = '\0';
+        int k = 0;
+        while (k < n && strcmp(g[k].prefix, prefix) != 0) k++;
+        if (k == n) {
+            memcpy(g[k].prefix, prefix, sizeof prefix);
+            const char *s = strncmp(prefix, "encoder.", 8) == 0 && prefix[8] ? prefix + 8 : prefix;
+            size_t j = 0;
+            for (; s[j] && j + 1 < ME_NAME_MAX; j++) {
+                char c = s[j];
+                int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                         c == '_' || c == '-';
+                g[k].stem[j] = ok ? c : '_';
+            }
+            g[k].stem[j] = '\0';
+            g[k].gamma = g[k].beta = -1;
+            n++;
+        }
+        /* A second tensor of the same kind under one prefix cannot come from a LayerNorm; keep the first. */
+        if (h->is_gamma[i] && g[k].gamma < 0) g[k].gamma = i;
+        else if (!h->is_gamma[i] && g[k].beta < 0) g[k].beta = i;
+    }
+    return n;
+}
+
+/* Decimals that show a change of size delta with about three significant digits (2..6). */
+static int decimals_for(double delta) {
+    if (!(delta > 0) || !isfinite(delta)) return 2;
+    int dec = 2 - (int)floor(log10(delta));
+    return dec < 2 ? 2 : dec > 6 ? 6 : dec;
+}
+
+/* v with dec decimals, never "-0.00". */
+static const char *fmt_fixed(char *buf, size_t cap, double v, int dec) {
+    if (fabs(v) < 0.5 * pow(10.0, -dec)) v = 0.0;
+    snprintf(buf, cap, "%.*f", dec, v);
+    return buf;
+}
+
+/* "weight" for "PREFIX.weight"; the whole name otherwise. */
+static const char *param_suffix(const char *name, const char *prefix) {
+    size_t n = strlen(prefix);
+    return strncmp(name, prefix, n) == 0 && name[n] == '.' ? name + n + 1 : name;
+}
+
+/* Trajectory panel for history tensor i: mean ± std band, min–max envelope, the dimensions that moved
+ * most. steps: [n_snap]. */
+static me_status trajectory_panel(plot_ctx *pc, me_canvas *cv, me_rect r, const me_history *h, int i,
+                                  const char *prefix, const double *steps, me_error *err) {
+    size_t S = h->n_snap, D = h->dim[i];
+    size_t k = D / 4 < TOP_SHOWN ? D / 4 : TOP_SHOWN;
+    if (k < 1) k = 1;
+    double *buf = malloc(sizeof(double) * S * (5 + k));
+    size_t idx[TOP_SHOWN];
+    if (!buf) return me_error_set(err, ME_ERR_NOMEM, "plot: out of memory for %zu snapshots", S);
+    double *mean = buf, *lo = mean + S, *hi = lo + S, *mn = hi + S, *mx = mn + S, *dims = mx + S;
+    for (size_t s = 0; s < S; s++) {
+        const float *x = me_history_at(h, i, s);
+        double m, sd, a = INFINITY, b = -INFINITY;
+        moments(x, D, &m, &sd);
+        for (size_t d = 0; d < D; d++) {
+            a = fmin(a, x[d]);
+            b = fmax(b, x[d]);
+        }
+        mean[s] = m;
+        lo[s] = m - sd;
+        hi[s] = m + sd;
+        mn[s] = a;
+        mx[s] = b;
+    }
+    const float *first = me_history_at(h, i, 0), *last = me_history_at(h, i, S - 1);
+    top_moved(first, last, D, k, idx);
+    /* Dimensions that did not move at all are not "movers". */
+    while (k > 0 && !(fabs((double)last[idx[k - 1]] - first[idx[k - 1]]) > 0)) k--;
+
+    me_line_series series[1 + TOP_SHOWN];
+    char labels[TOP_SHOWN][96];
+    const char *arrow = pc->font.builtin ? "->" : "→";
+    series[0] = (me_line_series){.label = "mean, ±1 std band, min–max envelope", .color = COL_MEAN, .x = steps,
+                                 .y = mean, .n = S, .band_lo = lo, .band_hi = hi, .env_lo = mn, .env_hi = mx};
+    if (pc->font.builtin) series[0].label = "mean, +-1 std band, min-max envelope";
+    static const int palette_pick[TOP_SHOWN] = {1, 3, 2, 4}; /* orange, red, green, purple */
+    for (size_t j = 0; j < k; j++) {
+        double *y = dims + j * S;
+        for (size_t s = 0; s < S; s++) y[s] = me_history_at(h, i, s)[idx[j]];
+        char a[32], b[32];
+        int dec = decimals_for(fabs((double)last[idx[j]] - first[idx[j]]));
+        snprintf(labels[j], sizeof labels[j], "dim %zu  (%s %s %s)", idx[j], fmt_fixed(a, sizeof a, first[idx[j]], dec),
+                 arrow, fmt_fixed(b, sizeof b, last[idx[j]], dec));
+        series[1 + j] = (me_line_series){.label = labels[j], .color = me_plot_palette(palette_pick[j]), .x = steps,
+                                         .y = y, .n = S};
+    }
+    char title[400];
+    snprintf(title, sizeof title, "%s: %s %s  (%s, d_model %zu, %zu snapshots)", pc->run, prefix,
+             sym(pc, h->is_gamma[i]), param_suffix(h->names[i], prefix), D, S);
+    me_line_chart spec = {.title = title, .x_title = "step", .y_title = sym(pc, h->is_gamma[i]), .series = series,
+                          .n_series = 1 + (int)k, .legend = ME_LEGEND_AUTO};
+    me_status st = me_chart_line(cv, &pc->font, r, &spec, NULL, err);
+    free(buf);
+    return st;
+}
+
+/* Colour range for a heatmap: the 99th percentile of |v − center| over all cells (from a 4096-bin
+ * histogram, so O(n) and deterministic), so that a few outlying dimensions saturate instead of
+ * washing out every other one. *clipped is set when some cells lie beyond it. */
+static double robust_range(const float *v, size_t n, double center, int *clipped) {
+    double mx = 0;
+    size_t finite = 0;
+    *clipped = 0;
+    for (size_t i = 0; i < n; i++) {
+        double dv = fabs(v[i] - center);
+        if (isfinite(dv)) {
+            finite++;
+            if (dv > mx) mx = dv;
+        }
+    }
+    if (!(mx > 0)) return 0; /* nothing moved: the chart picks a tiny range */
+    enum { BINS = 4096 };
+    size_t *hist = calloc(BINS, sizeof *hist);
+    if (!hist) return mx;
+    for (size_t i = 0; i < n; i++) {
+        double dv = fabs(v[i] - center);
+        if (!isfinite(dv)) continue;
+        int b = (int)(dv / mx * BINS);
+        hist[b < BINS ? b : BINS - 1]++;
+    }
+    size_t want = (size_t)ceil(0.99 * (double)finite), cum = 0;
+    int b = 0;
+    for (; b < BINS; b++)
+        if ((cum += hist[b]) >= want) break;
+    free(hist);
+    double r = (double)(b + 1) / BINS * mx;
+    if (r >= 0.999 * mx) return mx;
+    *clipped = 1;
+    return r;
+}
+
+/* Snapshot columns of a heatmap. When the steps are evenly spaced (within 1.5x), one column per
+ * snapshot. Otherwise the step axis is resampled to an even grid at the smallest gap (at most 4096
+ * columns; not for more than that many snapshots), each column holding the latest snapshot at or before its step, so that the x axis is
+ * linear in steps. cols[c] = snapshot index, steps_out[c] = its step; returns the column count. */
+static size_t heatmap_columns(const int64_t *steps, size_t S, size_t *cols, double *steps_out, size_t cap) {
+    int64_t gmin = INT64_MAX, gmax = 0;
+    for (size_t s = 1; s < S; s++) {
+        int64_t g = steps[s] - steps[s - 1];
+        if (g < gmin) gmin = g;
+        if (g > gmax) gmax = g;
+    }
+    if (S < 3 || (double)gmax <= 1.5 * (double)gmin || S > cap) {
+        for (size_t s = 0; s < S; s++) {
+            cols[s] = s;
+            steps_out[s] = (double)steps[s];
+        }
+        return S;
+    }
+    double span = (double)(steps[S - 1] - steps[0]);
+    size_t C = (size_t)(span / (double)gmin) + 1;
+    if (C > cap) C = cap;
+    size_t s = 0;
+    for (size_t c = 0; c < C; c++) {
+        double t = c + 1 == C ? (double)steps[S - 1] : (double)steps[0] + span * (double)c / (double)(C - 1);
+        while (s + 1 < S && (double)steps[s + 1] <= t) s++;
+        cols[c] = s;
+        steps_out[c] = t;
+    }
+    return C;
+}
+
+static me_status heatmap_panel(plot_ctx *pc, me_canvas *cv, me_rect r, const me_history *h, int i,
+                               const char *prefix, const double *steps, me_error *err) {
+    (void)steps;
+    enum { MAX_RESAMPLED = 4096 };
+    size_t S = h->n_snap, D = h->dim[i], cap = S > MAX_RESAMPLED ? S : MAX_RESAMPLED;
+    size_t *col = malloc(cap * sizeof *col);
+    double *csteps = malloc(cap * sizeof *csteps);
+    size_t C = col && csteps ? heatmap_columns(h->steps, S, col, csteps, MAX_RESAMPLED) : 0;
+    float *v = C ? malloc(sizeof(float) * C * D) : NULL;
+    if (!v) {
+        free(col);
+        free(csteps);
+        return me_error_set(err, ME_ERR_NOMEM, "plot: out of memory for a %zu x %zu heatmap", D, S);
+    }
+    /* history is [S, D]; the heatmap wants [D, C] (dimension rows, step columns) */
+    for (size_t c = 0; c < C; c++) {
+        const float *x = me_history_at(h, i, col[c]);
+        for (size_t d = 0; d < D; d++) v[d * C + c] = x[d];
+    }
+    int gamma = h->is_gamma[i], clipped;
+    double center = gamma ? 1.0 : 0.0;
+    double range = robust_range(v, C * D, center, &clipped);
+    char title[400], bar[128];
+    snprintf(title, sizeof title, "%s: %s %s  (%s; white = initial value %d)", pc->run, prefix, sym(pc, gamma),
+             param_suffix(h->names[i], prefix), gamma ? 1 : 0);
+    snprintf(bar, sizeof bar, "%s%s", sym(pc, gamma), clipped ? "  (colour scale clipped at the 99th percentile)" : "");
+    me_heatmap_spec spec = {.title = title, .x_title = "step", .y_title = "dimension", .colorbar_title = bar,
+                            .values = v, .rows = (int)D, .cols = (int)C, .steps = csteps, .center = center,
+                            .range = range};
+    me_status st = me_chart_heatmap(cv, &pc->font, r, &spec, NULL, err);
+    free(v);
+    free(col);
+    free(csteps);
+    return st;
+}
+
+typedef me_status (*panel_fn)(plot_ctx *, me_canvas *, me_rect, const me_history *, int, const char *,
+                              const double *, me_error *);
+
+/* One PNG per LayerNorm: γ above β, each drawn by fn. */
+static me_status norm_figure(plot_ctx *pc, const me_history *h, const norm_group *g, const double *steps, panel_fn fn,
+                             const char *suffix, me_error *err) {
+    int idx[2], n = 0;
+    if (g->gamma >= 0) idx[n++] = g->gamma;
+    if (g->beta >= 0) idx[n++] = g->beta;
+    me_canvas cv;
+    me_status st = me_canvas_init(&cv, TRAJ_W, TRAJ_PANEL_H * n + (n == 1 ? 60 : 0), err);
+    if (st) return st;
+    me_rect all = me_canvas_rect(&cv);
+    for (int p = 0; p < n && st == ME_OK; p++) st = fn(pc, &cv, me_plot_grid_cell(all, n, 1, p, 0), h, idx[p], g->prefix, steps, err);
+    if (st == ME_OK) {
+        char name[ME_NAME_MAX + 32];
+        snprintf(name, sizeof name, "%s_%s.png", g->stem, suffix);
+        st = save_png(pc, &cv, name, err);
+    }
+    me_canvas_free(&cv);
+    return st;
+}
+
+/* Rows with a value in col, compacted into xs/ys; returns their count. Lines join evaluations rather
+ * than breaking at every step without one. */
+static size_t compact(const me_metrics *m, const double *col, double *xs, double *ys) {
+    size_t n = 0;
+    for (size_t i = 0; i < m->n; i++)
+        if (!isnan(col[i])) {
+            xs[n] = m->step[i];
+            ys[n++] = col[i];
+        }
+    return n;
+}
+
+/* out[i] = mean of the finite y[j] for |j − i| <= half (NaN when there are none). */
+static void moving_average(const double *y, size_t n, size_t half, double *out) {
+    double sum = 0;
+    size_t cnt = 0, lo = 0, hi = 0; /* window [lo, hi) */
+    for (size_t i = 0; i < n; i++) {
+        size_t want_lo = i > half ? i - half : 0, want_hi = i + half + 1 < n ? i + half + 1 : n;
+        for (; hi < want_hi; hi++)
+            if (isfinite(y[hi])) sum += y[hi], cnt++;
+        for (; lo < want_lo; lo++)
+            if (isfinite(y[lo])) sum -= y[lo], cnt--;
+        out[i] = cnt ? sum / (double)cnt : NAN;
+    }
+}
+
+static me_status training_figure(plot_ctx *pc, const me_metrics *m, me_error *err) {
+    double *buf = malloc(sizeof(double) * (5 * m->n + 1));
+    if (!buf) return me_error_set(err, ME_ERR_NOMEM, "plot: out of memory for %zu metrics rows", m->n);
+    double *vx = buf, *vl = vx + m->n, *ax = vl + m->n, *ay = ax + m->n, *smooth = ay + m->n;
+    size_t nv = compact(m, m->valid_loss, vx, vl), na = compact(m, m->valid_acc, ax, ay);
+    me_canvas cv;
+    me_status st = me_canvas_init(&cv, TRAJ_W, 2 * TRAJ_PANEL_H, err);
+    if (st) {
+        free(buf);
+        return st;
+    }
+    me_rect all = me_canvas_rect(&cv);
+    char t1[400], t2[400];
+    snprintf(t1, sizeof t1, "%s: loss (%zu steps%s)", pc->run, m->n, nv ? "" : ", no evaluations yet");
+    /* Per-step losses are noisy: above ~200 steps draw them faintly under a centred moving average. */
+    size_t win = m->n >= 200 ? m->n / 50 : 0;
+    char raw_label[64] = "training loss", avg_label[96];
+    me_line_series loss[3];
+    int ns = 0;
+    if (win) {
+        snprintf(raw_label, sizeof raw_label, "training loss (each step)");
+        snprintf(avg_label, sizeof avg_label, "training loss (mean of %zu steps)", win | 1);
+        moving_average(m->loss, m->n, win / 2, smooth);
+        loss[ns++] = (me_line_series){.label = raw_label, .color = {174, 199, 232}, .x = m->step, .y = m->loss,
+                                      .n = m->n};
+        loss[ns++] = (me_line_series){.label = avg_label, .color = COL_MEAN, .x = m->step, .y = smooth, .n = m->n};
+    } else {
+        loss[ns++] = (me_line_series){.label = raw_label, .color = COL_MEAN, .x = m->step, .y = m->loss, .n = m->n};
+    }
+    if (nv)
+        loss[ns++] = (me_line_series){.label = "validation loss", .color = me_plot_palette(1), .x = vx, .y = vl,
+                                      .n = nv};
+    me_line_chart c1 = {.title = t1, .x_title = "step", .y_title = "loss", .series = loss, .n_series = ns,
+                        .legend = ns > 1 ? ME_LEGEND_AUTO : ME_LEGEND_NONE};
+    st = me_chart_line(&cv, &pc->font, me_plot_grid_cell(all, 2, 1, 0, 0), &c1, NULL, err);
+
+    double amin = INFINITY, amax = -INFINITY, last = NAN;
+    for (size_t i = 0; i < na; i++) {
+        amin = fmin(amin, ay[i]);
+        amax = fmax(amax, ay[i]);
+        last = ay[i];
+    }
+    if (na) snprintf(t2, sizeof t2, "%s: validation accuracy (%zu evaluations, last %.4g)", pc->run, na, last);
+    else snprintf(t2, sizeof t2, "%s: validation accuracy (no evaluations yet)", pc->run);
+    me_line_series acc = {.label = "validation accuracy", .color = me_plot_palette(2), .x = ax, .y = ay, .n = na};
+    me_line_chart c2 = {.title = t2, .x_title = "step", .y_title = "accuracy", .series = &acc, .n_series = 1,
+                        .legend = ME_LEGEND_NONE};
+    /* Accuracies are fractions: show them on 0..1 so runs compare at a glance, unless they are not. */
+    if (!na || (amin >= 0 && amax <= 1)) {
+        c2.fix_y = 1;
+        c2.y_min = 0;
+        c2.y_max = 1.0;
+    }
+    if (m->n > 0 && m->step[m->n - 1] > m->step[0]) {
+        c2.fix_x = 1; /* same step axis as the loss panel */
+        c2.x_min = m->step[0];
+        c2.x_max = m->step[m->n - 1];
+    }
+    if (st == ME_OK) st = me_chart_line(&cv, &pc->font, me_plot_grid_cell(all, 2, 1, 1, 0), &c2, NULL, err);
+    if (st == ME_OK) st = save_png(pc, &cv, "training.png", err);
+    me_canvas_free(&cv);
+    free(buf);
+    return st;
+}
+
+void me_report_files_free(me_report_files *f) {
+    for (int i = 0; f->paths && i < f->n; i++) free(f->paths[i]);
+    free(f->paths);
+    memset(f, 0, sizeof *f);
+}
+
+me_status me_report_plots(const char *run_dir, me_error *err) { return me_report_plots_list(run_dir, NULL, err); }
+
+me_status me_report_plots_list(const char *run_dir, me_report_files *written, me_error *err) {
+    if (written) memset(written, 0, sizeof *written);
+    char *hpath = NULL, *mpath = NULL;
+    me_status st = require_run_file(run_dir, "history.safetensors", &hpath, err);
+    if (st == ME_OK) st = require_run_file(run_dir, "metrics.csv", &mpath, err);
+    if (st) {
+        free(hpath);
+        return st;
+    }
+    me_history h;
+    me_metrics m;
+    memset(&m, 0, sizeof m);
+    double *steps = NULL;
+    norm_group *groups = NULL;
+    plot_ctx pc;
+    memset(&pc, 0, sizeof pc);
+    pc.run_dir = run_dir;
+    pc.files = written;
+    me_report_run_name(run_dir, pc.run, sizeof pc.run);
+    me_font_load(&pc.font, me_font_default_path(), NULL); /* falls back to the built-in font */
+
+    st = me_history_read(&h, hpath, err);
+    if (st) goto done_font;
+    if (h.n_snap == 0) {
+        st = me_error_set(err, ME_ERR_FORMAT, "%s: no snapshots, expected at least one", hpath);
+        goto done_hist;
+    }
+    for (int i = 0; i < h.n; i++)
+        if (h.dim[i] == 0 || h.dim[i] > INT_MAX || h.n_snap > INT_MAX) {
+            st = me_error_set(err, ME_ERR_FORMAT, "%s: tensor '%s' is [%zu, %zu], expected 1..%d on each side", hpath,
+                              h.names[i], h.n_snap, h.dim[i], INT_MAX);
+            goto done_hist;
+        }
+    if ((st = me_metrics_read(&m, mpath, err))) goto done_hist;
+
+    snprintf(pc.plots, sizeof pc.plots, "%s/plots", run_dir);
+    if (mkdir(pc.plots, 0755) != 0 && errno != EEXIST) {
+        st = me_error_set(err, ME_ERR_IO, "%s: cannot create: %s", pc.plots, strerror(errno));
+        goto done_all;
+    }
+    steps = malloc(sizeof(double) * h.n_snap);
+    groups = calloc((size_t)h.n + 1, sizeof *groups);
+    if (!steps || !groups) {
+        st = me_error_set(err, ME_ERR_NOMEM, "plot: out of memory");
+        goto done_all;
+    }
+    for (size_t s = 0; s < h.n_snap; s++) steps[s] = (double)h.steps[s];
+    int ng = group_norms(&h, groups);
+    for (int g = 0; g < ng && st == ME_OK; g++) {
+        st = norm_figure(&pc, &h, &groups[g], steps, trajectory_panel, "trajectories", err);
+        if (st == ME_OK) st = norm_figure(&pc, &h, &groups[g], steps, heatmap_panel, "heatmap", err);
+    }
+    if (st == ME_OK) st = training_figure(&pc, &m, err);
+done_all:
+    free(steps);
+    free(groups);
+    me_metrics_free(&m);
+done_hist:
+    me_history_free(&h);
+done_font:
+    me_font_free(&pc.font);
+    free(hpath);
+    free(mpath);
+    return st;
+}
