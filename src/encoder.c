@@ -1,5 +1,6 @@
 #include "minienc/encoder.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +92,7 @@ void me_encoder_init_weights(const me_encoder *e, me_params *p, me_rng *rng) {
     }
 }
 
-/* Adds n elements of `count` units of `unit` bytes to *total; returns 0 on overflow. */
+/* *total += count * unit * times; returns 0 on overflow. */
 static int add_bytes(size_t *total, size_t count, size_t unit, size_t times) {
     size_t b;
     if (!me_mul_ok(count, unit, &b) || !me_mul_ok(b, times, &b) || b > (size_t)-1 - *total) return 0;
@@ -99,7 +100,6 @@ static int add_bytes(size_t *total, size_t count, size_t unit, size_t times) {
     return 1;
 }
 
-/* The layout of all activation memory, walked once to size it and once to hand out pointers. */
 typedef struct {
     size_t t, td, t3d, tf, bhss;
 } sizes;
@@ -116,26 +116,32 @@ static int get_sizes(const me_model_config *c, int max_b, int max_s, sizes *z) {
            me_mul_ok(t, (size_t)c->d_ff, &z->tf);
 }
 
-size_t me_encoder_activation_bytes(const me_model_config *c, int max_b, int max_s) {
+static int own_dqkv(const me_model_config *c) { return c->d_ff < 3 * c->d_model; }
+
+/* Every buffer rounds up to 64 bytes; this many buffers at most, for the slack. */
+static size_t n_buffers(const me_model_config *c) { return (size_t)c->n_layers * 20 + 16; }
+
+size_t me_encoder_activation_bytes(const me_model_config *c, int max_b, int max_s, size_t *saved_out,
+                                   size_t *work_out) {
     sizes z;
     if (!get_sizes(c, max_b, max_s, &z)) return 0;
-    size_t per_layer = 0, total = 0, L = (size_t)c->n_layers, fl = sizeof(float);
+    size_t per_layer = 0, saved = 0, work = 0, fl = sizeof(float);
     int drop = c->dropout > 0.0f;
-    if (!add_bytes(&per_layer, z.td, fl, 4) ||            /* ln1_out attn res1 ln2_out */
-        !add_bytes(&per_layer, z.td, fl, 1) ||            /* res2 */
-        !add_bytes(&per_layer, z.t, fl, 4) ||             /* means, rstds */
-        !add_bytes(&per_layer, z.t3d, fl, 1) ||           /* qkv */
+    if (!add_bytes(&per_layer, z.td, fl, 5) ||              /* ln1_out attn res1 ln2_out res2 */
+        !add_bytes(&per_layer, z.t, fl, 4) ||               /* means, rstds */
+        !add_bytes(&per_layer, z.t3d, fl, 1) ||             /* qkv */
         !add_bytes(&per_layer, z.bhss, fl, drop ? 2 : 1) || /* probs (+ dropped) */
-        !add_bytes(&per_layer, z.tf, fl, 2))              /* hpre hact */
+        !add_bytes(&per_layer, z.tf, fl, 2))                /* hpre hact */
         return 0;
     if (drop && (!add_bytes(&per_layer, z.td, 1, 2) || !add_bytes(&per_layer, z.tf, 1, 1))) return 0;
-    if (!add_bytes(&total, per_layer, 1, L)) return 0;
-    if (!add_bytes(&total, z.td, fl, 1) || !add_bytes(&total, z.t, fl, 2) || /* final norm */
-        !add_bytes(&total, z.td, fl, 6) ||                                  /* g[2] dres dln dattn scratch */
-        !add_bytes(&total, z.t3d, fl, 1) || !add_bytes(&total, z.tf, fl, 1) ||
-        !add_bytes(&total, z.bhss, fl, 1))
+    if (!add_bytes(&saved, per_layer, 1, (size_t)c->n_layers)) return 0;
+    if (c->final_norm && (!add_bytes(&saved, z.td, fl, 1) || !add_bytes(&saved, z.t, fl, 2))) return 0;
+    if (!add_bytes(&work, z.td, fl, 4) ||                   /* g[2] dres dln */
+        (own_dqkv(c) && !add_bytes(&work, z.t3d, fl, 1)) || !add_bytes(&work, z.bhss, fl, 1))
         return 0;
-    return total;
+    if (saved_out) *saved_out = saved;
+    if (work_out) *work_out = work;
+    return saved > (size_t)-1 - work ? 0 : saved + work;
 }
 
 static void *take(unsigned char **cur, size_t count, size_t unit) {
@@ -147,14 +153,11 @@ static void *take(unsigned char **cur, size_t count, size_t unit) {
 
 me_status me_encoder_alloc(me_encoder *e, int max_b, int max_s, me_error *err) {
     const me_model_config *c = &e->cfg;
-    size_t bytes = me_encoder_activation_bytes(c, max_b, max_s);
+    size_t bytes = me_encoder_activation_bytes(c, max_b, max_s, NULL, NULL), slack;
     sizes z;
-    if (!bytes || !get_sizes(c, max_b, max_s, &z))
+    if (!bytes || !get_sizes(c, max_b, max_s, &z) || !me_mul_ok(n_buffers(c), 64, &slack) ||
+        bytes > (size_t)-1 - slack)
         return me_error_set(err, ME_ERR_CONFIG, "activations for %d x %d tokens overflow size_t", max_b, max_s);
-    /* each buffer is rounded up to 64 bytes: reserve that slack too */
-    size_t n_buffers = (size_t)c->n_layers * 20 + 16, slack;
-    if (!me_mul_ok(n_buffers, 64, &slack) || bytes > (size_t)-1 - slack)
-        return me_error_set(err, ME_ERR_CONFIG, "activation size overflows size_t");
     bytes += slack;
     e->acts = calloc((size_t)c->n_layers, sizeof *e->acts);
     unsigned char *block = me_alloc(bytes);
@@ -165,6 +168,7 @@ me_status me_encoder_alloc(me_encoder *e, int max_b, int max_s, me_error *err) {
         return me_error_set(err, ME_ERR_NOMEM, "cannot allocate %.1f MiB of activations for batch %d x seq %d",
                             (double)bytes / 1048576.0, max_b, max_s);
     }
+    e->block = block;
     e->max_b = max_b;
     e->max_s = max_s;
     unsigned char *cur = block;
@@ -192,36 +196,26 @@ me_status me_encoder_alloc(me_encoder *e, int max_b, int max_s, me_error *err) {
             a->mask2 = take(&cur, z.td, 1);
         }
     }
-    e->fn_out = take(&cur, z.td, fl);
-    e->fn_mean = take(&cur, z.t, fl);
-    e->fn_rstd = take(&cur, z.t, fl);
+    if (c->final_norm) {
+        e->fn_out = take(&cur, z.td, fl);
+        e->fn_mean = take(&cur, z.t, fl);
+        e->fn_rstd = take(&cur, z.t, fl);
+    }
     e->g[0] = take(&cur, z.td, fl);
     e->g[1] = take(&cur, z.td, fl);
     e->dres = take(&cur, z.td, fl);
     e->dln = take(&cur, z.td, fl);
-    e->dattn = take(&cur, z.td, fl);
-    e->scratch = take(&cur, z.td, fl);
-    e->dqkv = take(&cur, z.t3d, fl);
-    e->dh = take(&cur, z.tf, fl);
+    e->dqkv = own_dqkv(c) ? take(&cur, z.t3d, fl) : NULL;
     e->dprobs = take(&cur, z.bhss, fl);
-    /* the first buffer taken is the block's start: remember it for me_encoder_free */
-    (void)cur;
+    assert((size_t)(cur - block) <= bytes);
     return ME_OK;
 }
 
-/* The first buffer handed out is the start of the block. */
-static void *block_start(const me_encoder *e) { return e->acts ? (void *)e->acts[0].ln1_out : NULL; }
-
 void me_encoder_free(me_encoder *e) {
-    me_free(block_start(e));
+    me_free(e->block);
     free(e->acts);
     free(e->li);
     memset(e, 0, sizeof *e);
-}
-
-/* out[n] = a[n] + b[n] */
-static void add_into(float *out, const float *a, const float *b, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 /* Self-attention sub-block: out[T,D] = out_proj(attention(in_proj(inp))), dropout on the weights. */
@@ -264,15 +258,16 @@ const float *me_encoder_forward(me_encoder *e, const me_params *p, const float *
         const me_layer_index *li = &e->li[l];
         a->inp = inp;
         if (!c->norm_first) {
-            /* res1 = x + dropout(SA(x)); ln1 = LN1(res1); res2 = ln1 + dropout(FFN(ln1)); out = LN2(res2) */
-            self_attention_forward(e, p, a, li, inp, e->scratch, drop, rng);
-            if (drop > 0.0f) me_dropout_forward(e->scratch, a->mask1, td, drop, rng);
-            add_into(a->res1, inp, e->scratch, td);
+            /* res1 = x + dropout(SA(x)); ln1 = LN1(res1); res2 = ln1 + dropout(FFN(ln1)); out = LN2(res2)
+             * (each branch is computed into its residual buffer, then the skip input is added) */
+            self_attention_forward(e, p, a, li, inp, a->res1, drop, rng);
+            if (drop > 0.0f) me_dropout_forward(a->res1, a->mask1, td, drop, rng);
+            me_add_inplace(a->res1, inp, td);
             me_layernorm_forward(a->ln1_out, a->ln1_mean, a->ln1_rstd, a->res1, me_params_data(p, li->n1_w),
                                  me_params_data(p, li->n1_b), t, d, c->layer_norm_eps);
-            ffn_forward(e, p, a, li, a->ln1_out, e->scratch, drop, rng);
-            if (drop > 0.0f) me_dropout_forward(e->scratch, a->mask2, td, drop, rng);
-            add_into(a->res2, a->ln1_out, e->scratch, td);
+            ffn_forward(e, p, a, li, a->ln1_out, a->res2, drop, rng);
+            if (drop > 0.0f) me_dropout_forward(a->res2, a->mask2, td, drop, rng);
+            me_add_inplace(a->res2, a->ln1_out, td);
             me_layernorm_forward(a->ln2_out, a->ln2_mean, a->ln2_rstd, a->res2, me_params_data(p, li->n2_w),
                                  me_params_data(p, li->n2_b), t, d, c->layer_norm_eps);
             inp = a->ln2_out;
@@ -280,14 +275,14 @@ const float *me_encoder_forward(me_encoder *e, const me_params *p, const float *
             /* res1 = x + dropout(SA(LN1(x))); res2 = res1 + dropout(FFN(LN2(res1))) */
             me_layernorm_forward(a->ln1_out, a->ln1_mean, a->ln1_rstd, inp, me_params_data(p, li->n1_w),
                                  me_params_data(p, li->n1_b), t, d, c->layer_norm_eps);
-            self_attention_forward(e, p, a, li, a->ln1_out, e->scratch, drop, rng);
-            if (drop > 0.0f) me_dropout_forward(e->scratch, a->mask1, td, drop, rng);
-            add_into(a->res1, inp, e->scratch, td);
+            self_attention_forward(e, p, a, li, a->ln1_out, a->res1, drop, rng);
+            if (drop > 0.0f) me_dropout_forward(a->res1, a->mask1, td, drop, rng);
+            me_add_inplace(a->res1, inp, td);
             me_layernorm_forward(a->ln2_out, a->ln2_mean, a->ln2_rstd, a->res1, me_params_data(p, li->n2_w),
                                  me_params_data(p, li->n2_b), t, d, c->layer_norm_eps);
-            ffn_forward(e, p, a, li, a->ln2_out, e->scratch, drop, rng);
-            if (drop > 0.0f) me_dropout_forward(e->scratch, a->mask2, td, drop, rng);
-            add_into(a->res2, a->res1, e->scratch, td);
+            ffn_forward(e, p, a, li, a->ln2_out, a->res2, drop, rng);
+            if (drop > 0.0f) me_dropout_forward(a->res2, a->mask2, td, drop, rng);
+            me_add_inplace(a->res2, a->res1, td);
             inp = a->res2;
         }
     }
@@ -300,46 +295,43 @@ const float *me_encoder_forward(me_encoder *e, const me_params *p, const float *
     return inp;
 }
 
-/* Backward of the FFN sub-block: given dout[T,D] (gradient of its output, before the residual's
- * dropout was undone by the caller), adds dW into p->grad and dL/dinp into dinp[T,D]. */
-static void ffn_backward(me_encoder *e, me_params *p, const me_layer_acts *a, const me_layer_index *x,
+/* Backward of the FFN sub-block: dout[T,D] is the gradient of its output (the residual's dropout
+ * already undone). Adds parameter gradients into p->grad and dL/dinp into dinp[T,D]. The gradient
+ * w.r.t. the hidden layer overwrites the layer's hact buffer (dead once dW2 is formed). */
+static void ffn_backward(me_encoder *e, me_params *p, me_layer_acts *a, const me_layer_index *x,
                          const float *inp, const float *dout, float *dinp, float drop) {
     int t = e->b * e->s, d = e->cfg.d_model, f = e->cfg.d_ff;
     size_t tf = (size_t)t * f;
-    float *dh = e->dh;
-    memset(dh, 0, tf * sizeof(float));
-    me_linear_backward(dh, me_params_grad(p, x->l2_w), me_params_grad(p, x->l2_b), dout, a->hact,
+    /* dW2[D,F] += trans(dout[T,D]) * hact[T,F];  db2 += colsum(dout) */
+    me_linear_backward(NULL, me_params_grad(p, x->l2_w), me_params_grad(p, x->l2_b), dout, a->hact,
                        me_params_data(p, x->l2_w), t, f, d);
+    float *dh = a->hact;
+    /* dh[T,F] = dout[T,D] * W2[D,F] */
+    me_matmul(0, 0, t, f, d, 1.0f, dout, d, me_params_data(p, x->l2_w), f, 0.0f, dh, f);
     if (drop > 0.0f) me_dropout_backward(dh, dh, a->mask_act, tf, drop);
-    /* act backward in place: dh = dh * act'(hpre) (the kernels add, so go through a zeroed copy is not
-     * needed: multiply elementwise here) */
-    if (e->cfg.activation == ME_ACT_GELU) {
-        for (size_t i = 0; i < tf; i++) {
-            float g = dh[i];
-            dh[i] = 0.0f;
-            me_gelu_backward(&dh[i], &g, &a->hpre[i], 1);
-        }
-    } else {
-        for (size_t i = 0; i < tf; i++)
-            if (!(a->hpre[i] > 0.0f)) dh[i] = 0.0f;
-    }
+    if (e->cfg.activation == ME_ACT_GELU)
+        me_gelu_grad_inplace(dh, a->hpre, tf);
+    else
+        me_relu_grad_inplace(dh, a->hpre, tf);
     me_linear_backward(dinp, me_params_grad(p, x->l1_w), me_params_grad(p, x->l1_b), dh, inp,
                        me_params_data(p, x->l1_w), t, d, f);
 }
 
-/* Backward of the self-attention sub-block: dout[T,D] -> parameter grads, dinp[T,D] += dL/dinp. */
-static void self_attention_backward(me_encoder *e, me_params *p, const me_layer_acts *a,
-                                    const me_layer_index *x, const float *inp, const float *dout, float *dinp,
-                                    float drop) {
+/* Backward of the self-attention sub-block: dout[T,D] -> parameter grads, dinp[T,D] += dL/dinp
+ * (dinp may be NULL). dattn[T,D] is workspace; the qkv gradient goes to hpre when it is large enough
+ * (the FFN backward, which needs hpre, has run by then). */
+static void self_attention_backward(me_encoder *e, me_params *p, me_layer_acts *a, const me_layer_index *x,
+                                    const float *inp, const float *dout, float *dinp, float *dattn, float drop) {
     int t = e->b * e->s, d = e->cfg.d_model;
     size_t td = (size_t)t * d;
-    memset(e->dattn, 0, td * sizeof(float));
-    me_linear_backward(e->dattn, me_params_grad(p, x->out_w), me_params_grad(p, x->out_b), dout, a->attn,
+    float *dqkv = e->dqkv ? e->dqkv : a->hpre;
+    memset(dattn, 0, td * sizeof(float));
+    me_linear_backward(dattn, me_params_grad(p, x->out_w), me_params_grad(p, x->out_b), dout, a->attn,
                        me_params_data(p, x->out_w), t, d, d);
-    memset(e->dqkv, 0, 3 * td * sizeof(float));
-    me_attention_backward(e->dqkv, e->dprobs, e->dattn, a->qkv, a->probs, a->probs_drop, e->b, e->s, d,
-                          e->cfg.n_heads, drop);
-    me_linear_backward(dinp, me_params_grad(p, x->in_w), me_params_grad(p, x->in_b), e->dqkv, inp,
+    memset(dqkv, 0, 3 * td * sizeof(float));
+    me_attention_backward(dqkv, e->dprobs, dattn, a->qkv, a->probs, a->probs_drop, e->b, e->s, d, e->cfg.n_heads,
+                          drop);
+    me_linear_backward(dinp, me_params_grad(p, x->in_w), me_params_grad(p, x->in_b), dqkv, inp,
                        me_params_data(p, x->in_w), t, d, 3 * d);
 }
 
@@ -358,10 +350,10 @@ void me_encoder_backward(me_encoder *e, me_params *p, float *dx, const float *dy
         memcpy(g, dy, bytes);
     }
     for (int l = c->n_layers - 1; l >= 0; l--) {
-        const me_layer_acts *a = &e->acts[l];
+        me_layer_acts *a = &e->acts[l];
         const me_layer_index *li = &e->li[l];
-        /* g = dL/d(layer output); gnext receives dL/d(layer input) */
-        memset(gnext, 0, bytes);
+        /* g = dL/d(layer output); gnext receives dL/d(layer input) unless nobody needs it */
+        int need_dx = l > 0 || dx != NULL;
         if (!c->norm_first) {
             /* out = LN2(res2) */
             memset(e->dres, 0, bytes);
@@ -375,10 +367,10 @@ void me_encoder_backward(me_encoder *e, me_params *p, float *dx, const float *dy
             memset(e->dres, 0, bytes);
             me_layernorm_backward(e->dres, me_params_grad(p, li->n1_w), me_params_grad(p, li->n1_b), e->dln,
                                   a->res1, me_params_data(p, li->n1_w), a->ln1_mean, a->ln1_rstd, t, d);
-            /* res1 = x + dropout(SA(x)) */
-            memcpy(gnext, e->dres, bytes);
+            /* res1 = x + dropout(SA(x)); g is dead now and serves as workspace */
+            if (need_dx) memcpy(gnext, e->dres, bytes);
             if (drop > 0.0f) me_dropout_backward(e->dres, e->dres, a->mask1, td, drop);
-            self_attention_backward(e, p, a, li, a->inp, e->dres, gnext, drop);
+            self_attention_backward(e, p, a, li, a->inp, e->dres, need_dx ? gnext : NULL, g, drop);
         } else {
             /* out = res2 = res1 + dropout(FFN(LN2(res1))) */
             memcpy(e->dres, g, bytes); /* dL/dres1, to be completed */
@@ -388,17 +380,18 @@ void me_encoder_backward(me_encoder *e, me_params *p, float *dx, const float *dy
             me_layernorm_backward(e->dres, me_params_grad(p, li->n2_w), me_params_grad(p, li->n2_b), e->dln,
                                   a->res1, me_params_data(p, li->n2_w), a->ln2_mean, a->ln2_rstd, t, d);
             /* res1 = x + dropout(SA(LN1(x))) */
-            memcpy(gnext, e->dres, bytes);
+            if (need_dx) memcpy(gnext, e->dres, bytes);
             if (drop > 0.0f) me_dropout_backward(e->dres, e->dres, a->mask1, td, drop);
             memset(e->dln, 0, bytes);
-            self_attention_backward(e, p, a, li, a->ln1_out, e->dres, e->dln, drop);
-            me_layernorm_backward(gnext, me_params_grad(p, li->n1_w), me_params_grad(p, li->n1_b), e->dln,
-                                  a->inp, me_params_data(p, li->n1_w), a->ln1_mean, a->ln1_rstd, t, d);
+            self_attention_backward(e, p, a, li, a->ln1_out, e->dres, e->dln, g, drop);
+            /* LN1's input gradient goes to gnext; with no dx wanted, g (dead) takes it so that the
+             * gamma and beta gradients are still formed */
+            me_layernorm_backward(need_dx ? gnext : g, me_params_grad(p, li->n1_w), me_params_grad(p, li->n1_b),
+                                  e->dln, a->inp, me_params_data(p, li->n1_w), a->ln1_mean, a->ln1_rstd, t, d);
         }
         float *tmp = g;
         g = gnext;
         gnext = tmp;
     }
-    if (dx)
-        for (size_t i = 0; i < td; i++) dx[i] += g[i];
+    if (dx) me_add_inplace(dx, g, td);
 }

@@ -3,18 +3,73 @@
 #include <assert.h>
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
+
+/* Threading: minienc runs its own threads (OpenMP) and keeps OpenBLAS single-threaded, so that the
+ * elementwise kernels, the per-head attention products and the large matmuls share the same cores
+ * without oversubscription. A large matmul is split into one block of rows (or columns) per thread.
+ * Below ME_PAR_MIN_FLOPS a second thread costs more than it saves (measured on the seed block's
+ * attention products, 64 x 64 x 64: splitting them was slower than running heads in parallel). */
+#define ME_PAR_MIN_FLOPS (4.0 * 1024 * 1024)
+/* Elementwise loops over fewer values than this stay on one thread. */
+#define ME_PAR_MIN_ELEMS 32768
+
+void me_ops_set_threads(int n) {
+    omp_set_num_threads(n > 0 ? n : 1);
+    openblas_set_num_threads(1);
+}
+
+int me_ops_threads(void) { return omp_get_max_threads(); }
+
+static void sgemm1(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                   const float *b, int ldb, float beta, float *c, int ldc) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+                alpha, a, lda, b, ldb, beta, c, ldc);
+}
 
 void me_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                const float *b, int ldb, float beta, float *c, int ldc) {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
-                alpha, a, lda, b, ldb, beta, c, ldc);
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (nt <= 1 || 2.0 * m * n * k < ME_PAR_MIN_FLOPS) {
+        sgemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    int split_rows = m >= n, len = split_rows ? m : n;
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), parts = omp_get_num_threads();
+        int chunk = ((len + parts - 1) / parts + 15) & ~15; /* multiples of 16 keep the kernels' tiles whole */
+        int lo = t * chunk, hi = lo + chunk < len ? lo + chunk : len;
+        if (lo < hi) {
+            if (split_rows) /* rows lo..hi of op(A) and C */
+                sgemm1(trans_a, trans_b, hi - lo, n, k, alpha, trans_a ? a + lo : a + (size_t)lo * lda, lda, b, ldb,
+                       beta, c + (size_t)lo * ldc, ldc);
+            else /* columns lo..hi of op(B) and C */
+                sgemm1(trans_a, trans_b, m, hi - lo, k, alpha, a, lda, trans_b ? b + (size_t)lo * ldb : b + lo, ldb,
+                       beta, c + lo, ldc);
+        }
+    }
+}
+
+/* Column sums: out[C] += sum_t x[T,C]; threads take column ranges so no reduction is needed. */
+static void colsum_add(float *out, const float *x, int t, int c) {
+#pragma omp parallel if ((size_t)t * c >= ME_PAR_MIN_ELEMS)
+    {
+        int th = omp_get_thread_num(), nth = omp_get_num_threads();
+        int c0 = (int)((long)c * th / nth), c1 = (int)((long)c * (th + 1) / nth);
+        for (int i = 0; i < t; i++) {
+            const float *row = x + (size_t)i * c;
+            for (int j = c0; j < c1; j++) out[j] += row[j];
+        }
+    }
 }
 
 void me_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int t, int c,
                        int oc) {
     float beta = 0.0f;
     if (bias) {
+#pragma omp parallel for schedule(static) if ((size_t)t * oc >= ME_PAR_MIN_ELEMS)
         for (int i = 0; i < t; i++) memcpy(out + (size_t)i * oc, bias, (size_t)oc * sizeof(float));
         beta = 1.0f;
     }
@@ -28,16 +83,12 @@ void me_linear_backward(float *dinp, float *dweight, float *dbias, const float *
     if (dinp) me_matmul(0, 0, t, c, oc, 1.0f, dout, oc, weight, c, 1.0f, dinp, c);
     /* dweight[OC,C] += trans(dout[T,OC]) * inp[T,C] */
     me_matmul(1, 0, oc, c, t, 1.0f, dout, oc, inp, c, 1.0f, dweight, c);
-    if (dbias) {
-        for (int i = 0; i < t; i++) {
-            const float *row = dout + (size_t)i * oc;
-            for (int j = 0; j < oc; j++) dbias[j] += row[j];
-        }
-    }
+    if (dbias) colsum_add(dbias, dout, t, oc);
 }
 
 void me_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                           const float *bias, int t, int c, float eps) {
+#pragma omp parallel for schedule(static) if ((size_t)t * c >= ME_PAR_MIN_ELEMS)
     for (int i = 0; i < t; i++) {
         const float *x = inp + (size_t)i * c;
         float *y = out + (size_t)i * c;
@@ -61,6 +112,21 @@ void me_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
 
 void me_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                            const float *weight, const float *mean, const float *rstd, int t, int c) {
+    /* dweight, dbias: threads take column ranges (sums over rows, no reduction between threads) */
+#pragma omp parallel if ((size_t)t * c >= ME_PAR_MIN_ELEMS)
+    {
+        int th = omp_get_thread_num(), nth = omp_get_num_threads();
+        int c0 = (int)((long)c * th / nth), c1 = (int)((long)c * (th + 1) / nth);
+        for (int i = 0; i < t; i++) {
+            const float *x = inp + (size_t)i * c, *dy = dout + (size_t)i * c;
+            float m = mean[i], r = rstd[i];
+            for (int j = c0; j < c1; j++) {
+                dweight[j] += dy[j] * ((x[j] - m) * r);
+                dbias[j] += dy[j];
+            }
+        }
+    }
+#pragma omp parallel for schedule(static) if ((size_t)t * c >= ME_PAR_MIN_ELEMS)
     for (int i = 0; i < t; i++) {
         const float *x = inp + (size_t)i * c;
         const float *dy = dout + (size_t)i * c;
@@ -74,8 +140,6 @@ void me_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
             float dxhat = dy[j] * weight[j];
             sum_dxhat += dxhat;
             sum_dxhat_xhat += (double)dxhat * xhat;
-            dweight[j] += dy[j] * xhat;
-            dbias[j] += dy[j];
         }
         float a = (float)(sum_dxhat / c), b = (float)(sum_dxhat_xhat / c);
         for (int j = 0; j < c; j++) {
@@ -86,10 +150,12 @@ void me_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
 }
 
 void me_relu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= ME_PAR_MIN_ELEMS)
     for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
 void me_relu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= ME_PAR_MIN_ELEMS)
     for (size_t i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
@@ -98,17 +164,38 @@ void me_relu_backward(float *dinp, const float *dout, const float *inp, size_t n
 
 void me_gelu_forward(float *out, const float *inp, size_t n) {
     /* gelu(x) = x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2))) */
+#pragma omp parallel for schedule(static) if (n >= ME_PAR_MIN_ELEMS)
     for (size_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * ME_SQRT1_2));
 }
 
 void me_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
     /* gelu'(x) = Phi(x) + x phi(x),  phi(x) = exp(-x^2/2) / sqrt(2 pi) */
+#pragma omp parallel for schedule(static) if (n >= ME_PAR_MIN_ELEMS)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float cdf = 0.5f * (1.0f + erff(x * ME_SQRT1_2));
         float pdf = ME_INV_SQRT_2PI * expf(-0.5f * x * x);
         dinp[i] += dout[i] * (cdf + x * pdf);
     }
+}
+
+void me_relu_grad_inplace(float *d, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= ME_PAR_MIN_ELEMS)
+    for (size_t i = 0; i < n; i++)
+        if (!(inp[i] > 0.0f)) d[i] = 0.0f;
+}
+
+void me_gelu_grad_inplace(float *d, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= ME_PAR_MIN_ELEMS)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        d[i] *= 0.5f * (1.0f + erff(x * ME_SQRT1_2)) + x * ME_INV_SQRT_2PI * expf(-0.5f * x * x);
+    }
+}
+
+void me_add_inplace(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= ME_PAR_MIN_ELEMS)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
 void me_dropout_forward(float *x, uint8_t *mask, size_t n, float p, me_rng *rng) {
@@ -149,69 +236,75 @@ static int softmax_row(float *row, const uint8_t *key_pad, int s) {
 void me_attention_forward(float *out, float *probs, float *probs_drop, const float *qkv,
                           const uint8_t *key_pad, int b, int s, int d, int h, float dropout, me_rng *rng) {
     assert(d % h == 0);
-    int dh = d / h, ld = 3 * d;
+    int dh = d / h, ld = 3 * d, bh = b * h;
     float scale = 1.0f / sqrtf((float)dh);
     size_t ss = (size_t)s * s;
-    for (int bi = 0; bi < b; bi++) {
+    int par = (size_t)bh * ss * dh >= ME_PAR_MIN_ELEMS;
+    /* heads are independent: one (batch, head) pair per iteration, single-threaded matmuls inside */
+#pragma omp parallel for schedule(static) if (par)
+    for (int x = 0; x < bh; x++) {
+        int bi = x / h, hi = x % h;
         const float *base = qkv + (size_t)bi * s * ld;
         const uint8_t *pad = key_pad ? key_pad + (size_t)bi * s : NULL;
-        for (int hi = 0; hi < h; hi++) {
-            const float *q = base + hi * dh, *k = base + d + hi * dh, *v = base + 2 * d + hi * dh;
-            float *p = probs + ((size_t)bi * h + hi) * ss;
-            /* p[S,S] = scale * q[S,Dh] * trans(k[S,Dh])   (rows strided by 3D inside qkv) */
-            me_matmul(0, 1, s, s, dh, scale, q, ld, k, ld, 0.0f, p, s);
-            for (int i = 0; i < s; i++) softmax_row(p + (size_t)i * s, pad, s);
-            const float *pv = p;
-            if (dropout > 0.0f) {
-                float *pd = probs_drop + ((size_t)bi * h + hi) * ss;
-                float keep_scale = 1.0f / (1.0f - dropout);
-                for (size_t i = 0; i < ss; i++) pd[i] = me_rng_uniform(rng) >= dropout ? p[i] * keep_scale : 0.0f;
-                pv = pd;
-            }
-            /* out[S, head cols] = pv[S,S] * v[S,Dh]   (written into the head's column slice of out[S,D]) */
-            me_matmul(0, 0, s, dh, s, 1.0f, pv, s, v, ld, 0.0f, out + (size_t)bi * s * d + hi * dh, d);
-        }
+        float *p = probs + (size_t)x * ss;
+        /* p[S,S] = scale * q[S,Dh] * trans(k[S,Dh])   (rows strided by 3D inside qkv) */
+        me_matmul(0, 1, s, s, dh, scale, base + hi * dh, ld, base + d + hi * dh, ld, 0.0f, p, s);
+        for (int i = 0; i < s; i++) softmax_row(p + (size_t)i * s, pad, s);
+    }
+    const float *pv = probs;
+    if (dropout > 0.0f) {
+        /* one sequential pass so that the masks depend only on the generator's state */
+        float keep_scale = 1.0f / (1.0f - dropout);
+        for (size_t i = 0; i < (size_t)bh * ss; i++)
+            probs_drop[i] = me_rng_uniform(rng) >= dropout ? probs[i] * keep_scale : 0.0f;
+        pv = probs_drop;
+    }
+#pragma omp parallel for schedule(static) if (par)
+    for (int x = 0; x < bh; x++) {
+        int bi = x / h, hi = x % h;
+        /* out[S, head cols] = pv[S,S] * v[S,Dh]   (written into the head's column slice of out[S,D]) */
+        me_matmul(0, 0, s, dh, s, 1.0f, pv + (size_t)x * ss, s, qkv + (size_t)bi * s * ld + 2 * d + hi * dh, ld, 0.0f,
+                  out + (size_t)bi * s * d + hi * dh, d);
     }
 }
 
 void me_attention_backward(float *dqkv, float *dprobs, const float *dout, const float *qkv, const float *probs,
                            const float *probs_drop, int b, int s, int d, int h, float dropout) {
-    int dh = d / h, ld = 3 * d;
+    int dh = d / h, ld = 3 * d, bh = b * h;
     float scale = 1.0f / sqrtf((float)dh);
     size_t ss = (size_t)s * s;
-    for (int bi = 0; bi < b; bi++) {
+#pragma omp parallel for schedule(static) if ((size_t)bh * ss * dh >= ME_PAR_MIN_ELEMS)
+    for (int x = 0; x < bh; x++) {
+        int bi = x / h, hi = x % h;
         const float *base = qkv + (size_t)bi * s * ld;
         float *dbase = dqkv + (size_t)bi * s * ld;
-        const float *dob = dout + (size_t)bi * s * d;
-        for (int hi = 0; hi < h; hi++) {
-            const float *q = base + hi * dh, *k = base + d + hi * dh, *v = base + 2 * d + hi * dh;
-            float *dq = dbase + hi * dh, *dk = dbase + d + hi * dh, *dv = dbase + 2 * d + hi * dh;
-            const float *doh = dob + hi * dh;
-            const float *p = probs + ((size_t)bi * h + hi) * ss;
-            const float *pv = dropout > 0.0f ? probs_drop + ((size_t)bi * h + hi) * ss : p;
-            float *dp = dprobs + ((size_t)bi * h + hi) * ss;
-            /* dpv[S,S] = dout_h[S,Dh] * trans(v[S,Dh]) */
-            me_matmul(0, 1, s, s, dh, 1.0f, doh, d, v, ld, 0.0f, dp, s);
-            /* dv[S,Dh] += trans(pv[S,S]) * dout_h[S,Dh] */
-            me_matmul(1, 0, s, dh, s, 1.0f, pv, s, doh, d, 1.0f, dv, ld);
-            if (dropout > 0.0f) {
-                /* pv = p * keep / (1 - dropout): a kept weight is nonzero exactly where p is (and where p
-                 * is zero the softmax backward below gives zero anyway) */
-                float keep_scale = 1.0f / (1.0f - dropout);
-                for (size_t i = 0; i < ss; i++) dp[i] = pv[i] != 0.0f ? dp[i] * keep_scale : 0.0f;
-            }
-            /* softmax backward, with the 1/sqrt(Dh) of the scores folded in:
-             * dscores = scale * p * (dp - sum_j dp_j p_j) */
-            for (int i = 0; i < s; i++) {
-                const float *pr = p + (size_t)i * s;
-                float *dr = dp + (size_t)i * s;
-                float dot = 0.0f;
-                for (int j = 0; j < s; j++) dot += pr[j] * dr[j];
-                for (int j = 0; j < s; j++) dr[j] = scale * pr[j] * (dr[j] - dot);
-            }
-            /* dq[S,Dh] += dscores[S,S] * k[S,Dh];  dk[S,Dh] += trans(dscores) * q[S,Dh] */
-            me_matmul(0, 0, s, dh, s, 1.0f, dp, s, k, ld, 1.0f, dq, ld);
-            me_matmul(1, 0, s, dh, s, 1.0f, dp, s, q, ld, 1.0f, dk, ld);
+        const float *q = base + hi * dh, *k = base + d + hi * dh, *v = base + 2 * d + hi * dh;
+        float *dq = dbase + hi * dh, *dk = dbase + d + hi * dh, *dv = dbase + 2 * d + hi * dh;
+        const float *doh = dout + (size_t)bi * s * d + hi * dh;
+        const float *p = probs + (size_t)x * ss;
+        const float *pv = dropout > 0.0f ? probs_drop + (size_t)x * ss : p;
+        float *dp = dprobs + (size_t)x * ss;
+        /* dpv[S,S] = dout_h[S,Dh] * trans(v[S,Dh]) */
+        me_matmul(0, 1, s, s, dh, 1.0f, doh, d, v, ld, 0.0f, dp, s);
+        /* dv[S,Dh] += trans(pv[S,S]) * dout_h[S,Dh] */
+        me_matmul(1, 0, s, dh, s, 1.0f, pv, s, doh, d, 1.0f, dv, ld);
+        if (dropout > 0.0f) {
+            /* pv = p * keep / (1 - dropout): a kept weight is nonzero exactly where p is (and where p
+             * is zero the softmax backward below gives zero anyway) */
+            float keep_scale = 1.0f / (1.0f - dropout);
+            for (size_t i = 0; i < ss; i++) dp[i] = pv[i] != 0.0f ? dp[i] * keep_scale : 0.0f;
         }
+        /* softmax backward, with the 1/sqrt(Dh) of the scores folded in:
+         * dscores = scale * p * (dp - sum_j dp_j p_j) */
+        for (int i = 0; i < s; i++) {
+            const float *pr = p + (size_t)i * s;
+            float *dr = dp + (size_t)i * s;
+            float dot = 0.0f;
+            for (int j = 0; j < s; j++) dot += pr[j] * dr[j];
+            for (int j = 0; j < s; j++) dr[j] = scale * pr[j] * (dr[j] - dot);
+        }
+        /* dq[S,Dh] += dscores[S,S] * k[S,Dh];  dk[S,Dh] += trans(dscores) * q[S,Dh] */
+        me_matmul(0, 0, s, dh, s, 1.0f, dp, s, k, ld, 1.0f, dq, ld);
+        me_matmul(1, 0, s, dh, s, 1.0f, dp, s, q, ld, 1.0f, dk, ld);
     }
 }

@@ -167,6 +167,17 @@ static void pre_ln_relu_with_padding_should_match_finite_differences(void **stat
     run_block_case(small(1, 0, ME_ACT_RELU, 1), 2, 6, 1, 14);
 }
 
+/* d_ff >= 3 d_model: the qkv gradient then reuses the FFN's hpre buffer instead of its own */
+static void wide_ffn_blocks_should_match_finite_differences(void **state) {
+    (void)state;
+    me_model_config m = small(0, 0, ME_ACT_GELU, 2);
+    m.d_ff = 32;
+    run_block_case(m, 2, 4, 1, 18);
+    m.norm_first = 1;
+    m.final_norm = 1;
+    run_block_case(m, 2, 4, 0, 19);
+}
+
 static void dropout_block_gradients_should_match_finite_differences_with_fixed_masks(void **state) {
     (void)state;
     me_model_config m = small(0, 0, ME_ACT_GELU, 1);
@@ -325,6 +336,7 @@ int main(void) {
         cmocka_unit_test(pre_ln_gelu_with_final_norm_should_match_finite_differences),
         cmocka_unit_test(pre_ln_relu_with_padding_should_match_finite_differences),
         cmocka_unit_test(dropout_block_gradients_should_match_finite_differences_with_fixed_masks),
+        cmocka_unit_test(wide_ffn_blocks_should_match_finite_differences),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "minienc/encoder.h"
 #include "minienc/ops.h"
 
 static float *rnd(size_t n, me_rng *r) {
@@ -193,6 +194,75 @@ static void dropout_should_keep_about_one_minus_p_and_rescale(void **state) {
     free(x), free(dx), free(mask);
 }
 
+/* Runs forward + backward of a block large enough to take every threaded path (split matmuls,
+ * heads in parallel, row- and column-parallel LayerNorm) and returns y, dx and all gradients. */
+static float *block_outputs(int threads, int d_ff, size_t *n_out) {
+    me_ops_set_threads(threads);
+    me_model_config m;
+    memset(&m, 0, sizeof m);
+    m.d_model = 128, m.n_heads = 4, m.d_ff = d_ff, m.n_layers = 2, m.activation = ME_ACT_GELU;
+    m.layer_norm_eps = 1e-5f, m.final_norm = 1;
+    int b = 8, s = 40;
+    me_params p;
+    me_params_init(&p);
+    me_encoder e;
+    me_rng r;
+    me_rng_seed(&r, 9);
+    assert_int_equal(me_encoder_register(&e, &p, "", &m, NULL), ME_OK);
+    assert_int_equal(me_params_alloc(&p, NULL), ME_OK);
+    me_encoder_init_weights(&e, &p, &r);
+    assert_int_equal(me_encoder_alloc(&e, b, s, NULL), ME_OK);
+    size_t n = (size_t)b * s * 128;
+    float *x = rnd(n, &r), *dy = rnd(n, &r);
+    uint8_t *pad = calloc((size_t)b * s, 1);
+    for (int i = 0; i < b; i++) pad[i * s + s - 1 - i] = 1;
+    size_t total = 2 * n + p.total;
+    float *outv = calloc(total, sizeof *outv);
+    memcpy(outv, me_encoder_forward(&e, &p, x, pad, b, s, 0, NULL), n * sizeof(float));
+    me_params_zero_grad(&p);
+    me_encoder_backward(&e, &p, outv + n, dy);
+    memcpy(outv + 2 * n, p.grad, p.total * sizeof(float));
+    me_encoder_free(&e);
+    me_params_free(&p);
+    free(x), free(dy), free(pad);
+    *n_out = total;
+    me_ops_set_threads(1);
+    return outv;
+}
+
+static void threaded_block_should_agree_with_one_thread(void **state) {
+    (void)state;
+    for (int ff = 0; ff < 2; ff++) {
+        size_t n1, n2;
+        int d_ff = ff ? 512 : 200; /* >= 3 d_model (qkv gradient in hpre) and below */
+        float *one = block_outputs(1, d_ff, &n1), *two = block_outputs(2, d_ff, &n2);
+        assert_int_equal(n1, n2);
+        assert_tensor_close(two, one, n1, 1e-6);
+        free(one), free(two);
+    }
+}
+
+static void split_matmul_should_match_naive_loops(void **state) {
+    (void)state;
+    me_rng r;
+    me_rng_seed(&r, 10);
+    me_ops_set_threads(2);
+    int m = 300, n = 97, k = 260; /* above the split threshold, not a multiple of 16 */
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int wide = 0; wide < 2; wide++) {
+                int mm = wide ? n : m, nn = wide ? m : n; /* split by rows, then by columns */
+                float *a = rnd((size_t)mm * k, &r), *b = rnd((size_t)k * nn, &r), *c = rnd((size_t)mm * nn, &r);
+                float *want = malloc((size_t)mm * nn * 4);
+                memcpy(want, c, (size_t)mm * nn * 4);
+                me_matmul(ta, tb, mm, nn, k, 1.0f, a, ta ? mm : k, b, tb ? k : nn, 0.5f, c, nn);
+                naive_matmul(ta, tb, mm, nn, k, 1.0f, a, ta ? mm : k, b, tb ? k : nn, 0.5f, want, nn);
+                assert_tensor_close(c, want, (size_t)mm * nn, 1e-5);
+                free(a), free(b), free(c), free(want);
+            }
+    me_ops_set_threads(1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(matmul_should_match_naive_loops_for_every_transpose),
@@ -201,6 +271,8 @@ int main(void) {
         cmocka_unit_test(activations_should_match_double_precision_formulas),
         cmocka_unit_test(attention_forward_should_match_naive_softmax_with_padding),
         cmocka_unit_test(dropout_should_keep_about_one_minus_p_and_rescale),
+        cmocka_unit_test(split_matmul_should_match_naive_loops),
+        cmocka_unit_test(threaded_block_should_agree_with_one_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,7 @@ typedef struct {
     double gflop_per_step, gflops;
     double loss_first, loss_last;   /* MSE at the first and last timed step (should fall) */
     size_t param_bytes, grad_bytes, optim_bytes, activation_bytes, io_bytes;
+    size_t workspace_bytes;         /* backward workspace (not counted as needed) */
     size_t needed_bytes;            /* sum of the five above */
     size_t rss_before, rss_peak;    /* resident set sizes (bytes) before building and at the peak */
 } me_bench_result;

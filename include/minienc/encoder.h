@@ -52,15 +52,14 @@ typedef struct {
     int max_b, max_s;
     me_layer_acts *acts; /* [n_layers] */
     float *fn_out, *fn_mean, *fn_rstd; /* final norm: [T,D], [T], [T] */
-    /* backward scratch */
+    /* backward workspace; the FFN's gradients reuse the layer's hact buffer, dqkv reuses hpre when
+     * d_ff >= 3 d_model (both are dead by then), and the out_proj input gradient reuses g */
     float *g[2];   /* [T,D] ping-pong gradient w.r.t. layer outputs */
     float *dres;   /* [T,D] */
     float *dln;    /* [T,D] */
-    float *dattn;  /* [T,D] */
-    float *dqkv;   /* [T,3D] */
-    float *dh;     /* [T,F] */
+    float *dqkv;   /* [T,3D] only when d_ff < 3 d_model, else NULL */
     float *dprobs; /* [B,H,S,S] */
-    float *scratch; /* [T,D] forward scratch (branch outputs before the residual add) */
+    void *block;   /* the one allocation everything above points into */
     /* shape of the last forward pass */
     int b, s;
     const uint8_t *key_pad;
@@ -78,8 +77,9 @@ me_status me_encoder_register(me_encoder *e, me_params *p, const char *prefix, c
  * U(-1/sqrt(fan_in), 1/sqrt(fan_in)), LayerNorm weight 1 and bias 0. */
 void me_encoder_init_weights(const me_encoder *e, me_params *p, me_rng *rng);
 
-/* Bytes the activations and scratch need for max_b x max_s tokens (0 on size_t overflow). */
-size_t me_encoder_activation_bytes(const me_model_config *cfg, int max_b, int max_s);
+/* Bytes of the activations saved for backward (saved) and of the backward workspace (work) for
+ * max_b x max_s tokens; returns saved + work, 0 on size_t overflow. Either pointer may be NULL. */
+size_t me_encoder_activation_bytes(const me_model_config *cfg, int max_b, int max_s, size_t *saved, size_t *work);
 
 /* Allocates activations and scratch for batches up to max_b sequences of up to max_s tokens. */
 me_status me_encoder_alloc(me_encoder *e, int max_b, int max_s, me_error *err);
@@ -91,7 +91,9 @@ const float *me_encoder_forward(me_encoder *e, const me_params *p, const float *
                                 int b, int s, int training, me_rng *rng);
 
 /* Backward pass of the last forward: dy[B,S,D] = dL/dout. Adds parameter gradients into p->grad and
- * dL/dx into dx[B,S,D] (dx may be NULL when not needed). */
+ * dL/dx into dx[B,S,D]. dx may be NULL when not needed; the first layer then skips the work that only
+ * feeds dL/dx (as PyTorch's autograd does for an input that does not require grad). Consumes the
+ * saved activations: call once per forward. */
 void me_encoder_backward(me_encoder *e, me_params *p, float *dx, const float *dy);
 
 void me_encoder_free(me_encoder *e);

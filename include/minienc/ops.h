@@ -9,6 +9,11 @@
 
 #include "minienc/rng.h"
 
+/* Threads for every kernel (OpenMP; OpenBLAS itself is kept single-threaded and each large matmul
+ * is split across these threads). n <= 0 means 1. */
+void me_ops_set_threads(int n);
+int me_ops_threads(void);
+
 /* The one matmul entry point (over cblas_sgemm):
  *   C[M,N] = alpha * op(A) op(B) + beta * C,  op(A) is [M,K], op(B) is [K,N]
  * transA: A is stored [K,M] (lda >= M) instead of [M,K] (lda >= K); likewise transB. */
@@ -37,6 +42,13 @@ void me_gelu_forward(float *out, const float *inp, size_t n);
 /* dinp[n] += dout * act'(inp) */
 void me_relu_backward(float *dinp, const float *dout, const float *inp, size_t n);
 void me_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+
+/* In place: d[n] *= act'(inp[n]) (the gradient buffer may be the activation's own storage). */
+void me_relu_grad_inplace(float *d, const float *inp, size_t n);
+void me_gelu_grad_inplace(float *d, const float *inp, size_t n);
+
+/* y[n] += x[n] */
+void me_add_inplace(float *y, const float *x, size_t n);
 
 /* Inverted dropout in place: x[i] = keep ? x[i] / (1 - p) : 0, keep ~ Bernoulli(1 - p).
  * mask[n] records keep (1) or drop (0). p in [0, 1). */

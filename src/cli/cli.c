@@ -1,6 +1,7 @@
 #include "cli.h"
 
-#include <cblas.h>
+#include "minienc/ops.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -82,6 +83,6 @@ int cli_set_threads(int threads) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (int)n : 1;
     }
-    openblas_set_num_threads(threads);
+    me_ops_set_threads(threads);
     return threads;
 }
