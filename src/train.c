@@ -177,11 +177,16 @@ static void run_free(run *r) {
 }
 
 /* Writes history, layernorm.csv and metrics first, the checkpoint last: a resume truncates the others
- * to the checkpoint's step, so a kill between the writes leaves a consistent run. */
+ * to the checkpoint's step, so a kill between the writes leaves a consistent run.
+ * Snapshots are taken at step 0, every history_every steps (in the loop) and at the run's last step;
+ * an intermediate checkpoint or an interruption adds none, so that a resumed run's history is the
+ * uninterrupted run's. */
 static me_status save_all(run *r, me_error *err) {
     char path[ME_PATH_MAX + 64];
     me_status st;
-    if ((st = me_history_record(&r->hist, &r->model.params, r->state.step, err))) return st;
+    if ((r->state.step == 0 || r->state.step >= r->cfg.train.steps) &&
+        (st = me_history_record(&r->hist, &r->model.params, r->state.step, err)))
+        return st;
     join(path, sizeof path, r->dir, "history.safetensors");
     if ((st = me_history_write(&r->hist, path, err))) return st;
     join(path, sizeof path, r->dir, "layernorm.csv");
@@ -274,7 +279,12 @@ static me_status setup(run *r, int resume, me_error *err) {
                 me_history_free(&old);
                 return me_error_prefix(err, "%s", path);
             }
-            me_history_truncate(&old, r->state.step);
+            /* a finished shorter run snapshotted its last step; off the history_every grid that
+             * snapshot is not one an uninterrupted run takes (save_all takes it again if this run
+             * ends there) */
+            int64_t keep = r->state.step;
+            if (keep > 0 && keep % r->cfg.log.history_every != 0) keep--;
+            me_history_truncate(&old, keep);
             me_history_free(&r->hist);
             r->hist = old;
         }
