@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include "minienc/ops.h"
+#include "minienc/report.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -86,3 +87,5 @@ int cli_set_threads(int threads) {
     me_ops_set_threads(threads);
     return threads;
 }
+
+me_status cli_write_plots(const char *run_dir, me_error *err) { return me_report_plots(run_dir, err); }

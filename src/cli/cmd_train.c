@@ -1,4 +1,5 @@
 /* minienc train / eval / data. */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -39,6 +40,31 @@ static const char *default_config(char *buf, size_t cap) {
         }
     }
     return "configs/default.ini";
+}
+
+/* 1 if path is a directory with entries, or any other existing file. */
+static int taken(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return access(path, F_OK) == 0;
+    struct dirent *e;
+    int used = 0;
+    while (!used && (e = readdir(d))) used = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return used;
+}
+
+/* When log.out_dir is not set, each run gets a fresh directory: runs/NAME, then runs/NAME-2, ... */
+static int pick_free_run_dir(me_config *cfg) {
+    char base[ME_PATH_MAX];
+    snprintf(base, sizeof base, "%s", cfg->log.out_dir);
+    for (int i = 2; taken(cfg->log.out_dir); i++) {
+        if (i > 999) return -1;
+        char next[ME_PATH_MAX + 16];
+        snprintf(next, sizeof next, "%s-%d", base, i);
+        if (strlen(next) >= sizeof cfg->log.out_dir) return -1;
+        memcpy(cfg->log.out_dir, next, strlen(next) + 1);
+    }
+    return 0;
 }
 
 typedef struct {
@@ -116,6 +142,9 @@ int cmd_train(int argc, char **argv) {
         snprintf(cfg.log.out_dir, sizeof cfg.log.out_dir, "%s", resume);
     }
     if (me_config_validate(&cfg, &err)) return cli_fail(&err);
+    if (!resume && !c.force && strcmp(me_config_origin(&cfg, "log.out_dir"), "default") == 0 &&
+        pick_free_run_dir(&cfg) != 0)
+        return cli_usage("train", "runs/%s-2 .. -999 are all taken; set log.out_dir", cfg.log.out_dir);
     int threads = cli_set_threads(cfg.train.threads);
     progress_view view = {.tty = isatty(2), .every = cfg.train.steps >= 20 ? cfg.train.steps / 20 : 1};
     struct sigaction sa;
