@@ -65,6 +65,7 @@ int cmd_forward(int argc, char **argv) {
     me_error err = {0};
     me_config cfg;
     if (cli_load_config(&cfg, c.positional[0], &c, &err)) return cli_fail(&err);
+    cli_set_threads(cfg.train.threads);
     me_model_config mc = cfg.model;
     mc.dropout = 0.0f;
     me_params p;
