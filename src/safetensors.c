@@ -10,9 +10,12 @@
 
 #include <assert.h>
 #include <cjson/cJSON.h>
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -555,6 +558,44 @@ static char *dir_of(const char *path) {
     return d;
 }
 
+/* Removes PATH.tmp.<pid> files that writers killed before their rename left behind (SIGKILL, a
+ * crash): only names of exactly that form, only for a pid that is not ours and names no live
+ * process. Best effort: a file that cannot be removed is left alone. Never touches PATH itself. */
+static void remove_stale_temps(const char *path) {
+    char *dir = dir_of(path);
+    if (!dir) return;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t bl = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d) {
+        free(dir);
+        return;
+    }
+    const struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *nm = e->d_name;
+        if (strncmp(nm, base, bl) != 0 || strncmp(nm + bl, ".tmp.", 5) != 0) continue;
+        const char *digits = nm + bl + 5;
+        size_t nd = strlen(digits);
+        int all = nd > 0 && nd < 12;
+        for (size_t i = 0; all && i < nd; i++) all = isdigit((unsigned char)digits[i]) != 0;
+        if (!all) continue;
+        long pid = strtol(digits, NULL, 10);
+        if (pid <= 0 || pid == (long)getpid()) continue;
+        errno = 0;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
+        size_t n = strlen(dir) + strlen(nm) + 2;
+        char *full = malloc(n);
+        if (!full) break;
+        snprintf(full, n, "%s/%s", dir, nm);
+        (void)unlink(full);
+        free(full);
+    }
+    closedir(d);
+    free(dir);
+}
+
 /* Writes the chunks in order to PATH.tmp.<pid>, makes them durable, then renames over PATH. */
 static me_status write_atomic_chunks(const char *path, const st_chunk *chunks, int n, me_error *err) {
     size_t plen = strlen(path);
@@ -605,6 +646,7 @@ static me_status write_atomic_chunks(const char *path, const st_chunk *chunks, i
         return st;
     }
     free(tmp);
+    remove_stale_temps(path);
     /* Make the rename itself durable. Best effort: the new file is complete and in place either way,
      * and some filesystems refuse fsync on a directory. */
     char *dir = dir_of(path);
