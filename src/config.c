@@ -419,6 +419,7 @@ typedef struct {
     int err_line;
     me_error err;
     int nomem;
+    size_t len; /* bytes in buf (a file line may hold NUL bytes, so strlen is not its length) */
 } load_state;
 
 static const char *where_now(load_state *s) {
@@ -465,6 +466,7 @@ static int next_physical_line(load_state *s) {
         s->pos += len;
     }
     while (len > 0 && (s->buf[len - 1] == '\n' || s->buf[len - 1] == '\r')) s->buf[--len] = '\0';
+    s->len = len;
     return 1;
 }
 
@@ -489,10 +491,29 @@ static void check_line(load_state *s, const char *p) {
     }
 }
 
+/* A NUL byte would silently cut the line short (inih sees a C string) and other control bytes would
+ * end up raw in messages: refuse both, naming the column. Tabs, form feeds and vertical tabs are
+ * whitespace; bytes >= 0x80 (UTF-8 in paths) are kept. */
+static void check_bytes(load_state *s) {
+    for (size_t i = 0; i < s->len; i++) {
+        unsigned char ch = (unsigned char)s->buf[i];
+        if ((ch < 0x20 && ch != '\t' && ch != '\f' && ch != '\v') || ch == 0x7f) {
+            if (ch)
+                me_error_set(&s->err, ME_ERR_CONFIG, "%s:%zu: control byte 0x%02x, expected text", where_now(s), i + 1,
+                             ch);
+            else
+                me_error_set(&s->err, ME_ERR_CONFIG, "%s:%zu: NUL byte, expected text", where_now(s), i + 1);
+            fail_now(s);
+            return;
+        }
+    }
+}
+
 static char *reader(char *str, int num, void *stream) {
     load_state *s = stream;
     if (!next_physical_line(s)) return NULL;
     s->line++;
+    if (!s->failed) check_bytes(s);
     char *p = s->buf;
     if (s->line == 1 && (unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB && (unsigned char)p[2] == 0xBF)
         p += 3;
