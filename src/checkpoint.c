@@ -1,6 +1,9 @@
 #include "minienc/checkpoint.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,12 +103,16 @@ static me_status load_tensor(const me_st_file *f, const char *path, const char *
     return ME_OK;
 }
 
+/* n comma-separated unsigned integers in base 10 or 16. strtoull alone would take "-3" (as 2^64 - 3),
+ * leading spaces and out-of-range values (as ULLONG_MAX): each number must start with a digit and
+ * fit in 64 bits. */
 static int parse_u64_list(const char *s, uint64_t *out, int n, int base) {
     for (int i = 0; i < n; i++) {
         char *end;
-        if (!s || !*s) return 0;
+        if (!s || !(base == 16 ? isxdigit((unsigned char)*s) : isdigit((unsigned char)*s))) return 0;
+        errno = 0;
         out[i] = strtoull(s, &end, base);
-        if (end == s || (i + 1 < n ? *end != ',' : *end != '\0')) return 0;
+        if (errno == ERANGE || end == s || (i + 1 < n ? *end != ',' : *end != '\0')) return 0;
         s = end + 1;
     }
     return 1;
@@ -131,8 +138,10 @@ me_status me_checkpoint_load(const char *path, me_params *p, me_optim *o, me_tra
         else if (strcmp(kind, o->kind == ME_OPT_ADAMW ? "adamw" : "sgd") != 0)
             st = me_error_set(err, ME_ERR_CONFIG, "%s: optimizer state is %s but the config says %s", path, kind,
                               o->kind == ME_OPT_ADAMW ? "adamw" : "sgd");
-        else if (!parse_u64_list(step, v, 1, 10) || (s->step = (int64_t)v[0], !parse_u64_list(ostep, v, 1, 10)))
-            st = me_error_set(err, ME_ERR_FORMAT, "%s: step '%s' / optim_step '%s' are not integers", path, step, ostep);
+        else if (!parse_u64_list(step, v, 1, 10) || v[0] > INT64_MAX ||
+                 (s->step = (int64_t)v[0], !parse_u64_list(ostep, v, 1, 10)) || v[0] > LONG_MAX)
+            st = me_error_set(err, ME_ERR_FORMAT, "%s: step '%s' / optim_step '%s' are not integers in [0, 2^63), "
+                              "expected the update counts of a minienc checkpoint", path, step, ostep);
         else {
             o->step = (long)v[0];
             if (!parse_u64_list(rng, s->rng.s, 4, 16))
