@@ -104,9 +104,16 @@ void me_metrics_free(me_metrics *m) {
     memset(m, 0, sizeof *m);
 }
 
-/* A whole-field number: no leading space, nothing left over. */
+/* A whole-field decimal number as printf's %g writes it (digits, '.', exponent; "nan", "inf" and their
+ * negatives): no spaces, no hex, nothing left over. */
 static int parse_number(const char *s, double *v) {
-    if (!*s || *s == ' ' || *s == '\t' || *s == '+') return 0;
+    const char *t = s[0] == '-' ? s + 1 : s;
+    int special = strcmp(t, "nan") == 0 || strcmp(t, "inf") == 0;
+    if (!special) {
+        if (!(*t >= '0' && *t <= '9') && *t != '.') return 0;
+        for (const char *q = t; *q; q++)
+            if (!((*q >= '0' && *q <= '9') || *q == '.' || *q == 'e' || *q == 'E' || *q == '+' || *q == '-')) return 0;
+    }
     char *end;
     errno = 0;
     double x = strtod(s, &end);
@@ -468,7 +475,6 @@ cJSON *me_report_json(const me_report *r) {
 static const me_rgb COL_MEAN = {31, 119, 180};
 
 typedef struct {
-    const char *run_dir;
     char run[256];
     char plots[4096];
     me_font font;
@@ -859,7 +865,6 @@ me_status me_report_plots_list(const char *run_dir, me_report_files *written, me
     norm_group *groups = NULL;
     plot_ctx pc;
     memset(&pc, 0, sizeof pc);
-    pc.run_dir = run_dir;
     pc.files = written;
     me_report_run_name(run_dir, pc.run, sizeof pc.run);
     me_font_load(&pc.font, me_font_default_path(), NULL); /* falls back to the built-in font */

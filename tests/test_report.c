@@ -188,7 +188,7 @@ static void metrics_reader_should_read_rows_and_leave_missing_validation_nan(voi
     write_text(path, "step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\r\n"
                      "1,2.5,0.001,1.25,1000,,\r\n"
                      "2,2.25,0.002,1e-3,2000,2.75,0.125\n"
-                     "7,nan,0,0,0,,0.5");
+                     "7,nan,0,-inf,1.5E+3,,0.5");
     me_metrics m;
     me_error err = {0};
     if (me_metrics_read(&m, path, &err) != ME_OK) fail_msg("%s", err.msg);
@@ -196,6 +196,7 @@ static void metrics_reader_should_read_rows_and_leave_missing_validation_nan(voi
     assert_true(m.step[0] == 1 && m.step[1] == 2 && m.step[2] == 7);
     assert_true(m.loss[0] == 2.5 && m.loss[1] == 2.25 && isnan(m.loss[2]));
     assert_true(m.lr[1] == 0.002 && m.grad_norm[1] == 1e-3 && m.tokens_per_s[1] == 2000);
+    assert_true(isinf(m.grad_norm[2]) && m.grad_norm[2] < 0 && m.tokens_per_s[2] == 1500);
     assert_true(isnan(m.valid_loss[0]) && isnan(m.valid_acc[0]));
     assert_true(m.valid_loss[1] == 2.75 && m.valid_acc[1] == 0.125);
     assert_true(isnan(m.valid_loss[2]) && m.valid_acc[2] == 0.5);
@@ -218,6 +219,8 @@ static void metrics_reader_should_refuse_malformed_rows_with_file_and_line(void 
         {"step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n5,1,3,4,5,,\n5,1,3,4,5,,\n", ":3:", "increasing"},
         {"step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n1,1,3,4,5,,\n\n2,1,3,4,5,,\n", ":3:", "empty line"},
         {"step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n1, 1,3,4,5,,\n", ":2:", "loss ' 1'"},
+        {"step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n1,0x1p3,3,4,5,,\n", ":2:", "loss '0x1p3'"},
+        {"step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n1,1,3,4,5,,infinity\n", ":2:", "valid_acc"},
     };
     char path[1024];
     snprintf(path, sizeof path, "%s/bad.csv", fx->dir);
@@ -362,6 +365,19 @@ static void inspect_text_should_name_the_threshold_and_the_planted_dimensions(vo
     assert_non_null(strstr(buf, "switched off (|gamma| < 0.1): 1 of 16: dim 5 (0.0100)"));
     free(buf);
     me_report_free(&r);
+}
+
+static void run_name_should_be_the_directory_base_name(void **state) {
+    (void)state;
+    char name[64];
+    me_report_run_name("runs/demo", name, sizeof name);
+    assert_string_equal(name, "demo");
+    me_report_run_name("runs/demo//", name, sizeof name);
+    assert_string_equal(name, "demo");
+    me_report_run_name("demo", name, sizeof name);
+    assert_string_equal(name, "demo");
+    me_report_run_name("/", name, sizeof name);
+    assert_string_equal(name, "/");
 }
 
 /* ---- charts ---- */
@@ -568,6 +584,7 @@ int main(void) {
         cmocka_unit_test(inspect_fastest_change_should_divide_by_the_step_gap),
         cmocka_unit_test(inspect_statistics_should_match_a_direct_computation),
         cmocka_unit_test(inspect_text_should_name_the_threshold_and_the_planted_dimensions),
+        cmocka_unit_test(run_name_should_be_the_directory_base_name),
         cmocka_unit_test(plots_should_write_decodable_pngs_of_at_least_1000x600),
         cmocka_unit_test(plots_should_handle_10000_snapshots_at_d_model_16),
         cmocka_unit_test(plots_should_handle_d_model_512_with_10_and_300_snapshots),

@@ -40,7 +40,8 @@ typedef struct {
 
 /* Reads metrics.csv strictly: the exact header, 7 comma-separated fields per row, an integer step that
  * increases from row to row, numbers in the five always-present columns, a number or nothing in the
- * two valid columns. A trailing newline is optional; CRLF line ends are accepted. Any other content is
+ * two valid columns (decimal as printf's %g writes it, including nan and inf). A trailing newline is
+ * optional; CRLF line ends are accepted. Any other content is
  * refused with ME_ERR_FORMAT and "PATH:LINE: what is wrong, what is expected". A missing file is
  * ME_ERR_IO. Release with me_metrics_free. */
 me_status me_metrics_read(me_metrics *m, const char *path, me_error *err);
