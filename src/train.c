@@ -178,13 +178,14 @@ static void run_free(run *r) {
 
 /* Writes history, layernorm.csv and metrics first, the checkpoint last: a resume truncates the others
  * to the checkpoint's step, so a kill between the writes leaves a consistent run.
- * Snapshots are taken at step 0, every history_every steps (in the loop) and at the run's last step;
- * an intermediate checkpoint or an interruption adds none, so that a resumed run's history is the
- * uninterrupted run's. */
-static me_status save_all(run *r, me_error *err) {
+ * Snapshots are taken at step 0, every history_every steps (in the loop), at the run's last step and
+ * at an interruption (final = 1), so that the history always ends at the checkpoint's values; an
+ * intermediate checkpoint adds none. A resume drops an off-grid final snapshot again, so a resumed
+ * run's history is the uninterrupted run's. */
+static me_status save_all(run *r, int final, me_error *err) {
     char path[ME_PATH_MAX + 64];
     me_status st;
-    if ((r->state.step == 0 || r->state.step >= r->cfg.train.steps) &&
+    if ((final || r->state.step == 0 || r->state.step >= r->cfg.train.steps) &&
         (st = me_history_record(&r->hist, &r->model.params, r->state.step, err)))
         return st;
     join(path, sizeof path, r->dir, "history.safetensors");
@@ -228,7 +229,7 @@ static me_status prepare_dir(run *r, int resume, int force, me_error *err) {
                 return me_error_set(err, ME_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
         }
     }
-    return make_dirs(r->dir, err);
+    return ME_OK; /* created by setup once the data and the model are known to be good */
 }
 
 static me_status setup(run *r, int resume, me_error *err) {
@@ -279,9 +280,9 @@ static me_status setup(run *r, int resume, me_error *err) {
                 me_history_free(&old);
                 return me_error_prefix(err, "%s", path);
             }
-            /* a finished shorter run snapshotted its last step; off the history_every grid that
-             * snapshot is not one an uninterrupted run takes (save_all takes it again if this run
-             * ends there) */
+            /* a finished shorter or interrupted run snapshotted its last step; off the history_every
+             * grid that snapshot is not one an uninterrupted run takes (save_all takes it again if
+             * this run ends there) */
             int64_t keep = r->state.step;
             if (keep > 0 && keep % r->cfg.log.history_every != 0) keep--;
             me_history_truncate(&old, keep);
@@ -294,6 +295,7 @@ static me_status setup(run *r, int resume, me_error *err) {
         if (!tb_append(&r->metrics, METRICS_HEADER, strlen(METRICS_HEADER)))
             return me_error_set(err, ME_ERR_NOMEM, "out of memory");
     }
+    if (!resume && (st = make_dirs(r->dir, err))) return st;
     /* the resolved config, every key written out */
     join(path, sizeof path, r->dir, "config.ini");
     char *text = NULL;
@@ -328,13 +330,13 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
     }
     if (!resume) {
         /* step 0: the initial values, on disk before the first update */
-        if ((st = save_all(r, err))) goto done;
+        if ((st = save_all(r, 0, err))) goto done;
     }
     double t0 = now_s(), t_last = t0;
     int b = tc->batch_size;
     while (r->state.step < tc->steps) {
         if (hooks && hooks->stop && *hooks->stop) {
-            st = save_all(r, err);
+            st = save_all(r, 1, err);
             if (!st) st = me_error_set(err, ME_ERR_INTERRUPTED, "interrupted at step %" PRId64 "; saved %s (resume with "
                                        "--resume %s)", r->state.step, r->dir, r->dir);
             goto done;
@@ -394,7 +396,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
         pr.elapsed_s = t - t0;
         if (hooks && hooks->progress) hooks->progress(hooks->user, &pr);
         if (!last && r->cfg.log.checkpoint_every > 0 && r->state.step % r->cfg.log.checkpoint_every == 0 &&
-            (st = save_all(r, err)))
+            (st = save_all(r, 0, err)))
             goto done;
     }
     if (resume && pr.step == 0 && hooks && hooks->note) {
@@ -402,7 +404,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
                  r->state.step, tc->steps);
         hooks->note(hooks->user, note);
     }
-    st = save_all(r, err);
+    st = save_all(r, 0, err);
     res->valid_loss = pr.valid_loss;
     res->valid_acc = pr.valid_acc;
 done:

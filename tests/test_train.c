@@ -315,6 +315,27 @@ static void resuming_an_interrupted_run_should_reproduce_the_uninterrupted_run(v
     assert_int_equal(me_train_run(&c, 0, 0, &hooks, &res, &err), ME_ERR_INTERRUPTED);
     assert_int_equal(res.steps_done, 23);
     assert_non_null(strstr(err.msg, "23"));
+    /* the interrupted run's history ends with a snapshot of the checkpoint's values at step 23 */
+    char hpath[PATH_CAP + 32], cpath[PATH_CAP + 32];
+    snprintf(hpath, sizeof hpath, "%s/history.safetensors", c.log.out_dir);
+    snprintf(cpath, sizeof cpath, "%s/checkpoint.safetensors", c.log.out_dir);
+    me_history h;
+    me_st_file ck;
+    assert_int_equal(me_history_read(&h, hpath, &err), ME_OK);
+    assert_int_equal(me_st_read(&ck, cpath, &err), ME_OK);
+    assert_true(h.n_snap >= 2);
+    assert_int_equal(h.steps[h.n_snap - 1], 23);
+    assert_int_equal(h.steps[h.n_snap - 2], 20);
+    for (int i = 0; i < h.n; i++) {
+        const me_st_tensor *t = me_st_find(&ck, h.names[i]);
+        assert_non_null(t);
+        float *live = malloc(t->count * sizeof *live);
+        me_st_to_f32(t, live);
+        assert_memory_equal(me_history_at(&h, i, h.n_snap - 1), live, t->count * sizeof *live);
+        free(live);
+    }
+    me_st_free(&ck);
+    me_history_free(&h);
     train_ok(&c, 1, NULL, &res);
     assert_int_equal(res.steps_done, 40);
     assert_same_run(straight.log.out_dir, c.log.out_dir, -1);
