@@ -5,7 +5,8 @@
  *           norm_first [false], final_norm [false], layer_norm_eps [1e-5], dropout [0.1],
  *           vocab_size [0 = encoder only], n_classes [0 = vocab_size], max_len [64],
  *           positional learned|sinusoidal [learned]
- *   [data]  task tag|classify [tag], train, valid  (paths relative to the config file's folder)
+ *   [data]  task tag|classify [tag], train, valid  (paths in a file are relative to its folder; paths
+ *           given with --set, to the working directory)
  *   [train] steps [1000], batch_size [32], optimizer adamw|sgd [adamw], lr [1e-3], beta1 [0.9],
  *           beta2 [0.999], eps [1e-8], weight_decay [0.01], decay_norm_and_bias [false],
  *           momentum [0], schedule constant|cosine|noam [constant], warmup [0],
