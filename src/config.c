@@ -649,8 +649,14 @@ me_status me_config_load_string(me_config *c, const char *text, const char *name
 }
 
 me_status me_config_set(me_config *c, const char *assignment, me_error *err) {
+    /* The assignment is the origin in messages: a long one is cut (keeping its start, which names
+     * the key) so that the message still has room to say what is wrong. */
     char where[ME_ORIGIN_MAX];
-    snprintf(where, sizeof where, "--set %s", assignment);
+    size_t alen = strlen(assignment);
+    if (alen > 160)
+        snprintf(where, sizeof where, "--set %.120s... (%zu bytes)", assignment, alen);
+    else
+        snprintf(where, sizeof where, "--set %s", assignment);
     const char *eq = strchr(assignment, '=');
     const char *dot = strchr(assignment, '.');
     if (!eq || !dot || dot > eq)
