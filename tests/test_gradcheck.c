@@ -33,32 +33,10 @@ static double block_loss(block_case *c) {
     return l;
 }
 
-/* Compares the directional derivative of block_loss along u for the values w[n] with dot(g, u). */
+static double block_loss_fn(void *c) { return block_loss(c); }
+
 static void check_direction(block_case *c, const char *what, float *w, const float *g, size_t n, me_rng *rng) {
-    float *u = malloc(n * sizeof *u), *saved = malloc(n * sizeof *saved);
-    assert_non_null(u);
-    me_fill_uniform(u, n, -1.0f, 1.0f, rng);
-    memcpy(saved, w, n * sizeof *w);
-    double analytic = 0, gnorm = 0;
-    for (size_t i = 0; i < n; i++) {
-        analytic += (double)g[i] * u[i];
-        gnorm += fabs((double)g[i] * u[i]);
-    }
-    for (size_t i = 0; i < n; i++) w[i] = (float)(saved[i] + FD_EPS * u[i]);
-    double lp = block_loss(c);
-    for (size_t i = 0; i < n; i++) w[i] = (float)(saved[i] - FD_EPS * u[i]);
-    double lm = block_loss(c);
-    memcpy(w, saved, n * sizeof *w);
-    double numeric = (lp - lm) / (2 * FD_EPS);
-    /* scale by sum |g_i u_i| so that a near-cancelling dot product does not demand absurd precision */
-    double rel = fabs(numeric - analytic) / (gnorm > 1e-6 ? gnorm : 1e-6);
-    if (!(rel <= FD_RTOL)) {
-        print_error("%s: finite difference %.8g vs analytic %.8g (relative %.3g > %.3g)\n", what, numeric, analytic,
-                    rel, FD_RTOL);
-        fail();
-    }
-    free(u);
-    free(saved);
+    me_fd_check_direction(block_loss_fn, c, what, w, g, n, FD_EPS, FD_RTOL, rng);
 }
 
 static void run_block_case(me_model_config cfg, int b, int s, int with_pad, uint64_t seed) {
@@ -189,26 +167,9 @@ static void dropout_block_gradients_should_match_finite_differences_with_fixed_m
 
 /* ---- kernel-level checks: LayerNorm, attention, linear + activation ---- */
 
-typedef double (*loss_fn)(void *ctx);
-
-static void kernel_direction(loss_fn f, void *ctx, const char *what, float *w, const float *g, size_t n,
+static void kernel_direction(me_loss_fn f, void *ctx, const char *what, float *w, const float *g, size_t n,
                              me_rng *rng) {
-    float *u = malloc(n * 4), *saved = malloc(n * 4);
-    me_fill_uniform(u, n, -1.0f, 1.0f, rng);
-    memcpy(saved, w, n * 4);
-    double an = 0, gn = 0;
-    for (size_t i = 0; i < n; i++) an += (double)g[i] * u[i], gn += fabs((double)g[i] * u[i]);
-    for (size_t i = 0; i < n; i++) w[i] = (float)(saved[i] + FD_EPS * u[i]);
-    double lp = f(ctx);
-    for (size_t i = 0; i < n; i++) w[i] = (float)(saved[i] - FD_EPS * u[i]);
-    double lm = f(ctx);
-    memcpy(w, saved, n * 4);
-    double num = (lp - lm) / (2 * FD_EPS), rel = fabs(num - an) / (gn > 1e-6 ? gn : 1e-6);
-    if (!(rel <= FD_RTOL)) {
-        print_error("%s: finite difference %.8g vs analytic %.8g (relative %.3g)\n", what, num, an, rel);
-        fail();
-    }
-    free(u), free(saved);
+    me_fd_check_direction(f, ctx, what, w, g, n, FD_EPS, FD_RTOL, rng);
 }
 
 typedef struct {

@@ -103,33 +103,10 @@ static void case_free(model_case *c) {
     free(c->tokens), free(c->pad), free(c->targets);
 }
 
-/* Compares (L(w + eps u) - L(w - eps u)) / (2 eps) with dot(g, u), relative to sum |g_i u_i|. */
+static double case_loss_fn(void *c) { return case_loss(c); }
+
 static double check_direction(model_case *c, const char *what, float *w, const float *g, size_t n, me_rng *rng) {
-    float *u = malloc(n * sizeof *u), *saved = malloc(n * sizeof *saved);
-    assert_non_null(u);
-    assert_non_null(saved);
-    me_fill_uniform(u, n, -1.0f, 1.0f, rng);
-    memcpy(saved, w, n * sizeof *w);
-    double analytic = 0, gnorm = 0;
-    for (size_t i = 0; i < n; i++) {
-        analytic += (double)g[i] * u[i];
-        gnorm += fabs((double)g[i] * u[i]);
-    }
-    for (size_t i = 0; i < n; i++) w[i] = (float)(saved[i] + FD_EPS * u[i]);
-    double lp = case_loss(c);
-    for (size_t i = 0; i < n; i++) w[i] = (float)(saved[i] - FD_EPS * u[i]);
-    double lm = case_loss(c);
-    memcpy(w, saved, n * sizeof *w);
-    double numeric = (lp - lm) / (2 * FD_EPS);
-    double rel = fabs(numeric - analytic) / (gnorm > 1e-6 ? gnorm : 1e-6);
-    if (!(rel <= FD_RTOL)) {
-        print_error("%s: finite difference %.8g vs analytic %.8g (relative %.3g > %.3g)\n", what, numeric, analytic,
-                    rel, FD_RTOL);
-        fail();
-    }
-    free(u);
-    free(saved);
-    return rel;
+    return me_fd_check_direction(case_loss_fn, c, what, w, g, n, FD_EPS, FD_RTOL, rng);
 }
 
 static void run_gradcheck(const char *const *sets, size_t n_sets, int b, int s, uint64_t seed) {

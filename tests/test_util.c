@@ -32,6 +32,35 @@ double me_check_close(const char *what, const float *got, const float *want, siz
     return rel;
 }
 
+double me_fd_check_direction(me_loss_fn loss, void *ctx, const char *what, float *w, const float *g, size_t n,
+                             double eps, double rtol, me_rng *rng) {
+    float *u = malloc(n * sizeof *u), *saved = malloc(n * sizeof *saved);
+    assert_non_null(u);
+    assert_non_null(saved);
+    me_fill_uniform(u, n, -1.0f, 1.0f, rng);
+    memcpy(saved, w, n * sizeof *w);
+    double analytic = 0, gnorm = 0;
+    for (size_t i = 0; i < n; i++) {
+        analytic += (double)g[i] * u[i];
+        gnorm += fabs((double)g[i] * u[i]);
+    }
+    for (size_t i = 0; i < n; i++) w[i] = (float)(saved[i] + eps * u[i]);
+    double lp = loss(ctx);
+    for (size_t i = 0; i < n; i++) w[i] = (float)(saved[i] - eps * u[i]);
+    double lm = loss(ctx);
+    memcpy(w, saved, n * sizeof *w);
+    double numeric = (lp - lm) / (2 * eps);
+    double rel = fabs(numeric - analytic) / (gnorm > 1e-6 ? gnorm : 1e-6);
+    if (!(rel <= rtol)) {
+        print_error("%s: finite difference %.8g vs analytic %.8g (relative %.3g > %.3g)\n", what, numeric, analytic,
+                    rel, rtol);
+        fail();
+    }
+    free(u);
+    free(saved);
+    return rel;
+}
+
 void me_fill_uniform(float *x, size_t n, float lo, float hi, me_rng *r) {
     for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * me_rng_uniform(r);
 }

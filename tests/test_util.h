@@ -16,6 +16,16 @@
 double me_check_close(const char *what, const float *got, const float *want, size_t n, double rtol);
 #define assert_tensor_close(got, want, n, rtol) me_check_close(#got, (got), (want), (n), (rtol))
 
+/* A loss evaluated in double by re-running a forward pass; ctx is the test's own state. */
+typedef double (*me_loss_fn)(void *ctx);
+
+/* Central finite-difference check along a random direction u: compares
+ * (L(w + eps u) - L(w - eps u)) / (2 eps) with dot(g, u), relative to sum |g_i u_i| (so that a
+ * near-cancelling dot product does not demand absurd precision). w[n] is restored afterwards. Fails
+ * the test, naming `what`, if the relative difference exceeds rtol; returns it. */
+double me_fd_check_direction(me_loss_fn loss, void *ctx, const char *what, float *w, const float *g, size_t n,
+                             double eps, double rtol, me_rng *rng);
+
 /* Fills x[n] with uniform values in [lo, hi). */
 void me_fill_uniform(float *x, size_t n, float lo, float hi, me_rng *r);
 
