@@ -85,25 +85,13 @@ static cli_result run_cli(const char *args) {
     return r;
 }
 
-/* True when path does not exist, or is a directory holding no file. Sets *empty_dir when it is an
- * (empty) directory. */
-static int nothing_written(const char *path, int *empty_dir) {
+/* True when path does not exist (a refused run leaves no directory behind, not even an empty one). */
+static int nothing_written(const char *path) {
     struct stat sb;
-    *empty_dir = 0;
-    if (stat(path, &sb) != 0) return errno == ENOENT;
-    if (!S_ISDIR(sb.st_mode)) return 0;
-    DIR *d = opendir(path);
-    if (!d) return 0;
-    const struct dirent *e;
-    int files = 0;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) files++;
-    closedir(d);
-    *empty_dir = files == 0;
-    return files == 0;
+    return stat(path, &sb) != 0 && errno == ENOENT;
 }
 
-static int failures, empty_dirs_left;
+static int failures;
 
 /* Checks one refusal; reports every problem (the test fails at the end, listing all of them).
  * out: the path the command would write ("" if none). */
@@ -111,7 +99,6 @@ static void expect_refusal(const char *args, int want_code, const char *want_tex
     cli_result r = run_cli(args);
     const char *problem = NULL;
     char buf[256];
-    int empty_dir = 0;
     if (r.code >= 128 || r.code < 0) {
         snprintf(buf, sizeof buf, "crashed or was killed (exit %d)", r.code);
         problem = buf;
@@ -125,11 +112,10 @@ static void expect_refusal(const char *args, int want_code, const char *want_tex
     } else if (want_text && !strstr(r.error, want_text)) {
         snprintf(buf, sizeof buf, "the error does not mention '%.100s'", want_text);
         problem = buf;
-    } else if (out && *out && !nothing_written(out, &empty_dir)) {
+    } else if (out && *out && !nothing_written(out)) {
         snprintf(buf, sizeof buf, "%.200s was written", out);
         problem = buf;
     }
-    if (empty_dir) empty_dirs_left++;
     if (problem) {
         failures++;
         print_error("minienc %.300s\n  -> %s\n  stderr: %.1500s\n", args, problem, r.stderr_text);
@@ -142,13 +128,9 @@ static const char *out_path(char *buf, size_t cap, const char *what) {
     return buf;
 }
 
-static void finish(const char *what) {
-    if (empty_dirs_left)
-        print_message("note: %d %s refusal(s) left an empty run directory behind (train.c creates it before "
-                      "checking the model and data)\n", empty_dirs_left, what);
+static void finish(void) {
     int f = failures;
     failures = 0;
-    empty_dirs_left = 0;
     assert_int_equal(f, 0);
 }
 
@@ -191,7 +173,7 @@ static void bad_configs_should_be_refused_by_train_and_count_without_writing(voi
             expect_refusal(args, 2, bad_configs[i].text, "");
         }
     }
-    finish("config");
+    finish();
 }
 
 /* ---- data files ------------------------------------------------------------------------------- */
@@ -227,7 +209,7 @@ static void bad_data_files_should_be_refused_with_file_line_and_column(void **st
                  f);
         expect_refusal(args, 2, bad_data[i].where, "");
     }
-    finish("data");
+    finish();
 }
 
 /* ---- safetensors ------------------------------------------------------------------------------ */
@@ -277,7 +259,7 @@ static void bad_safetensors_should_be_refused_by_count_eval_and_forward(void **s
     snprintf(args, sizeof args, "forward %s.ini --weights " M "tiny_checkpoint.safetensors --input %s.io.safetensors "
              "--output %s", fx, fx, out);
     expect_refusal(args, 2, "is missing", out);
-    finish("safetensors");
+    finish();
 }
 
 /* ---- checkpoints that disagree with the config ------------------------------------------------- */
@@ -296,7 +278,7 @@ static void checkpoints_that_disagree_with_the_config_should_be_refused(void **s
     expect_refusal("count " M "config_disagrees_checkpoint.safetensors", 1,
                    "live parameter counts disagree with the closed-form formulas", "");
     expect_refusal("count " M "bad_stored_config_checkpoint.safetensors", 2, "stored config", "");
-    finish("checkpoint");
+    finish();
 }
 
 /* ---- --set ------------------------------------------------------------------------------------ */
@@ -350,7 +332,7 @@ static void garbage_set_overrides_should_be_refused(void **state) {
     big[k + 5000] = '\0';
     expect_refusal(big, 2, "too long", "");
     free(big);
-    finish("--set");
+    finish();
 }
 
 /* ---- absurd sizes ------------------------------------------------------------------------------ */
@@ -373,15 +355,14 @@ static void absurd_sizes_should_fail_cleanly_before_training(void **state) {
         out_path(out, sizeof out, "run");
         snprintf(args, sizeof args, "train configs/default.ini --set %s --set log.out_dir=%s", acts[i], out);
         cli_result r = run_cli(args);
-        int empty_dir;
-        if (!((r.code == 1 || r.code == 2) && r.error_lines == 1 && r.other_lines == 0 && nothing_written(out, &empty_dir))) {
+        if (!((r.code == 1 || r.code == 2) && r.error_lines == 1 && r.other_lines == 0 && nothing_written(out))) {
             failures++;
             print_error("minienc %s\n  -> exit %d, stderr: %.1500s\n", args, r.code, r.stderr_text);
         }
     }
     expect_refusal("eval " M "tiny.ini --checkpoint " M "tiny_checkpoint.safetensors --set train.batch_size=1000000000",
                    1, "batch 1000000000", "");
-    finish("size");
+    finish();
 }
 
 /* ---- resume with a broken training state -------------------------------------------------------- */
@@ -432,7 +413,7 @@ static void resume_should_refuse_a_broken_training_state_and_leave_the_run_uncha
     assert_int_equal(system(cmd), 0);
     snprintf(args, sizeof args, "train --resume %s", run);
     expect_refusal(args, 2, "the model expects F32 [8, 8]", "");
-    finish("resume");
+    finish();
 }
 
 /* ---- regressions at the API level ---------------------------------------------------------------- */
