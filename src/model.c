@@ -103,6 +103,16 @@ void me_model_init_weights(me_model *m, me_rng *rng) {
 
 me_status me_model_alloc(me_model *m, int max_b, int max_s, me_error *err) {
     const me_model_config *c = &m->cfg;
+    /* refuse before allocating: zeroed memory is touched memory, and an over-committed allocation
+     * would end in the kernel's OOM killer instead of an error */
+    size_t act = me_encoder_activation_bytes(c, max_b, max_s, NULL, NULL);
+    double need = (double)act + 4.0 * sizeof(float) * (double)max_b * max_s * (c->d_model + (c->n_classes > 0 ? c->n_classes : 1));
+    double have = machine_bytes();
+    if (act == 0 || (have > 0 && need + 16.0 * (double)m->params.total > have))
+        return me_error_set(err, ME_ERR_CONFIG,
+                            "batch %d x seq %d needs %.1f GiB of activations (d_model %d, d_ff %d, %d layers), but this "
+                            "machine has %.1f GiB; lower train.batch_size or model.max_len",
+                            max_b, max_s, need / 1073741824.0, c->d_model, c->d_ff, c->n_layers, have / 1073741824.0);
     me_status st = me_encoder_alloc(&m->enc, max_b, max_s, err);
     if (st) return st;
     size_t t = (size_t)max_b * max_s, d = (size_t)c->d_model, cl = (size_t)(c->n_classes > 0 ? c->n_classes : 1);
