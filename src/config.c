@@ -253,6 +253,13 @@ static int resolve_path(char *out, size_t cap, const char *base, const char *pat
     return n >= 0 && (size_t)n < cap;
 }
 
+/* Bytes a config may not hold, in a file or a --set value alike (so that whatever is accepted can be
+ * written and loaded back): ASCII control characters other than the whitespace tab, form feed and
+ * vertical tab. */
+static int is_control_byte(unsigned char ch) {
+    return (ch < 0x20 && ch != '\t' && ch != '\f' && ch != '\v') || ch == 0x7f;
+}
+
 /* Parses value for key i and stores it in c, recording `where` as its origin. Relative paths are
  * joined onto base. Nothing is stored on error. */
 static me_status apply(me_config *c, int i, const char *value, const char *where, const char *base,
@@ -261,6 +268,10 @@ static me_status apply(me_config *c, int i, const char *value, const char *where
     char expect[128];
     describe_expected(k, expect, sizeof expect);
     if (!*value) return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': empty value, expected %s", where, k->key, expect);
+    for (const char *p = value; *p; p++)
+        if (is_control_byte((unsigned char)*p))
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': control byte 0x%02x in the value, expected %s",
+                                where, k->key, (unsigned char)*p, expect);
     switch (k->kind) {
     case K_INT:
     case K_LONG: {
@@ -497,7 +508,7 @@ static void check_line(load_state *s, const char *p) {
 static void check_bytes(load_state *s) {
     for (size_t i = 0; i < s->len; i++) {
         unsigned char ch = (unsigned char)s->buf[i];
-        if ((ch < 0x20 && ch != '\t' && ch != '\f' && ch != '\v') || ch == 0x7f) {
+        if (is_control_byte(ch)) {
             if (ch)
                 me_error_set(&s->err, ME_ERR_CONFIG, "%s:%zu: control byte 0x%02x, expected text", where_now(s), i + 1,
                              ch);
@@ -657,6 +668,8 @@ me_status me_config_set(me_config *c, const char *assignment, me_error *err) {
         snprintf(where, sizeof where, "--set %.120s... (%zu bytes)", assignment, alen);
     else
         snprintf(where, sizeof where, "--set %s", assignment);
+    for (char *p = where; *p; p++)
+        if (is_control_byte((unsigned char)*p)) *p = '?'; /* refused below; never echoed raw */
     const char *eq = strchr(assignment, '=');
     const char *dot = strchr(assignment, '.');
     if (!eq || !dot || dot > eq)
