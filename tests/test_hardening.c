@@ -348,9 +348,12 @@ static void absurd_sizes_should_fail_cleanly_before_training(void **state) {
         snprintf(args, sizeof args, "train configs/default.ini --set %s --set log.out_dir=%s", params[i], out);
         expect_refusal(args, 2, "GiB", out);
     }
-    /* activations (batch x sequence): 1 (cannot allocate) or 2 (refused), never a crash or a run */
-    static const char *const acts[] = {"train.batch_size=1000000000",
-                                       "model.positional=sinusoidal --set model.max_len=1000000000"};
+    /* activations for batch x sequence: refused with the memory they would need */
+    out_path(out, sizeof out, "run");
+    snprintf(args, sizeof args, "train configs/default.ini --set train.batch_size=1000000000 --set log.out_dir=%s", out);
+    expect_refusal(args, 2, "GiB of activations", out);
+    /* the sinusoidal table [max_len, d_model]: 1 (cannot allocate) or 2 (refused), never a crash or a run */
+    static const char *const acts[] = {"model.positional=sinusoidal --set model.max_len=1000000000"};
     for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
         out_path(out, sizeof out, "run");
         snprintf(args, sizeof args, "train configs/default.ini --set %s --set log.out_dir=%s", acts[i], out);
@@ -361,7 +364,7 @@ static void absurd_sizes_should_fail_cleanly_before_training(void **state) {
         }
     }
     expect_refusal("eval " M "tiny.ini --checkpoint " M "tiny_checkpoint.safetensors --set train.batch_size=1000000000",
-                   1, "batch 1000000000", "");
+                   2, "GiB of activations", "");
     finish();
 }
 
@@ -445,6 +448,33 @@ static void config_load_should_refuse_a_nul_byte_instead_of_cutting_the_line(voi
     assert_non_null(strstr(err.msg, "nul.ini:3:12: control byte 0x1b"));
 }
 
+/* Found by fuzz_config: after the loader began refusing control bytes, --set still took them, so
+ * `--set log.out_dir=a<0x17>b` gave a config whose written text did not load back. */
+static void set_should_refuse_control_bytes_like_the_file_loader(void **state) {
+    (void)state;
+    me_config c;
+    me_config_defaults(&c);
+    me_error err = {0};
+    assert_int_equal(me_config_set(&c, "log.out_dir=a\x17" "b", &err), ME_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "--set log.out_dir=a?b: key 'log.out_dir': control byte 0x17"));
+    assert_string_equal(c.log.out_dir, "runs/default");
+    /* what --set accepts is written and loaded back unchanged, tab inside a path included */
+    assert_int_equal(me_config_set(&c, "log.out_dir=a\tb", &err), ME_OK);
+    assert_int_equal(me_config_set(&c, "model.d_model=8", &err), ME_OK);
+    assert_int_equal(me_config_set(&c, "model.n_heads=2", &err), ME_OK);
+    assert_int_equal(me_config_validate(&c, &err), ME_OK);
+    char *text = NULL;
+    assert_int_equal(me_config_to_string(&c, &text, &err), ME_OK);
+    me_config d;
+    me_config_defaults(&d);
+    assert_int_equal(me_config_load_string(&d, text, "written.ini", &err), ME_OK);
+    assert_string_equal(d.log.out_dir, "a\tb");
+    free(text);
+    expect_refusal("count configs/default.ini --set \"$(printf 'log.out_dir=a\\033[2Jb')\"", 2,
+                   "control byte 0x1b", "");
+    finish();
+}
+
 /* Found by the malformed corpus: strtoull reads "-3" as 2^64 - 3, so a checkpoint with step "-3"
  * resumed training at step -3. */
 static void checkpoint_load_should_refuse_a_negative_or_signed_step(void **state) {
@@ -517,6 +547,7 @@ int main(void) {
         cmocka_unit_test(absurd_sizes_should_fail_cleanly_before_training),
         cmocka_unit_test(resume_should_refuse_a_broken_training_state_and_leave_the_run_unchanged),
         cmocka_unit_test(config_load_should_refuse_a_nul_byte_instead_of_cutting_the_line),
+        cmocka_unit_test(set_should_refuse_control_bytes_like_the_file_loader),
         cmocka_unit_test(checkpoint_load_should_refuse_a_negative_or_signed_step),
         cmocka_unit_test(atomic_write_should_remove_temp_files_of_dead_writers_only),
     };
