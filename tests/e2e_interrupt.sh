@@ -105,6 +105,7 @@ kill -INT "$pid"
 wait_for "$pid" 5
 rc=$RC
 if [ "$rc" = 130 ]; then ok "SIGINT: exit 130"; else fail "SIGINT: exit $rc, expected 130 within 5 s"; tail -3 "$tmp/int.log" >&2; fi
+grep -q "stopping after this step" "$tmp/int.log" || fail "SIGINT: no note that the run is stopping"
 grep -q "interrupted at step" "$tmp/int.log" || fail "SIGINT: no 'interrupted at step' message"
 check_run "$run" SIGINT && ok "SIGINT: run files load, checkpoint at step $CK_STEP"
 step=$CK_STEP

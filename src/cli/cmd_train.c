@@ -18,11 +18,16 @@
 static volatile sig_atomic_t stop_requested = 0;
 
 /* First signal: finish the step, save, exit 130. Second: exit at once (files on disk are always whole,
- * since every write is a rename). */
+ * since every write is a rename; a killed writer's NAME.tmp.PID is removed by the next write of NAME).
+ * Only async-signal-safe calls here: write and _exit. */
 static void on_signal(int sig) {
     (void)sig;
     if (stop_requested) _exit(130);
     stop_requested = 1;
+    static const char msg[] = "\nminienc: stopping after this step and saving the run "
+                              "(signal again to quit at once)\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
 }
 
 /* configs/default.ini from the working directory, else next to the binary's source tree. */
@@ -157,6 +162,8 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "minienc: training %s -> %s (seed %llu, %d threads)\n", path, cfg.log.out_dir,
             (unsigned long long)cfg.train.seed, threads);
     me_status st = me_train_run(&cfg, resume != NULL, c.force, &hooks, &res, &err);
+    /* Everything is saved: from here on (drawing charts) a signal stops at once. */
+    stop_requested = 1;
     if (view.tty) fputc('\n', stderr);
     if (st == ME_OK || st == ME_ERR_INTERRUPTED) {
         me_error perr = {0};
