@@ -443,21 +443,49 @@ static void fail_now(load_state *s) {
     s->err_line = s->line;
 }
 
+/* Longest physical line read from a file, line end included (longer lines are refused; inih itself
+ * takes at most INI_MAX_LINE - 1 characters, and only comments may be longer). */
+#define CONFIG_RAW_LINE_MAX 65536
+
 /* Reads one physical line into s->buf without its line ending. Returns 0 at the end. */
 static int next_physical_line(load_state *s) {
     size_t len;
     if (s->f) {
-        ssize_t n = getline(&s->buf, &s->cap, s->f);
-        if (n < 0) {
-            if (ferror(s->f)) {
-                s->io_failed = 1;
-                s->io_errno = errno;
-            } else if (!s->buf) {
-                s->nomem = errno == ENOMEM;
+        /* Bounded, unlike getline: a config named /dev/zero or a binary file without line ends must
+         * be refused, not read into all the memory there is. */
+        len = 0;
+        int ch = 0;
+        while ((ch = getc(s->f)) != EOF) {
+            if (len + 2 > s->cap) {
+                if (s->cap >= CONFIG_RAW_LINE_MAX) {
+                    if (!s->failed) {
+                        me_error_set(&s->err, ME_ERR_CONFIG, "%s:%d: line is longer than %d bytes, expected at most %d",
+                                     s->name, s->line + 1, CONFIG_RAW_LINE_MAX - 2, INI_MAX_LINE - 1);
+                        s->failed = 1;
+                        s->err_line = s->line + 1;
+                    }
+                    return 0;
+                }
+                size_t cap = s->cap ? 2 * s->cap : 256;
+                if (cap > CONFIG_RAW_LINE_MAX) cap = CONFIG_RAW_LINE_MAX;
+                char *b = realloc(s->buf, cap);
+                if (!b) {
+                    s->nomem = 1;
+                    return 0;
+                }
+                s->buf = b;
+                s->cap = cap;
             }
+            s->buf[len++] = (char)ch;
+            if (ch == '\n') break;
+        }
+        if (ferror(s->f)) {
+            s->io_failed = 1;
+            s->io_errno = errno;
             return 0;
         }
-        len = (size_t)n;
+        if (len == 0) return 0;
+        s->buf[len] = '\0';
     } else {
         if (!s->text[s->pos]) return 0;
         const char *start = s->text + s->pos;
