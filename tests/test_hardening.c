@@ -448,6 +448,19 @@ static void config_load_should_refuse_a_nul_byte_instead_of_cutting_the_line(voi
     assert_non_null(strstr(err.msg, "nul.ini:3:12: control byte 0x1b"));
 }
 
+/* Found by hand (count /dev/zero): getline read an endless line into all the memory there was and
+ * then reported "d_model is required". Lines are now read with a bound. */
+static void config_load_should_refuse_an_endless_line_without_reading_it_all(void **state) {
+    (void)state;
+    me_config c;
+    me_config_defaults(&c);
+    me_error err = {0};
+    assert_int_equal(me_config_load(&c, "/dev/zero", &err), ME_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "/dev/zero:1: line is longer than"));
+    expect_refusal("count /dev/zero", 2, "line is longer than", "");
+    finish();
+}
+
 /* Found by fuzz_config: after the loader began refusing control bytes, --set still took them, so
  * `--set log.out_dir=a<0x17>b` gave a config whose written text did not load back. */
 static void set_should_refuse_control_bytes_like_the_file_loader(void **state) {
@@ -547,6 +560,7 @@ int main(void) {
         cmocka_unit_test(absurd_sizes_should_fail_cleanly_before_training),
         cmocka_unit_test(resume_should_refuse_a_broken_training_state_and_leave_the_run_unchanged),
         cmocka_unit_test(config_load_should_refuse_a_nul_byte_instead_of_cutting_the_line),
+        cmocka_unit_test(config_load_should_refuse_an_endless_line_without_reading_it_all),
         cmocka_unit_test(set_should_refuse_control_bytes_like_the_file_loader),
         cmocka_unit_test(checkpoint_load_should_refuse_a_negative_or_signed_step),
         cmocka_unit_test(atomic_write_should_remove_temp_files_of_dead_writers_only),
