@@ -102,8 +102,8 @@ static void show_progress(void *user, const me_train_progress *p) {
                 acc, p->tokens_per_s, eta_s);
         if (p->step == p->steps) fputc('\n', stderr);
     } else if (p->step % v->every == 0 || p->step == p->steps || p->evaluated) {
-        fprintf(stderr, "step %ld/%ld loss %.4f lr %.3g grad_norm %.3g valid_acc %s tok/s %.0f eta %s\n", p->step, p->steps,
-                p->loss, p->lr, p->grad_norm, acc, p->tokens_per_s, eta_s);
+        fprintf(stderr, "step %ld/%ld loss %.4f lr %.3g grad_norm %.3g valid_acc %s tok/s %.0f elapsed %.1fs eta %s\n",
+                p->step, p->steps, p->loss, p->lr, p->grad_norm, acc, p->tokens_per_s, p->elapsed_s, eta_s);
     }
     fflush(stderr);
 }
