@@ -7,29 +7,47 @@
 
 #include "minienc/ops.h"
 
+/* *acc += a * b; returns 0 on size_t overflow. */
+static int mac(size_t *acc, size_t a, size_t b) {
+    size_t prod;
+    if (!me_mul_ok(a, b, &prod) || prod > (size_t)-1 - *acc) return 0;
+    *acc += prod;
+    return 1;
+}
+
 size_t me_model_param_count(const me_model_config *c) {
-    size_t d = (size_t)c->d_model, f = (size_t)c->d_ff, L = (size_t)c->n_layers, total = 0, x;
-    /* per layer: attention 4D^2 + 4D, FFN 2DF + F + D, two norms 4D */
-    size_t dd, df;
-    if (!me_mul_ok(d, d, &dd) || !me_mul_ok(d, f, &df)) return 0;
-    size_t layer = 0;
-    if (!me_mul_ok(dd, 4, &x) || (layer = x) > (size_t)-1 - 8 * d) return 0;
-    layer += 8 * d;
-    if (!me_mul_ok(df, 2, &x) || x > (size_t)-1 - layer - f - d) return 0;
-    layer += x + f + d;
-    if (!me_mul_ok(layer, L, &total)) return 0;
-    if (c->final_norm) total += 2 * d;
+    size_t d = (size_t)c->d_model, f = (size_t)c->d_ff, dd, layer = 0, total = 0;
+    /* per layer: attention 4D^2 + 4D, FFN 2DF + F + D, two norms 4D: 4D^2 + 2DF + F + 9D */
+    if (!me_mul_ok(d, d, &dd) || !mac(&layer, dd, 4) || !mac(&layer, d, 2 * f) || !mac(&layer, f, 1) ||
+        !mac(&layer, d, 9) || !mac(&total, layer, (size_t)c->n_layers))
+        return 0;
+    if (c->final_norm && !mac(&total, d, 2)) return 0;
     if (c->vocab_size > 0) {
-        size_t v = (size_t)c->vocab_size, cl = (size_t)(c->n_classes > 0 ? c->n_classes : c->vocab_size);
-        size_t parts[3] = {0, 0, 0};
-        if (!me_mul_ok(v, d, &parts[0]) || !me_mul_ok(cl, d + 1, &parts[1])) return 0;
-        if (c->positional == ME_POS_LEARNED && !me_mul_ok((size_t)c->max_len, d, &parts[2])) return 0;
-        for (int i = 0; i < 3; i++) {
-            if (parts[i] > (size_t)-1 - total) return 0;
-            total += parts[i];
-        }
+        size_t cl = (size_t)(c->n_classes > 0 ? c->n_classes : c->vocab_size);
+        if (!mac(&total, (size_t)c->vocab_size, d) || !mac(&total, cl, d + 1)) return 0;
+        if (c->positional == ME_POS_LEARNED && !mac(&total, (size_t)c->max_len, d)) return 0;
     }
     return total;
+}
+
+/* "model.d_model = 512 (configs/x.ini:3), model.vocab_size = ..." for the size keys a user set. */
+static void size_keys(const me_config *cfg, char *buf, size_t cap) {
+    const struct {
+        const char *key;
+        long value;
+    } keys[] = {{"model.d_model", cfg->model.d_model},       {"model.d_ff", cfg->model.d_ff},
+                {"model.n_layers", cfg->model.n_layers},     {"model.vocab_size", cfg->model.vocab_size},
+                {"model.n_classes", cfg->model.n_classes},   {"model.max_len", cfg->model.max_len}};
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0] && used < cap; i++) {
+        const char *origin = me_config_origin(cfg, keys[i].key);
+        if (strcmp(origin, "default") == 0 && i > 0) continue;
+        int n = snprintf(buf + used, cap - used, "%s%s = %ld (%s)", used ? ", " : "", keys[i].key, keys[i].value,
+                         origin);
+        if (n < 0) break;
+        used += (size_t)n;
+    }
 }
 
 static double machine_bytes(void) {
@@ -49,16 +67,15 @@ me_status me_model_build(me_model *m, const me_config *cfg, me_error *err) {
     /* values, gradients and two AdamW moments: 16 bytes per parameter */
     double need = (double)count * 16.0, have = machine_bytes();
     if (count == 0 || (have > 0 && need > have)) {
+        char keys[1024];
+        size_keys(cfg, keys, sizeof keys);
         if (count == 0)
             return me_error_set(err, ME_ERR_CONFIG,
-                                "%s: model.d_model = %d (d_ff %d, %d layers): the parameter count overflows, "
-                                "expected a model that fits in memory",
-                                me_config_origin(cfg, "model.d_model"), c->d_model, c->d_ff, c->n_layers);
+                                "%s: the parameter count overflows size_t, expected a model that fits in memory", keys);
         return me_error_set(err, ME_ERR_CONFIG,
-                            "%s: model.d_model = %d (d_ff %d, %d layers) gives %zu parameters needing %.1f GiB "
-                            "for values, gradients and AdamW state, but this machine has %.1f GiB",
-                            me_config_origin(cfg, "model.d_model"), c->d_model, c->d_ff, c->n_layers, count,
-                            need / 1073741824.0, have / 1073741824.0);
+                            "%s: %zu parameters need %.1f GiB for values, gradients and AdamW state, but this machine "
+                            "has %.1f GiB",
+                            keys, count, need / 1073741824.0, have / 1073741824.0);
     }
     me_status st;
     size_t d = (size_t)c->d_model;
@@ -107,12 +124,14 @@ me_status me_model_alloc(me_model *m, int max_b, int max_s, me_error *err) {
      * would end in the kernel's OOM killer instead of an error */
     size_t act = me_encoder_activation_bytes(c, max_b, max_s, NULL, NULL);
     double need = (double)act + 4.0 * sizeof(float) * (double)max_b * max_s * (c->d_model + (c->n_classes > 0 ? c->n_classes : 1));
+    if (c->vocab_size > 0 && c->positional == ME_POS_SINUSOIDAL) need += sizeof(float) * (double)c->max_len * c->d_model;
     double have = machine_bytes();
     if (act == 0 || (have > 0 && need + 16.0 * (double)m->params.total > have))
         return me_error_set(err, ME_ERR_CONFIG,
-                            "batch %d x seq %d needs %.1f GiB of activations (d_model %d, d_ff %d, %d layers), but this "
-                            "machine has %.1f GiB; lower train.batch_size or model.max_len",
-                            max_b, max_s, need / 1073741824.0, c->d_model, c->d_ff, c->n_layers, have / 1073741824.0);
+                            "batch %d x seq %d needs %.1f GiB of activations and tables (d_model %d, d_ff %d, %d layers, "
+                            "max_len %d), but this machine has %.1f GiB; lower train.batch_size or model.max_len",
+                            max_b, max_s, need / 1073741824.0, c->d_model, c->d_ff, c->n_layers, c->max_len,
+                            have / 1073741824.0);
     me_status st = me_encoder_alloc(&m->enc, max_b, max_s, err);
     if (st) return st;
     size_t t = (size_t)max_b * max_s, d = (size_t)c->d_model, cl = (size_t)(c->n_classes > 0 ? c->n_classes : 1);

@@ -455,6 +455,12 @@ me_status me_st_read(me_st_file *f, const char *path, me_error *err) {
             return st_fail(err, ME_ERR_IO, path, "cannot read: %s", strerror(e));
         }
         if (used < cap) break; /* EOF */
+        if (!S_ISREG(sb.st_mode) && used >= ((size_t)1 << 30)) { /* /dev/zero and the like never end */
+            free(buf);
+            fclose(fp);
+            return st_fail(err, ME_ERR_FORMAT, path, "not a regular file and still going after 1 GiB, expected a "
+                           "safetensors file");
+        }
         if (cap > SIZE_MAX / 2) {
             free(buf);
             fclose(fp);

@@ -275,7 +275,9 @@ static me_status setup(run *r, int resume, me_error *err) {
             return st;
         join(path, sizeof path, r->dir, "history.safetensors");
         me_history old;
-        if (me_history_read(&old, path, NULL) == ME_OK) {
+        struct stat hs;
+        if (stat(path, &hs) == 0 && (st = me_history_read(&old, path, err))) return st; /* damaged: say so */
+        if (stat(path, &hs) == 0) {
             if ((st = me_history_bind(&old, &r->model.params, err))) {
                 me_history_free(&old);
                 return me_error_prefix(err, "%s", path);
@@ -324,8 +326,12 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
     pr.start_step = r->state.step;
     pr.valid_loss = pr.valid_acc = NAN;
     char note[ME_PATH_MAX + 200];
-    if (resume && hooks && hooks->note) {
-        snprintf(note, sizeof note, "resuming %s from step %" PRId64 " to %ld", r->dir, r->state.step, tc->steps);
+    if (hooks && hooks->note) {
+        if (resume)
+            snprintf(note, sizeof note, "resuming %s from step %" PRId64 " to %ld", r->dir, r->state.step, tc->steps);
+        else
+            snprintf(note, sizeof note, "training %s -> %s, %ld steps (seed %llu)",
+                     r->cfg.path[0] ? r->cfg.path : "(no file)", r->dir, tc->steps, (unsigned long long)tc->seed);
         hooks->note(hooks->user, note);
     }
     if (!resume) {

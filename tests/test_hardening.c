@@ -274,9 +274,9 @@ static void checkpoints_that_disagree_with_the_config_should_be_refused(void **s
                    "is I32 [4], the model expects F32 [4]", "");
     expect_refusal("eval " M "tiny.ini --set model.d_ff=7 --checkpoint " M "tiny_checkpoint.safetensors", 2,
                    "the model expects F32 [7, 4]", "");
-    /* count trusts the stored config: a config that disagrees with the tensors is a failed self-check */
-    expect_refusal("count " M "config_disagrees_checkpoint.safetensors", 1,
-                   "live parameter counts disagree with the closed-form formulas", "");
+    /* the stored config fixes every shape: a tensor that disagrees with it is a broken file */
+    expect_refusal("count " M "config_disagrees_checkpoint.safetensors", 2,
+                   "tensor 'encoder.layers.0.linear1.weight' is [6, 4] but its stored config says [12, 4]", "");
     expect_refusal("count " M "bad_stored_config_checkpoint.safetensors", 2, "stored config", "");
     finish();
 }

@@ -70,12 +70,13 @@ void me_st_writer_init(me_st_writer *w);
 me_status me_st_writer_add(me_st_writer *w, const char *name, me_dtype dtype, int ndim, const size_t *shape,
                            const void *data, me_error *err);
 me_status me_st_writer_meta(me_st_writer *w, const char *key, const char *value, me_error *err);
-/* Atomic write: PATH.tmp.<pid> then rename to PATH. */
+/* Atomic write: PATH.tmp.<pid> then rename to PATH. Stale PATH.tmp.<pid> files of processes that no
+ * longer exist (a writer killed mid-write) are removed on the way. */
 me_status me_st_writer_write(const me_st_writer *w, const char *path, me_error *err);
 void me_st_writer_free(me_st_writer *w);
 
-/* Writes data to path atomically (temporary file in the same folder, fsync, rename). Used by every
- * writer in minienc. */
+/* Writes data to path atomically (temporary file in the same folder, fsync, rename; stale temporary
+ * files of dead writers are removed). Used by every writer in minienc. */
 me_status me_write_file_atomic(const char *path, const void *data, size_t size, me_error *err);
 
 #endif

@@ -123,6 +123,25 @@ int cmd_count(int argc, char **argv) {
                 goto done;
             }
             mc = cfg.model;
+            /* the stored config also fixes every shape: a tensor that disagrees is a broken file */
+            if (me_model_build(&m, &cfg, &err)) {
+                code = cli_fail(&err);
+                goto done;
+            }
+            for (int i = 0; i < n; i++) {
+                int j = me_params_find(&m.params, t[i].name);
+                int same = j >= 0 && m.params.t[j].ndim == t[i].ndim;
+                for (int d = 0; same && d < t[i].ndim; d++) same = m.params.t[j].shape[d] == t[i].shape[d];
+                if (!same) {
+                    char got[96], want[96] = "no such tensor";
+                    me_shape_string(got, sizeof got, t[i].ndim, t[i].shape);
+                    if (j >= 0) me_shape_string(want, sizeof want, m.params.t[j].ndim, m.params.t[j].shape);
+                    me_error_set(&err, ME_ERR_SHAPE, "%s: tensor '%s' is %s but its stored config says %s", path,
+                                 t[i].name, got, want);
+                    code = cli_fail(&err);
+                    goto done;
+                }
+            }
         } else if (me_count_infer_config(&mc, t, n, &err)) {
             me_error_prefix(&err, "%s", path);
             code = cli_fail(&err);

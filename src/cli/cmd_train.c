@@ -73,6 +73,7 @@ static int pick_free_run_dir(me_config *cfg) {
 }
 
 typedef struct {
+    int threads;
     int tty;
     long every;
     long last_line_step;
@@ -109,8 +110,8 @@ static void show_progress(void *user, const me_train_progress *p) {
 }
 
 static void show_note(void *user, const char *msg) {
-    (void)user;
-    fprintf(stderr, "minienc: %s\n", msg);
+    const progress_view *v = user;
+    fprintf(stderr, "minienc: %s [%d threads]\n", msg, v->threads);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -151,7 +152,7 @@ int cmd_train(int argc, char **argv) {
         pick_free_run_dir(&cfg) != 0)
         return cli_usage("train", "runs/%s-2 .. -999 are all taken; set log.out_dir", cfg.log.out_dir);
     int threads = cli_set_threads(cfg.train.threads);
-    progress_view view = {.tty = isatty(2), .every = cfg.train.steps >= 20 ? cfg.train.steps / 20 : 1};
+    progress_view view = {.threads = threads, .tty = isatty(2), .every = cfg.train.steps >= 20 ? cfg.train.steps / 20 : 1};
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -159,8 +160,6 @@ int cmd_train(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     me_train_hooks hooks = {.progress = show_progress, .note = show_note, .user = &view, .stop = &stop_requested};
     me_train_result res;
-    fprintf(stderr, "minienc: training %s -> %s (seed %llu, %d threads)\n", path, cfg.log.out_dir,
-            (unsigned long long)cfg.train.seed, threads);
     me_status st = me_train_run(&cfg, resume != NULL, c.force, &hooks, &res, &err);
     /* Everything is saved: from here on (drawing charts) a signal stops at once. */
     stop_requested = 1;
