@@ -39,8 +39,14 @@ me_status me_history_init(me_history *h, const me_params *p, me_error *err) {
 
 static me_status grow(me_history *h, size_t need, me_error *err) {
     if (need <= h->cap) return ME_OK;
-    size_t cap = h->cap ? h->cap : 16;
-    while (cap < need) cap *= 2;
+    size_t cap = h->cap ? h->cap : 16, bytes;
+    while (cap < need) {
+        if (cap > (size_t)-1 / 2) return me_error_set(err, ME_ERR_NOMEM, "history of %zu snapshots overflows", need);
+        cap *= 2;
+    }
+    for (int i = 0; i < h->n; i++)
+        if (!me_mul_ok(cap, h->dim[i] * sizeof(float), &bytes))
+            return me_error_set(err, ME_ERR_NOMEM, "history of %zu snapshots x %zu values overflows", cap, h->dim[i]);
     int64_t *steps = realloc(h->steps, cap * sizeof *steps);
     if (!steps) return me_error_set(err, ME_ERR_NOMEM, "out of memory for %zu history snapshots", cap);
     h->steps = steps;
