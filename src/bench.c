@@ -51,7 +51,10 @@ static int cmp_double(const void *a, const void *b) {
 double me_bench_step_flops(const me_model_config *c, int batch, int seq) {
     double t = (double)batch * seq, d = c->d_model, f = c->d_ff;
     double fwd = 8.0 * t * d * d + 4.0 * batch * (double)seq * seq * d + 4.0 * t * d * f;
-    return 3.0 * c->n_layers * fwd;
+    /* post-LN: nothing needs dL/dx of the stack's input, so the first in_proj's input gradient
+     * (2 T 3D D) is not computed (PyTorch's autograd skips it too); pre-LN needs it for norm1's gradients */
+    double skipped = c->norm_first ? 0.0 : 6.0 * t * d * d;
+    return 3.0 * c->n_layers * fwd - skipped;
 }
 
 me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me_bench_result *r, me_error *err) {

@@ -69,6 +69,8 @@ me_status me_optim_init(me_optim *o, const me_params *p, const me_train_config *
 static void adamw_tensor(float *p, const float *g, float *m, float *v, size_t n, float decay_factor,
                          float b1, float one_minus_b1, float b2, float one_minus_b2, float bc2_sqrt, float eps,
                          float neg_step_size) {
+    /* elementwise and memory-bound: split across the kernels' threads for large tensors */
+#pragma omp parallel for schedule(static) if (n >= 65536)
     for (size_t i = 0; i < n; i++) {
         float pi = p[i] * decay_factor;
         float gi = g[i];
@@ -108,6 +110,7 @@ static void sgd_step(me_optim *o, me_params *p, float lr) {
         const float *g = p->grad + ti->offset; /* [count] */
         float *buf = o->m + ti->offset;        /* [count] */
         float wdk = o->decay[k] ? wd : 0.0f;
+#pragma omp parallel for schedule(static) if (ti->count >= 65536)
         for (size_t i = 0; i < ti->count; i++) {
             float d = wdk != 0.0f ? g[i] + wdk * w[i] : g[i];
             if (mu != 0.0f) {
@@ -157,6 +160,8 @@ float me_schedule_lr(const me_train_config *t, int d_model, long step) {
 
 double me_grad_norm(const me_params *p) {
     double sum = 0.0;
+    /* a reduction over threads changes the summation order with the thread count: keep it serial so
+     * that clipping, and so training, stays bit-identical whatever the threads */
     for (size_t i = 0; i < p->total; i++) {
         double g = p->grad[i];
         sum += g * g;

@@ -5,7 +5,9 @@
  *   forward per layer  6 T D^2 (qkv) + 2 T D^2 (out_proj) + 4 B S^2 D (scores and weights*values)
  *                      + 4 T D F (linear1, linear2)
  *   backward           twice the forward (gradients for both inputs and weights)
- *   step               3 L (8 T D^2 + 4 B S^2 D + 4 T D F) */
+ *   step               3 L (8 T D^2 + 4 B S^2 D + 4 T D F), less 6 T D^2 for post-LN: the stack's input
+ *                      needs no gradient, so the first in_proj's input gradient is not computed
+ *                      (pre-LN needs it for the first norm1's gamma and beta) */
 #ifndef MINIENC_BENCH_H
 #define MINIENC_BENCH_H
 
