@@ -325,7 +325,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
     pr.steps = tc->steps;
     pr.start_step = r->state.step;
     pr.valid_loss = pr.valid_acc = NAN;
-    char note[ME_PATH_MAX + 200];
+    char note[2 * ME_PATH_MAX + 200];
     if (hooks && hooks->note) {
         if (resume)
             snprintf(note, sizeof note, "resuming %s from step %" PRId64 " to %ld", r->dir, r->state.step, tc->steps);
