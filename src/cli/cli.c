@@ -70,6 +70,16 @@ int cli_parse_int(const char *cmd, const char *name, const char *text, long lo, 
     return 1;
 }
 
+int cli_int_option(const cli_int_opt *opts, int n, const char *cmd, int argc, char **argv, int *i) {
+    for (int k = 0; k < n; k++) {
+        const char *v;
+        int r = cli_option_value(opts[k].name, cmd, argc, argv, i, &v);
+        if (r < 0) return -1;
+        if (r > 0) return cli_parse_int(cmd, opts[k].name, v, opts[k].lo, opts[k].hi, opts[k].dst) ? 1 : -1;
+    }
+    return 0;
+}
+
 me_status cli_load_config(me_config *cfg, const char *path, const cli_common *c, me_error *err) {
     me_config_defaults(cfg);
     me_status st;

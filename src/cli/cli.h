@@ -36,6 +36,17 @@ int cli_common_option(cli_common *c, const char *cmd, int argc, char **argv, int
  * 0 if argv[*i] is not that option, -1 (message printed) if the value is missing. */
 int cli_option_value(const char *name, const char *cmd, int argc, char **argv, int *i, const char **value);
 
+/* An integer option: "--name N" or "--name=N", N in [lo, hi], stored in *dst. */
+typedef struct {
+    const char *name;
+    long *dst;
+    long lo, hi;
+} cli_int_opt;
+
+/* Tries argv[*i] against opts[n]: returns 1 if taken (value parsed and stored), 0 if it is none of
+ * them, -1 on a usage error (message printed). */
+int cli_int_option(const cli_int_opt *opts, int n, const char *cmd, int argc, char **argv, int *i);
+
 /* Parses an integer option value strictly into [lo, hi]; prints a usage error and returns 0 if bad. */
 int cli_parse_int(const char *cmd, const char *name, const char *text, long lo, long hi, long *out);
 

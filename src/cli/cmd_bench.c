@@ -14,23 +14,12 @@ int cmd_bench(int argc, char **argv) {
         int r = cli_common_option(&c, "bench", argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
-        struct {
-            const char *name;
-            long *dst;
-            long lo, hi;
-        } ints[] = {{"--batch", &batch, 1, 1 << 20}, {"--seq", &seq, 1, 1 << 16}, {"--steps", &steps, 1, 100000},
-                    {"--threads", &threads, 0, 1024}};
-        int taken = 0;
-        for (size_t k = 0; k < sizeof ints / sizeof ints[0] && !taken; k++) {
-            const char *v;
-            r = cli_option_value(ints[k].name, "bench", argc, argv, &i, &v);
+        const cli_int_opt ints[] = {{"--batch", &batch, 1, 1 << 20}, {"--seq", &seq, 1, 1 << 16},
+                                    {"--steps", &steps, 1, 100000}, {"--threads", &threads, 0, 1024}};
+        if ((r = cli_int_option(ints, 4, "bench", argc, argv, &i))) {
             if (r < 0) return 2;
-            if (r > 0) {
-                if (!cli_parse_int("bench", ints[k].name, v, ints[k].lo, ints[k].hi, ints[k].dst)) return 2;
-                taken = 1;
-            }
+            continue;
         }
-        if (taken) continue;
         if (argv[i][0] == '-' && argv[i][1]) return cli_usage("bench", "unknown option '%s'", argv[i]);
         if (c.n_positional == 1) return cli_usage("bench", "one CONFIG expected, got '%s' too", argv[i]);
         c.positional[c.n_positional++] = argv[i];

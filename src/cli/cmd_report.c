@@ -28,13 +28,10 @@ int cmd_inspect(int argc, char **argv) {
     cli_common c = {0};
     long top = ME_REPORT_DEFAULT_TOP;
     for (int i = 1; i < argc; i++) {
-        const char *v;
-        int r = cli_option_value("--top", "inspect", argc, argv, &i, &v);
+        const cli_int_opt opt = {"--top", &top, 1, 1000000};
+        int r = cli_int_option(&opt, 1, "inspect", argc, argv, &i);
         if (r < 0) return 2;
-        if (r > 0) {
-            if (!cli_parse_int("inspect", "--top", v, 1, 1000000, &top)) return 2;
-            continue;
-        }
+        if (r > 0) continue;
         if (strcmp(argv[i], "--json") == 0) {
             c.json = 1;
             continue;

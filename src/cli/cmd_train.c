@@ -238,30 +238,18 @@ int cmd_eval(int argc, char **argv) {
 }
 
 int cmd_data(int argc, char **argv) {
-    const char *out = NULL, *v;
+    const char *out = NULL;
     long n = 2000, min_len = 2, max_len = 10, vocab = 8, seed = 0;
     const char *task = NULL;
     for (int i = 1; i < argc; i++) {
-        int r;
-        struct {
-            const char *name;
-            long *dst;
-            long lo, hi;
-        } ints[] = {{"--n", &n, 1, 100000000},
-                    {"--min-len", &min_len, 1, ME_DATA_GEN_MAX_LEN},
-                    {"--max-len", &max_len, 1, ME_DATA_GEN_MAX_LEN},
-                    {"--vocab", &vocab, 2, 1000000},
-                    {"--seed", &seed, 0, LONG_MAX}};
-        int taken = 0;
-        for (size_t k = 0; k < sizeof ints / sizeof ints[0] && !taken; k++) {
-            r = cli_option_value(ints[k].name, "data", argc, argv, &i, &v);
-            if (r < 0) return 2;
-            if (r > 0) {
-                if (!cli_parse_int("data", ints[k].name, v, ints[k].lo, ints[k].hi, ints[k].dst)) return 2;
-                taken = 1;
-            }
-        }
-        if (taken) continue;
+        const cli_int_opt ints[] = {{"--n", &n, 1, 100000000},
+                                    {"--min-len", &min_len, 1, ME_DATA_GEN_MAX_LEN},
+                                    {"--max-len", &max_len, 1, ME_DATA_GEN_MAX_LEN},
+                                    {"--vocab", &vocab, 2, 1000000},
+                                    {"--seed", &seed, 0, LONG_MAX}};
+        int r = cli_int_option(ints, 5, "data", argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
         if ((r = cli_option_value("--out", "data", argc, argv, &i, &out))) {
             if (r < 0) return 2;
             continue;
