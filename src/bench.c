@@ -76,7 +76,7 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
     me_train_config tc;
     memset(&tc, 0, sizeof tc);
     tc.optimizer = ME_OPT_ADAMW;
-    tc.beta1 = 0.9f, tc.beta2 = 0.999f, tc.eps = 1e-8f, tc.weight_decay = 0.01f, tc.lr = 1e-4f;
+    tc.beta1 = 0.9, tc.beta2 = 0.999, tc.eps = 1e-8, tc.weight_decay = 0.01, tc.lr = 1e-4;
     tc.decay_norm_and_bias = 1; /* torch.optim.AdamW over model.parameters() decays everything */
     size_t n = (size_t)o->batch * o->seq * c.d_model;
     float *x = NULL, *target = NULL, *dy = NULL;

@@ -21,7 +21,9 @@
 
 #include <ini.h>
 
-typedef enum { K_INT, K_LONG, K_FLOAT, K_BOOL, K_ENUM, K_U64, K_PATH } key_kind;
+/* K_DOUBLE: optimizer hyperparameters, kept in double as PyTorch keeps them (Python floats), so that
+ * e.g. 1 - beta2 is 0.001 and not 1 - 0.999f */
+typedef enum { K_INT, K_LONG, K_FLOAT, K_DOUBLE, K_BOOL, K_ENUM, K_U64, K_PATH } key_kind;
 
 enum {
     F_LO_OPEN = 1,  /* value > lo instead of >= lo */
@@ -74,16 +76,16 @@ static const key_spec KEYS[] = {
     {"train.steps", K_LONG, OFF(train.steps), 0, (double)LONG_MAX, 0, NULL, 0},
     {"train.batch_size", K_INT, OFF(train.batch_size), 1, INT_MAX, 0, NULL, 0},
     {"train.optimizer", K_ENUM, OFF(train.optimizer), 0, 0, 0, optimizer_names, 2},
-    {"train.lr", K_FLOAT, OFF(train.lr), 0, 0, 0, NULL, 0},
-    {"train.beta1", K_FLOAT, OFF(train.beta1), 0, 1, F_HAS_HI | F_HI_OPEN, NULL, 0},
-    {"train.beta2", K_FLOAT, OFF(train.beta2), 0, 1, F_HAS_HI | F_HI_OPEN, NULL, 0},
-    {"train.eps", K_FLOAT, OFF(train.eps), 0, 0, F_LO_OPEN, NULL, 0},
-    {"train.weight_decay", K_FLOAT, OFF(train.weight_decay), 0, 0, 0, NULL, 0},
+    {"train.lr", K_DOUBLE, OFF(train.lr), 0, 0, 0, NULL, 0},
+    {"train.beta1", K_DOUBLE, OFF(train.beta1), 0, 1, F_HAS_HI | F_HI_OPEN, NULL, 0},
+    {"train.beta2", K_DOUBLE, OFF(train.beta2), 0, 1, F_HAS_HI | F_HI_OPEN, NULL, 0},
+    {"train.eps", K_DOUBLE, OFF(train.eps), 0, 0, F_LO_OPEN, NULL, 0},
+    {"train.weight_decay", K_DOUBLE, OFF(train.weight_decay), 0, 0, 0, NULL, 0},
     {"train.decay_norm_and_bias", K_BOOL, OFF(train.decay_norm_and_bias), 0, 1, 0, NULL, 0},
-    {"train.momentum", K_FLOAT, OFF(train.momentum), 0, 0, 0, NULL, 0},
+    {"train.momentum", K_DOUBLE, OFF(train.momentum), 0, 0, 0, NULL, 0},
     {"train.schedule", K_ENUM, OFF(train.schedule), 0, 0, 0, schedule_names, 3},
     {"train.warmup", K_INT, OFF(train.warmup), 0, INT_MAX, 0, NULL, 0},
-    {"train.clip_grad_norm", K_FLOAT, OFF(train.clip_grad_norm), 0, 0, 0, NULL, 0},
+    {"train.clip_grad_norm", K_DOUBLE, OFF(train.clip_grad_norm), 0, 0, 0, NULL, 0},
     {"train.seed", K_U64, OFF(train.seed), 0, 0, 0, NULL, 0},
     {"train.eval_every", K_INT, OFF(train.eval_every), 0, INT_MAX, 0, NULL, 0},
     {"train.threads", K_INT, OFF(train.threads), 0, INT_MAX, 0, NULL, 0},
@@ -202,6 +204,7 @@ static void describe_expected(const key_spec *k, char *buf, size_t cap) {
         break;
     }
     case K_FLOAT:
+    case K_DOUBLE:
         if (k->flags & F_HAS_HI)
             snprintf(buf, cap, "a finite float in %s%g, %g%s", (k->flags & F_LO_OPEN) ? "(" : "[", k->lo, k->hi,
                      (k->flags & F_HI_OPEN) ? ")" : "]");
@@ -324,6 +327,25 @@ static me_status apply(me_config *c, int i, const char *value, const char *where
         *(float *)field(c, k) = v;
         break;
     }
+    case K_DOUBLE: {
+        char *end;
+        errno = 0;
+        double v = strtod(value, &end);
+        if (end == value || *end)
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is not a number, expected %s", where,
+                                k->key, value, expect);
+        if (!isfinite(v))
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is not finite, expected %s", where,
+                                k->key, value, expect);
+        if (errno == ERANGE && v == 0.0)
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is too small for a double, expected %s",
+                                where, k->key, value, expect);
+        if (!float_in_range(k, v))
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is out of range, expected %s", where,
+                                k->key, value, expect);
+        *(double *)field(c, k) = v;
+        break;
+    }
     case K_BOOL: {
         static const char *const yes[] = {"true", "1", "yes", "on"}, *const no[] = {"false", "0", "no", "off"};
         int v = -1;
@@ -383,16 +405,16 @@ void me_config_defaults(me_config *c) {
     t->steps = 1000;
     t->batch_size = 32;
     t->optimizer = ME_OPT_ADAMW;
-    t->lr = 1e-3f;
-    t->beta1 = 0.9f;
-    t->beta2 = 0.999f;
-    t->eps = 1e-8f;
-    t->weight_decay = 0.01f;
+    t->lr = 1e-3;
+    t->beta1 = 0.9;
+    t->beta2 = 0.999;
+    t->eps = 1e-8;
+    t->weight_decay = 0.01;
     t->decay_norm_and_bias = 0;
-    t->momentum = 0.0f;
+    t->momentum = 0.0;
     t->schedule = ME_SCHED_CONSTANT;
     t->warmup = 0;
-    t->clip_grad_norm = 0.0f;
+    t->clip_grad_norm = 0.0;
     t->seed = 0;
     t->eval_every = 100;
     t->threads = 0;
@@ -772,6 +794,12 @@ me_status me_config_validate(me_config *c, me_error *err) {
             snprintf(shown, sizeof shown, "%.9g", (double)v);
             break;
         }
+        case K_DOUBLE: {
+            double v = *(const double *)field_c(c, k);
+            ok = float_in_range(k, v);
+            snprintf(shown, sizeof shown, "%.17g", v);
+            break;
+        }
         case K_BOOL:
         case K_ENUM: {
             int v = *(const int *)field_c(c, k);
@@ -849,6 +877,7 @@ me_status me_config_write(const me_config *c, FILE *f, me_error *err) {
             break;
         case K_LONG: bad |= fprintf(f, "%s = %ld\n", name, *(const long *)v) < 0; break;
         case K_FLOAT: bad |= fprintf(f, "%s = %.9g\n", name, (double)*(const float *)v) < 0; break;
+        case K_DOUBLE: bad |= fprintf(f, "%s = %.17g\n", name, *(const double *)v) < 0; break;
         case K_BOOL: bad |= fprintf(f, "%s = %s\n", name, *(const int *)v ? "true" : "false") < 0; break;
         case K_ENUM: {
             int e = *(const int *)v;

@@ -11,9 +11,9 @@
 #define M_PI 3.14159265358979323846
 #endif
 
-static me_status check_range(me_error *err, const char *key, float value, int ok, const char *expected) {
+static me_status check_range(me_error *err, const char *key, double value, int ok, const char *expected) {
     if (ok) return ME_OK;
-    return me_error_set(err, ME_ERR_CONFIG, "train.%s: %g is out of range, expected %s", key, (double)value,
+    return me_error_set(err, ME_ERR_CONFIG, "train.%s: %g is out of range, expected %s", key, value,
                         expected);
 }
 
@@ -27,13 +27,13 @@ me_status me_optim_init(me_optim *o, const me_params *p, const me_train_config *
                             (int)t->optimizer);
     me_status st = ME_OK;
     if (t->optimizer == ME_OPT_ADAMW) {
-        if (!st) st = check_range(err, "beta1", t->beta1, t->beta1 >= 0.0f && t->beta1 < 1.0f, "0 <= beta1 < 1");
-        if (!st) st = check_range(err, "beta2", t->beta2, t->beta2 >= 0.0f && t->beta2 < 1.0f, "0 <= beta2 < 1");
-        if (!st) st = check_range(err, "eps", t->eps, t->eps >= 0.0f, "eps >= 0");
+        if (!st) st = check_range(err, "beta1", t->beta1, t->beta1 >= 0.0 && t->beta1 < 1.0, "0 <= beta1 < 1");
+        if (!st) st = check_range(err, "beta2", t->beta2, t->beta2 >= 0.0 && t->beta2 < 1.0, "0 <= beta2 < 1");
+        if (!st) st = check_range(err, "eps", t->eps, t->eps >= 0.0, "eps >= 0");
     } else {
-        if (!st) st = check_range(err, "momentum", t->momentum, t->momentum >= 0.0f, "momentum >= 0");
+        if (!st) st = check_range(err, "momentum", t->momentum, t->momentum >= 0.0, "momentum >= 0");
     }
-    if (!st) st = check_range(err, "weight_decay", t->weight_decay, t->weight_decay >= 0.0f, "weight_decay >= 0");
+    if (!st) st = check_range(err, "weight_decay", t->weight_decay, t->weight_decay >= 0.0, "weight_decay >= 0");
     if (st) return st;
 
     o->kind = t->optimizer;
@@ -83,26 +83,26 @@ static void adamw_tensor(float *p, const float *g, float *m, float *v, size_t n,
     }
 }
 
-static void adamw_step(me_optim *o, me_params *p, float lr) {
+static void adamw_step(me_optim *o, me_params *p, double lr) {
     double t = (double)(o->step + 1);
     double b1 = o->beta1, b2 = o->beta2;
     double bias_correction1 = 1.0 - pow(b1, t);
     double bias_correction2 = 1.0 - pow(b2, t);
-    float neg_step_size = (float)(-(double)lr / bias_correction1);
+    float neg_step_size = (float)(-lr / bias_correction1);
     float bc2_sqrt = (float)sqrt(bias_correction2);
     /* PyTorch: param.mul_(1 - lr * weight_decay), the factor formed in double. */
-    float decay_factor = (float)(1.0 - (double)lr * (double)o->weight_decay);
+    float decay_factor = (float)(1.0 - lr * o->weight_decay);
     for (int k = 0; k < p->n; k++) {
         const me_tensor_info *ti = &p->t[k];
         size_t off = ti->offset;
         adamw_tensor(p->data + off, p->grad + off, o->m + off, o->v + off, ti->count,
                      o->decay[k] ? decay_factor : 1.0f, (float)b1, (float)(1.0 - b1), (float)b2,
-                     (float)(1.0 - b2), bc2_sqrt, o->eps, neg_step_size);
+                     (float)(1.0 - b2), bc2_sqrt, (float)o->eps, neg_step_size);
     }
 }
 
-static void sgd_step(me_optim *o, me_params *p, float lr) {
-    float wd = o->weight_decay, mu = o->momentum;
+static void sgd_step(me_optim *o, me_params *p, double lr_d) {
+    float wd = (float)o->weight_decay, mu = (float)o->momentum, lr = (float)lr_d;
     int first = o->step == 0;
     for (int k = 0; k < p->n; k++) {
         const me_tensor_info *ti = &p->t[k];
@@ -123,7 +123,7 @@ static void sgd_step(me_optim *o, me_params *p, float lr) {
     }
 }
 
-void me_optim_step(me_optim *o, me_params *p, float lr) {
+void me_optim_step(me_optim *o, me_params *p, double lr) {
     assert(p->n == o->n_tensors && p->total == o->total && "registry changed after me_optim_init");
     if (o->kind == ME_OPT_ADAMW)
         adamw_step(o, p, lr);
@@ -132,7 +132,7 @@ void me_optim_step(me_optim *o, me_params *p, float lr) {
     o->step++;
 }
 
-float me_schedule_lr(const me_train_config *t, int d_model, long step) {
+double me_schedule_lr(const me_train_config *t, int d_model, long step) {
     double lr = t->lr, s = (double)step;
     double w = t->warmup;
     switch (t->schedule) {
@@ -140,28 +140,28 @@ float me_schedule_lr(const me_train_config *t, int d_model, long step) {
         if (w < 1.0) w = 1.0;
         double n = s + 1.0;
         double a = 1.0 / sqrt(n), b = n * pow(w, -1.5);
-        return (float)(lr / sqrt((double)d_model) * (a < b ? a : b));
+        return lr / sqrt((double)d_model) * (a < b ? a : b);
     }
     case ME_SCHED_COSINE: {
-        if (w > 0.0 && s < w) return (float)(lr * (s + 1.0) / w);
+        if (w > 0.0 && s < w) return lr * (s + 1.0) / w;
         double span = (double)t->steps - w;
         if (span < 1.0) span = 1.0;
         double q = (s - w) / span;
         if (q > 1.0) q = 1.0;
         if (q < 0.0) q = 0.0;
-        return (float)(lr * 0.5 * (1.0 + cos(M_PI * q)));
+        return lr * 0.5 * (1.0 + cos(M_PI * q));
     }
     case ME_SCHED_CONSTANT:
     default:
-        if (w > 0.0 && s < w) return (float)(lr * (s + 1.0) / w);
-        return (float)lr;
+        if (w > 0.0 && s < w) return lr * (s + 1.0) / w;
+        return lr;
     }
 }
 
 double me_grad_norm(const me_params *p) {
     double sum = 0.0;
-    /* a reduction over threads changes the summation order with the thread count: keep it serial so
-     * that clipping, and so training, stays bit-identical whatever the threads */
+    /* serial: a reduction over threads would make the norm depend on the thread count (the split
+     * matmuls already can: see me_matmul) */
     for (size_t i = 0; i < p->total; i++) {
         double g = p->grad[i];
         sum += g * g;
@@ -169,10 +169,10 @@ double me_grad_norm(const me_params *p) {
     return sqrt(sum);
 }
 
-double me_clip_grad_norm(me_params *p, float max_norm) {
+double me_clip_grad_norm(me_params *p, double max_norm) {
     double total = me_grad_norm(p);
-    if (!(max_norm > 0.0f) || !isfinite(total)) return total;
-    double coef = (double)max_norm / (total + 1e-6);
+    if (!(max_norm > 0.0) || !isfinite(total)) return total;
+    double coef = max_norm / (total + 1e-6);
     if (coef < 1.0) {
         float c = (float)coef;
         for (size_t i = 0; i < p->total; i++) p->grad[i] *= c;

@@ -365,7 +365,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
                               r->dir);
             goto done;
         }
-        float lr = me_schedule_lr(tc, r->cfg.model.d_model, step);
+        double lr = me_schedule_lr(tc, r->cfg.model.d_model, step);
         me_optim_step(&r->optim, &r->model.params, lr);
         r->state.step++;
         size_t real_tokens = 0;
@@ -387,7 +387,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
             pr.evaluated = 1;
         }
         char row[512];
-        int n = snprintf(row, sizeof row, "%ld,%.9g,%.9g,%.9g,%.6g,", pr.step, loss, (double)lr, gnorm, pr.tokens_per_s);
+        int n = snprintf(row, sizeof row, "%ld,%.9g,%.9g,%.9g,%.6g,", pr.step, loss, lr, gnorm, pr.tokens_per_s);
         if (pr.evaluated)
             n += snprintf(row + n, sizeof row - (size_t)n, "%.9g,%.9g\n", pr.valid_loss, pr.valid_acc);
         else

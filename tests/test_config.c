@@ -88,16 +88,16 @@ static void assert_configs_equal(const me_config *a, const me_config *b) {
     assert_int_equal(a->train.steps, b->train.steps);
     assert_int_equal(a->train.batch_size, b->train.batch_size);
     assert_int_equal(a->train.optimizer, b->train.optimizer);
-    assert_memory_equal(&a->train.lr, &b->train.lr, sizeof(float));
-    assert_memory_equal(&a->train.beta1, &b->train.beta1, sizeof(float));
-    assert_memory_equal(&a->train.beta2, &b->train.beta2, sizeof(float));
-    assert_memory_equal(&a->train.eps, &b->train.eps, sizeof(float));
-    assert_memory_equal(&a->train.weight_decay, &b->train.weight_decay, sizeof(float));
+    assert_memory_equal(&a->train.lr, &b->train.lr, sizeof(double));
+    assert_memory_equal(&a->train.beta1, &b->train.beta1, sizeof(double));
+    assert_memory_equal(&a->train.beta2, &b->train.beta2, sizeof(double));
+    assert_memory_equal(&a->train.eps, &b->train.eps, sizeof(double));
+    assert_memory_equal(&a->train.weight_decay, &b->train.weight_decay, sizeof(double));
     assert_int_equal(a->train.decay_norm_and_bias, b->train.decay_norm_and_bias);
-    assert_memory_equal(&a->train.momentum, &b->train.momentum, sizeof(float));
+    assert_memory_equal(&a->train.momentum, &b->train.momentum, sizeof(double));
     assert_int_equal(a->train.schedule, b->train.schedule);
     assert_int_equal(a->train.warmup, b->train.warmup);
-    assert_memory_equal(&a->train.clip_grad_norm, &b->train.clip_grad_norm, sizeof(float));
+    assert_memory_equal(&a->train.clip_grad_norm, &b->train.clip_grad_norm, sizeof(double));
     assert_true(a->train.seed == b->train.seed);
     assert_int_equal(a->train.eval_every, b->train.eval_every);
     assert_int_equal(a->train.threads, b->train.threads);
@@ -131,16 +131,16 @@ static void defaults_should_match_the_documented_values(void **state) {
     assert_int_equal(c.train.steps, 1000);
     assert_int_equal(c.train.batch_size, 32);
     assert_int_equal(c.train.optimizer, ME_OPT_ADAMW);
-    assert_true(c.train.lr == 1e-3f);
-    assert_true(c.train.beta1 == 0.9f);
-    assert_true(c.train.beta2 == 0.999f);
-    assert_true(c.train.eps == 1e-8f);
-    assert_true(c.train.weight_decay == 0.01f);
+    assert_true(c.train.lr == 1e-3);
+    assert_true(c.train.beta1 == 0.9);
+    assert_true(c.train.beta2 == 0.999);
+    assert_true(c.train.eps == 1e-8);
+    assert_true(c.train.weight_decay == 0.01);
     assert_int_equal(c.train.decay_norm_and_bias, 0);
-    assert_true(c.train.momentum == 0.0f);
+    assert_true(c.train.momentum == 0.0);
     assert_int_equal(c.train.schedule, ME_SCHED_CONSTANT);
     assert_int_equal(c.train.warmup, 0);
-    assert_true(c.train.clip_grad_norm == 0.0f);
+    assert_true(c.train.clip_grad_norm == 0.0);
     assert_true(c.train.seed == 0);
     assert_int_equal(c.train.eval_every, 100);
     assert_int_equal(c.train.threads, 0);
@@ -227,16 +227,16 @@ static void load_should_parse_a_full_file_into_the_right_values(void **state) {
     assert_true(c.train.steps == 5000000000L);
     assert_int_equal(c.train.batch_size, 8);
     assert_int_equal(c.train.optimizer, ME_OPT_SGD);
-    assert_true(c.train.lr == 0.05f);
-    assert_true(c.train.beta1 == 0.8f);
-    assert_true(c.train.beta2 == 0.95f);
-    assert_true(c.train.eps == 1e-6f);
-    assert_true(c.train.weight_decay == 0.0f);
+    assert_true(c.train.lr == 0.05);
+    assert_true(c.train.beta1 == 0.8);
+    assert_true(c.train.beta2 == 0.95);
+    assert_true(c.train.eps == 1e-6);
+    assert_true(c.train.weight_decay == 0.0);
     assert_int_equal(c.train.decay_norm_and_bias, 1);
-    assert_true(c.train.momentum == 0.9f);
+    assert_true(c.train.momentum == 0.9);
     assert_int_equal(c.train.schedule, ME_SCHED_NOAM);
     assert_int_equal(c.train.warmup, 400);
-    assert_true(c.train.clip_grad_norm == 1.5f);
+    assert_true(c.train.clip_grad_norm == 1.5);
     assert_true(c.train.seed == UINT64_MAX);
     assert_int_equal(c.train.eval_every, 0);
     assert_int_equal(c.train.threads, 2);
@@ -295,13 +295,15 @@ static void load_should_refuse_malformed_non_finite_and_out_of_range_floats(void
            "bad.ini:2: key 'train.lr': 'abc' is not a number, expected a finite float >= 0");
     REFUSE("[train]\nlr = nan\n", "bad.ini:2: key 'train.lr': 'nan' is not finite", "finite float >= 0");
     REFUSE("[train]\nlr = inf\n", "bad.ini:2: key 'train.lr': 'inf' is not finite");
-    REFUSE("[train]\nlr = 1e39\n", "bad.ini:2: key 'train.lr': '1e39' is not finite");
+    REFUSE("[train]\nlr = 1e309\n", "bad.ini:2: key 'train.lr': '1e309' is not finite");
+    REFUSE("[model]\ndropout = 1e39\n", "bad.ini:2: key 'model.dropout': '1e39' is not finite");
     REFUSE("[train]\nlr = 0.1.2\n", "bad.ini:2: key 'train.lr': '0.1.2' is not a number");
     REFUSE("[model]\ndropout = 1\n", "bad.ini:2: key 'model.dropout': '1' is out of range",
            "expected a finite float in [0, 1)");
     REFUSE("[model]\nlayer_norm_eps = 0\n", "key 'model.layer_norm_eps': '0' is out of range", "> 0");
     REFUSE("[train]\nbeta2 = -0.5\n", "key 'train.beta2': '-0.5' is out of range", "in [0, 1)");
-    REFUSE("[train]\neps = 1e-60\n", "key 'train.eps': '1e-60' is too small for a float");
+    REFUSE("[train]\neps = 1e-400\n", "key 'train.eps': '1e-400' is too small for a double");
+    REFUSE("[model]\nlayer_norm_eps = 1e-60\n", "key 'model.layer_norm_eps': '1e-60' is too small for a float");
 }
 
 static void load_should_refuse_bad_booleans_enums_and_empty_values(void **state) {
@@ -372,7 +374,7 @@ static void set_should_override_values_and_record_its_origin(void **state) {
     assert_int_equal(me_config_set(&c, " train.lr = 0.25 ", &err), ME_OK);
     assert_int_equal(me_config_set(&c, "train.schedule=cosine", &err), ME_OK);
     assert_int_equal(c.model.d_model, 64);
-    assert_true(c.train.lr == 0.25f);
+    assert_true(c.train.lr == 0.25);
     assert_int_equal(c.train.schedule, ME_SCHED_COSINE);
     assert_string_equal(me_config_origin(&c, "model.d_model"), "--set model.d_model=64");
     char origin[1100];
@@ -407,7 +409,7 @@ static void set_should_refuse_bad_assignments_with_a_set_prefix(void **state) {
     assert_msg_contains(err.msg, "expected section.key=value");
     /* Refused overrides change nothing. */
     assert_int_equal(c.model.n_heads, 0);
-    assert_true(c.train.lr == 1e-3f);
+    assert_true(c.train.lr == 1e-3);
     assert_int_equal(c.n_origins, 0);
 }
 
@@ -540,7 +542,7 @@ static void defaults_should_round_trip_through_write_and_load(void **state) {
     assert_non_null(strstr(text, "[data]"));
     assert_non_null(strstr(text, "[train]"));
     assert_non_null(strstr(text, "[log]"));
-    assert_non_null(strstr(text, "\nlr = 0.00100000005\n"));
+    assert_non_null(strstr(text, "\nlr = 0.001\n")); /* a double, as PyTorch's Python float */
     me_status st = me_config_load_string(&b, text, "roundtrip", &err);
     if (st != ME_OK) print_error("%s\n%s\n", err.msg, text);
     assert_int_equal(st, ME_OK);
@@ -556,12 +558,14 @@ static void a_full_config_should_round_trip_through_a_file(void **state) {
     me_config_defaults(&a);
     me_error err = {0};
     assert_int_equal(me_config_load(&a, path, &err), ME_OK);
-    /* Awkward floats must come back bit for bit. */
-    a.train.lr = 0.1f;
-    a.train.beta2 = 0.99999994f;
-    a.train.eps = 1.17549435e-38f;
-    a.train.weight_decay = 3.40282347e38f;
-    a.train.clip_grad_norm = 1e-45f; /* smallest subnormal */
+    /* Awkward values must come back bit for bit: floats (model) and doubles (optimizer). */
+    a.model.layer_norm_eps = 1.17549435e-38f;
+    a.model.dropout = 0.99999994f;
+    a.train.lr = 0.1;
+    a.train.beta2 = 0.99999999999999989;
+    a.train.eps = 2.2250738585072014e-308;
+    a.train.weight_decay = 1.7976931348623157e308;
+    a.train.clip_grad_norm = 4.9406564584124654e-324; /* smallest subnormal */
 
     char out[1100];
     snprintf(out, sizeof out, "%s/written.ini", fx->dir);

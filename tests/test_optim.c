@@ -31,7 +31,7 @@ static void load_fixture(me_st_file *f, const char *name) {
     }
 }
 
-static float meta_float(const me_st_file *f, const char *key) {
+static double meta_double(const me_st_file *f, const char *key) {
     const char *s = me_st_meta(f, key);
     if (!s) {
         print_error("fixture metadata has no key '%s'\n", key);
@@ -40,7 +40,7 @@ static float meta_float(const me_st_file *f, const char *key) {
     char *end = NULL;
     double v = strtod(s, &end);
     assert_true(end != s && *end == '\0');
-    return (float)v;
+    return v;
 }
 
 /* Copies fixture tensor `name` (which must hold exactly n elements) into dst[n]. */
@@ -91,15 +91,15 @@ static void run_fixture(const char *file) {
 
     me_train_config t = default_train();
     t.optimizer = adam ? ME_OPT_ADAMW : ME_OPT_SGD;
-    t.lr = meta_float(&f, "lr");
-    t.weight_decay = meta_float(&f, "weight_decay");
+    t.lr = meta_double(&f, "lr");
+    t.weight_decay = meta_double(&f, "weight_decay");
     t.decay_norm_and_bias = 0;
     if (adam) {
-        t.beta1 = meta_float(&f, "beta1");
-        t.beta2 = meta_float(&f, "beta2");
-        t.eps = meta_float(&f, "eps");
+        t.beta1 = meta_double(&f, "beta1");
+        t.beta2 = meta_double(&f, "beta2");
+        t.eps = meta_double(&f, "eps");
     } else {
-        t.momentum = meta_float(&f, "momentum");
+        t.momentum = meta_double(&f, "momentum");
     }
 
     me_params p;
@@ -160,6 +160,11 @@ static void run_fixture(const char *file) {
 static void adamw_should_match_pytorch_for_three_steps(void **state) {
     (void)state;
     run_fixture("adamw");
+}
+
+static void adamw_at_pytorch_defaults_should_match_pytorch_for_three_steps(void **state) {
+    (void)state;
+    run_fixture("adamw_defaults");
 }
 
 static void sgd_with_momentum_should_match_pytorch_for_three_steps(void **state) {
@@ -490,6 +495,7 @@ static void clip_grad_norm_should_leave_grads_alone_when_below_or_off(void **sta
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(adamw_should_match_pytorch_for_three_steps),
+        cmocka_unit_test(adamw_at_pytorch_defaults_should_match_pytorch_for_three_steps),
         cmocka_unit_test(sgd_with_momentum_should_match_pytorch_for_three_steps),
         cmocka_unit_test(sgd_without_momentum_should_match_pytorch_for_three_steps),
         cmocka_unit_test(adamw_should_skip_decay_on_norm_and_bias_by_default),

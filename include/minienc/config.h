@@ -55,12 +55,12 @@ typedef struct {
     long steps;
     int batch_size;
     me_optimizer optimizer;
-    float lr, beta1, beta2, eps, weight_decay;
+    double lr, beta1, beta2, eps, weight_decay; /* double, as PyTorch keeps them */
     int decay_norm_and_bias; /* boolean: apply weight decay to LayerNorm gamma/beta and biases too */
-    float momentum;
+    double momentum;
     me_schedule schedule;
     int warmup;
-    float clip_grad_norm; /* 0: off */
+    double clip_grad_norm; /* 0: off */
     uint64_t seed;
     int eval_every;
     int threads; /* 0: all cores */

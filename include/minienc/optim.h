@@ -31,7 +31,7 @@
 
 typedef struct {
     me_optimizer kind;
-    float beta1, beta2, eps, weight_decay, momentum;
+    double beta1, beta2, eps, weight_decay, momentum; /* as given (Python floats in PyTorch) */
     int decay_norm_and_bias;
     long step;             /* number of updates done so far */
     int n_tensors;         /* params->n at init, checked at every step */
@@ -52,7 +52,7 @@ me_status me_optim_init(me_optim *o, const me_params *p, const me_train_config *
 
 /* One update of p->data from p->grad at learning rate lr, then step++. Does not allocate and does
  * not touch p->grad. */
-void me_optim_step(me_optim *o, me_params *p, float lr);
+void me_optim_step(me_optim *o, me_params *p, double lr);
 
 /* Learning rate for the update at 0-based step `step` (step 0 is the first update). Computed in
  * double, W = t->warmup, S = t->steps, lr = t->lr:
@@ -64,7 +64,7 @@ void me_optim_step(me_optim *o, me_params *p, float lr);
  *   noam:     lr * d_model^-0.5 * min((step+1)^-0.5, (step+1) * W^-1.5), W taken as 1 when W < 1;
  *             the peak is lr * (d_model * W)^-0.5 at step W-1 ("Attention Is All You Need", 5.3,
  *             with lr as a multiplier). */
-float me_schedule_lr(const me_train_config *t, int d_model, long step);
+double me_schedule_lr(const me_train_config *t, int d_model, long step);
 
 /* Global L2 norm of all gradients, sum of squares accumulated in double. */
 double me_grad_norm(const me_params *p);
@@ -73,7 +73,7 @@ double me_grad_norm(const me_params *p);
  * c = max_norm / (total + 1e-6); if max_norm > 0 and c < 1, every gradient is multiplied by c.
  * Returns total, the norm before clipping. When total is NaN or Inf the gradients are left alone
  * (PyTorch would fill them with NaN); the caller should check the returned value with isfinite. */
-double me_clip_grad_norm(me_params *p, float max_norm);
+double me_clip_grad_norm(me_params *p, double max_norm);
 
 void me_optim_free(me_optim *o);
 
