@@ -38,6 +38,8 @@ me_status me_checkpoint_save(const char *path, const me_config *cfg, const me_pa
         if ((st = me_st_writer_meta(&w, "rng", buf, err))) goto done;
         snprintf(buf, sizeof buf, "%" PRIu64 ",%" PRIu64 ",%" PRIu64, s->sampler_seed, s->sampler_epoch, s->sampler_pos);
         if ((st = me_st_writer_meta(&w, "sampler", buf, err))) goto done;
+        snprintf(buf, sizeof buf, "%d", s->threads);
+        if ((st = me_st_writer_meta(&w, "threads", buf, err))) goto done;
     }
     for (int i = 0; i < p->n && !st; i++)
         st = me_st_writer_add(&w, p->t[i].name, ME_DT_F32, p->t[i].ndim, p->t[i].shape, me_params_data(p, i), err);
@@ -152,6 +154,8 @@ me_status me_checkpoint_load(const char *path, me_params *p, me_optim *o, me_tra
                 s->sampler_seed = v[0];
                 s->sampler_epoch = v[1];
                 s->sampler_pos = v[2];
+                const char *th = me_st_meta(&f, "threads"); /* optional: absent in older checkpoints */
+                s->threads = th && parse_u64_list(th, v, 1, 10) && v[0] <= 1u << 20 ? (int)v[0] : 0;
             }
         }
         for (int which = 0; which < 2 && !st; which++) {
@@ -167,4 +171,32 @@ me_status me_checkpoint_load(const char *path, me_params *p, me_optim *o, me_tra
     }
     me_st_free(&f);
     return st;
+}
+
+me_status me_checkpoint_check_config(const char *path, const me_config *stored, const me_config *cfg,
+                                     me_error *err) {
+    const me_model_config *a = &stored->model, *b = &cfg->model;
+    const struct {
+        const char *key;
+        double was, now;
+    } keys[] = {{"model.d_model", a->d_model, b->d_model},
+                {"model.n_heads", a->n_heads, b->n_heads},
+                {"model.d_ff", a->d_ff, b->d_ff},
+                {"model.n_layers", a->n_layers, b->n_layers},
+                {"model.activation", a->activation, b->activation},
+                {"model.norm_first", a->norm_first, b->norm_first},
+                {"model.final_norm", a->final_norm, b->final_norm},
+                {"model.layer_norm_eps", a->layer_norm_eps, b->layer_norm_eps},
+                {"model.vocab_size", a->vocab_size, b->vocab_size},
+                {"model.n_classes", a->n_classes, b->n_classes},
+                {"model.max_len", a->max_len, b->max_len},
+                {"model.positional", a->positional, b->positional},
+                {"data.task", stored->data.task, cfg->data.task}};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (keys[i].was != keys[i].now)
+            return me_error_set(err, ME_ERR_CONFIG,
+                                "%s: key '%s' is %g here but the checkpoint %s was trained with %g; expected the "
+                                "checkpoint's architecture",
+                                me_config_origin(cfg, keys[i].key), keys[i].key, keys[i].now, path, keys[i].was);
+    return ME_OK;
 }

@@ -10,9 +10,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "minienc/checkpoint.h"
 #include "minienc/history.h"
+#include "minienc/ops.h"
 #include "minienc/optim.h"
 #include "minienc/safetensors.h"
 
@@ -49,8 +51,9 @@ static int tb_append(text_buf *b, const char *text, size_t n) {
 
 #define METRICS_HEADER "step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n"
 
-/* Loads an existing metrics.csv keeping the rows whose step is <= max_step. */
-static me_status load_metrics(text_buf *b, const char *path, long max_step, me_error *err) {
+/* Loads an existing metrics.csv keeping the rows whose step is <= max_step (the last one without an
+ * evaluation that is off the eval_every grid). */
+static me_status load_metrics(text_buf *b, const char *path, long max_step, int eval_every, me_error *err) {
     FILE *f = fopen(path, "rb");
     if (!tb_append(b, METRICS_HEADER, strlen(METRICS_HEADER)))
         return me_error_set(err, ME_ERR_NOMEM, "out of memory reading %s", path);
@@ -68,6 +71,13 @@ static me_status load_metrics(text_buf *b, const char *path, long max_step, me_e
             break;
         }
         if (step > max_step) break;
+        if (step == max_step && (eval_every <= 0 || step % eval_every != 0)) {
+            /* an evaluation taken only because the earlier run ended here: the uninterrupted run has
+             * none, so drop valid_loss and valid_acc (the 6th and 7th fields) */
+            char *p = line;
+            for (int commas = 0; *p && commas < 5; p++) commas += *p == ',';
+            if (*p) strcpy(p, ",\n");
+        }
         if (!tb_append(b, line, strlen(line))) {
             st = me_error_set(err, ME_ERR_NOMEM, "out of memory reading %s", path);
             break;
@@ -163,6 +173,9 @@ typedef struct {
     int32_t *tokens, *targets;
     uint8_t *pad;
     size_t *idx;
+    int replace;          /* --force over a non-empty run directory */
+    int resumed_threads;  /* thread count stored in the checkpoint resumed from (0: unknown) */
+    int history_missing;  /* resumed without a history.safetensors */
 } run;
 
 static void run_free(run *r) {
@@ -206,7 +219,50 @@ static void absolutize(char *path) {
         memcpy(path, resolved, strlen(resolved) + 1);
 }
 
+/* --force: removes the files a run writes, charts included (nothing else in the directory). */
+static me_status remove_run_files(const char *dir, me_error *err) {
+    char path[2 * ME_PATH_MAX];
+    for (size_t i = 0; i < sizeof run_files / sizeof run_files[0]; i++) {
+        join(path, sizeof path, dir, run_files[i]);
+        if (remove(path) != 0 && errno != ENOENT)
+            return me_error_set(err, ME_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+    }
+    join(path, sizeof path, dir, "plots");
+    DIR *d = opendir(path);
+    if (!d) return ME_OK;
+    struct dirent *e;
+    me_status st = ME_OK;
+    while (!st && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 4 || strcmp(e->d_name + n - 4, ".png") != 0) continue;
+        char file[3 * ME_PATH_MAX];
+        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+        if (remove(file) != 0 && errno != ENOENT)
+            st = me_error_set(err, ME_ERR_IO, "%s: cannot remove: %s", file, strerror(errno));
+    }
+    closedir(d);
+    return st;
+}
+
+/* out_dir made absolute against the working directory (it need not exist yet), so that config.ini
+ * names the same directory whatever folder it is later loaded from. */
+static void absolute_dir(char *path) {
+    char cwd[PATH_MAX];
+    if (!path[0] || path[0] == '/' || !getcwd(cwd, sizeof cwd)) return;
+    size_t a = strlen(cwd), b = strlen(path);
+    if (a + 1 + b >= ME_PATH_MAX) return;
+    memmove(path + a + 1, path, b + 1);
+    memcpy(path, cwd, a);
+    path[a] = '/';
+}
+
 static me_status prepare_dir(run *r, int resume, int force, me_error *err) {
+    /* config.ini must be writable as INI (inih reads at most 200 bytes a line): find out before any
+     * file is touched */
+    char *text = NULL;
+    me_status st = me_config_to_string(&r->cfg, &text, err);
+    free(text);
+    if (st) return st;
     int exists;
     int empty = dir_is_empty(r->dir, &exists);
     if (resume) {
@@ -222,12 +278,7 @@ static me_status prepare_dir(run *r, int resume, int force, me_error *err) {
             return me_error_set(err, ME_ERR_EXISTS,
                                 "%s: run directory is not empty; pass --resume to continue it or --force to replace it",
                                 r->dir);
-        char path[ME_PATH_MAX + 64];
-        for (size_t i = 0; i < sizeof run_files / sizeof run_files[0]; i++) {
-            join(path, sizeof path, r->dir, run_files[i]);
-            if (remove(path) != 0 && errno != ENOENT)
-                return me_error_set(err, ME_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
-        }
+        r->replace = 1; /* the old files go once the new run is known to start */
     }
     return ME_OK; /* created by setup once the data and the model are known to be good */
 }
@@ -235,6 +286,13 @@ static me_status prepare_dir(run *r, int resume, int force, me_error *err) {
 static me_status setup(run *r, int resume, me_error *err) {
     me_config *c = &r->cfg;
     me_status st;
+    if (resume) { /* the checkpoint's architecture must be the config's, before anything is loaded */
+        char ck[ME_PATH_MAX + 64];
+        me_config stored;
+        join(ck, sizeof ck, r->dir, "checkpoint.safetensors");
+        if ((st = me_checkpoint_read_config(ck, &stored, err)) || (st = me_checkpoint_check_config(ck, &stored, c, err)))
+            return st;
+    }
     if (c->model.vocab_size <= 0)
         return me_error_set(err, ME_ERR_CONFIG, "%s: model.vocab_size is required for training, expected >= 1",
                             me_config_origin(c, "model.vocab_size"));
@@ -270,6 +328,7 @@ static me_status setup(run *r, int resume, me_error *err) {
     if (resume) {
         join(path, sizeof path, r->dir, "checkpoint.safetensors");
         if ((st = me_checkpoint_load(path, &r->model.params, &r->optim, &r->state, err))) return st;
+        r->resumed_threads = r->state.threads;
         if ((st = me_sampler_set_state(&r->sampler, r->state.sampler_seed, r->state.sampler_epoch,
                                        r->state.sampler_pos, err)))
             return st;
@@ -277,6 +336,7 @@ static me_status setup(run *r, int resume, me_error *err) {
         me_history old;
         struct stat hs;
         if (stat(path, &hs) == 0 && (st = me_history_read(&old, path, err))) return st; /* damaged: say so */
+        r->history_missing = stat(path, &hs) != 0;
         if (stat(path, &hs) == 0) {
             if ((st = me_history_bind(&old, &r->model.params, err))) {
                 me_history_free(&old);
@@ -292,11 +352,12 @@ static me_status setup(run *r, int resume, me_error *err) {
             r->hist = old;
         }
         join(path, sizeof path, r->dir, "metrics.csv");
-        if ((st = load_metrics(&r->metrics, path, r->state.step, err))) return st;
+        if ((st = load_metrics(&r->metrics, path, r->state.step, r->cfg.train.eval_every, err))) return st;
     } else {
         if (!tb_append(&r->metrics, METRICS_HEADER, strlen(METRICS_HEADER)))
             return me_error_set(err, ME_ERR_NOMEM, "out of memory");
     }
+    if (r->replace && (st = remove_run_files(r->dir, err))) return st;
     if (!resume && (st = make_dirs(r->dir, err))) return st;
     /* the resolved config, every key written out */
     join(path, sizeof path, r->dir, "config.ini");
@@ -314,6 +375,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
     r->cfg = *cfg;
     absolutize(r->cfg.data.train);
     absolutize(r->cfg.data.valid);
+    absolute_dir(r->cfg.log.out_dir);
     snprintf(r->dir, sizeof r->dir, "%s", cfg->log.out_dir);
     res->steps_done = 0;
     res->valid_loss = res->valid_acc = NAN;
@@ -326,6 +388,18 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
     pr.start_step = r->state.step;
     pr.valid_loss = pr.valid_acc = NAN;
     char note[2 * ME_PATH_MAX + 200];
+    r->state.threads = me_ops_threads();
+    if (hooks && hooks->note && resume && r->resumed_threads && r->resumed_threads != r->state.threads) {
+        snprintf(note, sizeof note, "warning: the checkpoint was trained with %d threads, this run uses %d: the "
+                 "result can differ in the last bits from an uninterrupted run (set train.threads = %d to match)",
+                 r->resumed_threads, r->state.threads, r->resumed_threads);
+        hooks->note(hooks->user, note);
+    }
+    if (hooks && hooks->note && resume && r->history_missing && r->state.step > 0) {
+        snprintf(note, sizeof note, "warning: %s has no history.safetensors; the gamma/beta history starts afresh "
+                 "at step %" PRId64 " (step 0 is lost)", r->dir, r->state.step);
+        hooks->note(hooks->user, note);
+    }
     if (hooks && hooks->note) {
         if (resume)
             snprintf(note, sizeof note, "resuming %s from step %" PRId64 " to %ld", r->dir, r->state.step, tc->steps);
@@ -376,7 +450,6 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
         pr.lr = lr;
         pr.grad_norm = gnorm;
         pr.tokens_per_s = t > t_last ? (double)real_tokens / (t - t_last) : 0.0;
-        t_last = t;
         pr.evaluated = 0;
         int last = r->state.step == tc->steps;
         if (r->has_valid && ((tc->eval_every > 0 && r->state.step % tc->eval_every == 0) || last)) {
@@ -404,6 +477,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
         if (!last && r->cfg.log.checkpoint_every > 0 && r->state.step % r->cfg.log.checkpoint_every == 0 &&
             (st = save_all(r, 0, err)))
             goto done;
+        t_last = now_s(); /* tokens/s times the step itself, not evaluation or saving */
     }
     if (resume && pr.step == 0 && hooks && hooks->note) {
         snprintf(note, sizeof note, "%s is already at step %" PRId64 " (train.steps = %ld): nothing to do", r->dir,

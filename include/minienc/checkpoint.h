@@ -2,7 +2,7 @@
  *
  *   parameters           under their registry names (what `minienc count` prints), F32
  *   AdamW state          optim.exp_avg.<name>, optim.exp_avg_sq.<name>; SGD: optim.momentum_buffer.<name>
- *   __metadata__         format "minienc-checkpoint-1", step, optim_step, optimizer, rng (dropout
+ *   __metadata__         format "minienc-checkpoint-1", step, optim_step, optimizer, threads, rng (dropout
  *                        generator state as four hex words), sampler ("seed,epoch,pos"), config (the
  *                        resolved INI text, without log.out_dir so that a checkpoint is the same
  *                        wherever the run lives)
@@ -22,6 +22,8 @@ typedef struct {
     int64_t step;              /* updates done */
     me_rng rng;                /* dropout generator */
     uint64_t sampler_seed, sampler_epoch, sampler_pos;
+    int threads;               /* kernel threads the run used (0: unknown); a large matmul split across
+                                  another number of threads can round differently */
 } me_train_state;
 
 /* Writes atomically. o may be NULL (parameters only). */
@@ -30,6 +32,13 @@ me_status me_checkpoint_save(const char *path, const me_config *cfg, const me_pa
 
 /* Reads the stored config (defaults, then the stored text) into cfg. ME_ERR_FORMAT if absent. */
 me_status me_checkpoint_read_config(const char *path, me_config *cfg, me_error *err);
+
+/* Compares the architecture a checkpoint was trained with (stored) with the one a config asks for
+ * (cfg): every model.* key that changes tensors or computation (d_model, n_heads, d_ff, n_layers,
+ * activation, norm_first, final_norm, layer_norm_eps, vocab_size, n_classes, max_len, positional)
+ * and data.task. ME_ERR_CONFIG naming the first key that differs, both values and cfg's origin. */
+me_status me_checkpoint_check_config(const char *path, const me_config *stored, const me_config *cfg,
+                                     me_error *err);
 
 /* Loads parameters (every registry tensor must be present with its exact shape; extra parameter
  * tensors are refused), and when o and s are non-NULL the optimizer state and training state. */

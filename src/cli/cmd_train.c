@@ -210,6 +210,13 @@ int cmd_eval(int argc, char **argv) {
     memset(&m, 0, sizeof m);
     me_eval_result ev;
     me_status st;
+    me_config stored;
+    me_error ignored;
+    /* a minienc checkpoint names its architecture: it must be the config's (files without a stored
+     * config, e.g. written by other tools, are checked by tensor shapes alone) */
+    if (me_checkpoint_read_config(ckpt, &stored, &ignored) == ME_OK &&
+        me_checkpoint_check_config(ckpt, &stored, &cfg, &err))
+        return cli_fail(&err);
     if ((st = me_train_load_data(&ds, data, &cfg, &err))) return cli_fail(&err);
     if ((st = me_model_build(&m, &cfg, &err)) || (st = me_checkpoint_load(ckpt, &m.params, NULL, NULL, &err)) ||
         (st = me_model_alloc(&m, cfg.train.batch_size, ds.max_len_seen, &err)) ||
