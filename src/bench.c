@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "minienc/encoder.h"
 #include "minienc/ops.h"
@@ -26,7 +27,8 @@ static size_t rss_now(void) {
     unsigned long size = 0, resident = 0;
     int n = fscanf(f, "%lu %lu", &size, &resident);
     fclose(f);
-    return n == 2 ? (size_t)resident * 4096u : 0;
+    long page = sysconf(_SC_PAGESIZE);
+    return n == 2 && page > 0 ? (size_t)resident * (size_t)page : 0;
 }
 
 /* Peak resident set size of this process image: VmHWM from /proc/self/status. (getrusage's ru_maxrss

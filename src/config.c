@@ -88,7 +88,7 @@ static const key_spec KEYS[] = {
     {"train.clip_grad_norm", K_DOUBLE, OFF(train.clip_grad_norm), 0, 0, 0, NULL, 0},
     {"train.seed", K_U64, OFF(train.seed), 0, 0, 0, NULL, 0},
     {"train.eval_every", K_INT, OFF(train.eval_every), 0, INT_MAX, 0, NULL, 0},
-    {"train.threads", K_INT, OFF(train.threads), 0, INT_MAX, 0, NULL, 0},
+    {"train.threads", K_INT, OFF(train.threads), 0, 1024, 0, NULL, 0},
     {"log.out_dir", K_PATH, OFF(log.out_dir), 0, 0, 0, NULL, 0},
     {"log.history_every", K_INT, OFF(log.history_every), 1, INT_MAX, 0, NULL, 0},
     {"log.checkpoint_every", K_INT, OFF(log.checkpoint_every), 0, INT_MAX, 0, NULL, 0},
@@ -193,7 +193,12 @@ static int lookup(const char *where, const char *section, const char *name, me_e
 static void describe_expected(const key_spec *k, char *buf, size_t cap) {
     switch (k->kind) {
     case K_INT:
-    case K_LONG: snprintf(buf, cap, "an integer >= %.0f", k->lo); break;
+    case K_LONG:
+        if (k->kind == K_INT && k->hi > 0 && k->hi < (double)INT_MAX)
+            snprintf(buf, cap, "an integer in [%.0f, %.0f]", k->lo, k->hi);
+        else
+            snprintf(buf, cap, "an integer >= %.0f", k->lo);
+        break;
     case K_U64: snprintf(buf, cap, "an unsigned 64-bit integer"); break;
     case K_BOOL: snprintf(buf, cap, "true, false, 1, 0, yes, no, on or off"); break;
     case K_PATH: snprintf(buf, cap, "a path"); break;
@@ -284,6 +289,7 @@ static me_status apply(me_config *c, int i, const char *value, const char *where
         errno = 0;
         long v = strtol(value, NULL, 10);
         double hi = k->kind == K_INT ? (double)INT_MAX : (double)LONG_MAX;
+        if (k->hi > 0 && k->hi < hi) hi = k->hi; /* a key's own bound (e.g. train.threads) */
         if (errno == ERANGE || (double)v > hi)
             return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is too large, expected %s (at most %.0f)",
                                 where, k->key, value, expect, hi);
@@ -778,7 +784,7 @@ me_status me_config_validate(me_config *c, me_error *err) {
         switch (k->kind) {
         case K_INT: {
             int v = *(const int *)field_c(c, k);
-            ok = v >= k->lo;
+            ok = v >= k->lo && (k->hi <= 0 || v <= k->hi);
             snprintf(shown, sizeof shown, "%d", v);
             break;
         }

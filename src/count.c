@@ -2,6 +2,7 @@
 
 #include "minienc/model.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +164,10 @@ me_status me_count_infer_config(me_model_config *c, const me_count_tensor *t, in
         const char *name = enc_name(t[i].name);
         int layer, used = 0;
         if (sscanf(name, "layers.%d.%n", &layer, &used) == 1 && used > 0) {
+            /* every layer has tensors, so a valid index is below the number of tensors */
+            if (layer < 0 || layer >= n)
+                return me_error_set(err, ME_ERR_FORMAT, "tensor '%s': layer index %d with only %d tensors in the file",
+                                    t[i].name, layer, n);
             if (layer > max_layer) max_layer = layer;
             if (strcmp(name + used, "linear1.weight") == 0 && t[i].ndim == 2) {
                 c->d_ff = (int)t[i].shape[0];
@@ -179,6 +184,11 @@ me_status me_count_infer_config(me_model_config *c, const me_count_tensor *t, in
             c->n_classes = (int)t[i].shape[0];
         }
     }
+    for (int i = 0; i < n; i++)
+        for (int d = 0; d < t[i].ndim; d++)
+            if (t[i].shape[d] > (size_t)INT_MAX)
+                return me_error_set(err, ME_ERR_FORMAT, "tensor '%s': dimension %zu is above %d", t[i].name,
+                                    t[i].shape[d], INT_MAX);
     if (max_layer < 0 || c->d_model <= 0)
         return me_error_set(err, ME_ERR_FORMAT,
                             "no 'layers.N.linear1.weight' tensor of rank 2: cannot tell d_model and d_ff, "

@@ -41,7 +41,7 @@ int cli_option_value(const char *name, const char *cmd, int argc, char **argv, i
     return 1;
 }
 
-int cli_common_option(cli_common *c, const char *cmd, int argc, char **argv, int *i) {
+int cli_common_option(cli_common *c, const char *cmd, unsigned accepts, int argc, char **argv, int *i) {
     const char *v;
     int r = cli_option_value("--set", cmd, argc, argv, i, &v);
     if (r < 0) return -1;
@@ -53,8 +53,8 @@ int cli_common_option(cli_common *c, const char *cmd, int argc, char **argv, int
         c->sets[c->n_sets++] = v;
         return 1;
     }
-    if (strcmp(argv[*i], "--json") == 0) return c->json = 1;
-    if (strcmp(argv[*i], "--force") == 0) return c->force = 1;
+    if ((accepts & CLI_JSON) && strcmp(argv[*i], "--json") == 0) return c->json = 1;
+    if ((accepts & CLI_FORCE) && strcmp(argv[*i], "--force") == 0) return c->force = 1;
     return 0;
 }
 

@@ -28,9 +28,13 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 #endif
     ;
 
-/* Tries to take argv[*i] as a common option (--set X, --set=X, --json, --force). Returns 1 if taken
+/* Flags a command accepts besides --set (which every command with a config takes). */
+enum { CLI_JSON = 1, CLI_FORCE = 2 };
+
+/* Tries to take argv[*i] as a common option (--set X, --set=X, and --json / --force where the
+ * command's `accepts` flags allow them; elsewhere they are refused as unknown options). Returns 1 if taken
  * (advancing *i past a value), 0 if not an option it knows, -1 on a usage error (message printed). */
-int cli_common_option(cli_common *c, const char *cmd, int argc, char **argv, int *i);
+int cli_common_option(cli_common *c, const char *cmd, unsigned accepts, int argc, char **argv, int *i);
 
 /* The value of an option that takes one: "--name VALUE" or "--name=VALUE". Returns 1 and sets *value,
  * 0 if argv[*i] is not that option, -1 (message printed) if the value is missing. */

@@ -9,9 +9,9 @@
 
 int cmd_bench(int argc, char **argv) {
     cli_common c = {0};
-    long batch = 32, seq = 64, steps = 10, threads = 0;
+    long batch = 32, seq = 64, steps = 10, threads = -1; /* -1: train.threads from the config */
     for (int i = 1; i < argc; i++) {
-        int r = cli_common_option(&c, "bench", argc, argv, &i);
+        int r = cli_common_option(&c, "bench", CLI_JSON, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
         const cli_int_opt ints[] = {{"--batch", &batch, 1, 1 << 20}, {"--seq", &seq, 1, 1 << 16},
@@ -28,7 +28,7 @@ int cmd_bench(int argc, char **argv) {
     me_error err = {0};
     me_config cfg;
     if (cli_load_config(&cfg, c.positional[0], &c, &err)) return cli_fail(&err);
-    int used = cli_set_threads((int)threads);
+    int used = cli_set_threads(threads >= 0 ? (int)threads : cfg.train.threads);
     double sgemm = me_bench_sgemm_gflops(2048, 5);
     me_bench_options o = {.batch = (int)batch, .seq = (int)seq, .steps = (int)steps, .warmup = 2};
     me_bench_result r;

@@ -81,7 +81,7 @@ static void print_table(const char *source, const me_count_tensor *t, int n, con
 int cmd_count(int argc, char **argv) {
     cli_common c = {0};
     for (int i = 1; i < argc; i++) {
-        int r = cli_common_option(&c, "count", argc, argv, &i);
+        int r = cli_common_option(&c, "count", CLI_JSON, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
         if (argv[i][0] == '-' && argv[i][1]) return cli_usage("count", "unknown option '%s'", argv[i]);
@@ -100,6 +100,8 @@ int cmd_count(int argc, char **argv) {
     memset(&f, 0, sizeof f);
     me_count_report rep;
     memset(&rep, 0, sizeof rep);
+    if (ends_with(path, ".safetensors") && c.n_sets)
+        return cli_usage("count", "--set applies to a CONFIG, not to the tensors of %s", path);
     if (ends_with(path, ".safetensors")) {
         if (me_st_read(&f, path, &err)) return cli_fail(&err);
         t = calloc((size_t)f.n + 1, sizeof *t);

@@ -47,7 +47,7 @@ int cmd_forward(int argc, char **argv) {
     cli_common c = {0};
     const char *weights = NULL, *input = NULL, *output = NULL;
     for (int i = 1; i < argc; i++) {
-        int r = cli_common_option(&c, "forward", argc, argv, &i);
+        int r = cli_common_option(&c, "forward", 0, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
         if ((r = cli_option_value("--weights", "forward", argc, argv, &i, &weights)) ||

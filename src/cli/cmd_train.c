@@ -1,5 +1,6 @@
 /* minienc train / eval / data. */
 #include <dirent.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -118,7 +119,7 @@ int cmd_train(int argc, char **argv) {
     cli_common c = {0};
     const char *resume = NULL;
     for (int i = 1; i < argc; i++) {
-        int r = cli_common_option(&c, "train", argc, argv, &i);
+        int r = cli_common_option(&c, "train", CLI_FORCE, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
         if ((r = cli_option_value("--resume", "train", argc, argv, &i, &resume))) {
@@ -130,6 +131,11 @@ int cmd_train(int argc, char **argv) {
         c.positional[c.n_positional++] = argv[i];
     }
     if (resume && c.force) return cli_usage("train", "--resume and --force exclude each other");
+    if (resume) {
+        struct stat sb;
+        if (stat(resume, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            return cli_usage("train", "--resume %s: not a run directory", resume);
+    }
     char buf[PATH_MAX + 64];
     const char *path;
     if (c.n_positional) path = c.positional[0];
@@ -148,9 +154,12 @@ int cmd_train(int argc, char **argv) {
         snprintf(cfg.log.out_dir, sizeof cfg.log.out_dir, "%s", resume);
     }
     if (me_config_validate(&cfg, &err)) return cli_fail(&err);
-    if (!resume && !c.force && strcmp(me_config_origin(&cfg, "log.out_dir"), "default") == 0 &&
-        pick_free_run_dir(&cfg) != 0)
-        return cli_usage("train", "runs/%s-2 .. -999 are all taken; set log.out_dir", cfg.log.out_dir);
+    if (!resume && !c.force && strcmp(me_config_origin(&cfg, "log.out_dir"), "default") == 0) {
+        char base[ME_PATH_MAX];
+        snprintf(base, sizeof base, "%s", cfg.log.out_dir);
+        if (pick_free_run_dir(&cfg) != 0)
+            return cli_usage("train", "%s and %s-2 .. -999 are all taken; set log.out_dir", base, base);
+    }
     int threads = cli_set_threads(cfg.train.threads);
     progress_view view = {.threads = threads, .tty = isatty(2), .every = cfg.train.steps >= 20 ? cfg.train.steps / 20 : 1};
     struct sigaction sa;
@@ -184,7 +193,7 @@ int cmd_eval(int argc, char **argv) {
     cli_common c = {0};
     const char *ckpt = NULL, *data = NULL;
     for (int i = 1; i < argc; i++) {
-        int r = cli_common_option(&c, "eval", argc, argv, &i);
+        int r = cli_common_option(&c, "eval", CLI_JSON, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
         if ((r = cli_option_value("--checkpoint", "eval", argc, argv, &i, &ckpt)) ||

@@ -37,6 +37,15 @@ static const command commands[] = {
      "  Time full training steps (forward, MSE loss, backward, AdamW) of the encoder stack."},
 };
 
+/* A command's output that did not reach stdout (a full disk, a closed pipe) is a failure too. */
+static int finish(int code) {
+    if ((fflush(stdout) != 0 || ferror(stdout)) && code == 0) {
+        fprintf(stderr, "minienc: error: cannot write to standard output\n");
+        return 1;
+    }
+    return code;
+}
+
 static void print_help(FILE *f) {
     fprintf(f, "minienc: a small, exact transformer-encoder trainer\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) fprintf(f, "\n%s\n", commands[i].usage);
@@ -60,17 +69,26 @@ static void tune_openmp(char **argv) {
 int main(int argc, char **argv) {
     tune_openmp(argv);
     if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        if (argc >= 3)
+        if (argc >= 3) {
             for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
                 if (strcmp(argv[2], commands[i].name) == 0) {
                     printf("%s\n", commands[i].usage);
-                    return 0;
+                    return finish(0);
                 }
+            fprintf(stderr, "minienc: error: unknown command '%s' (see 'minienc help')\n", argv[2]);
+            return 2;
+        }
         print_help(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+        return argc < 2 ? 2 : finish(0);
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+                printf("%s\n", commands[i].usage);
+                return finish(0);
+            }
+            return finish(commands[i].run(argc - 1, argv + 1));
+        }
     fprintf(stderr, "minienc: error: unknown command '%s', expected one of: train eval count forward data plot "
                     "inspect bench (see 'minienc help')\n", argv[1]);
     return 2;
