@@ -1,6 +1,8 @@
 /* Toy sequence data sets: strict loader, padded batches, resumable sampler, task generators. */
 #include "minienc/data.h"
 
+#include "minienc/safetensors.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -512,19 +514,15 @@ me_status me_data_generate(FILE *out, const char *task, size_t n, int min_len, i
 
 me_status me_data_generate_file(const char *path, const char *task, size_t n, int min_len, int max_len,
                                 int vocab, uint64_t seed, me_error *err) {
-    char tmp[ME_PATH_MAX + 32];
-    int w = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    if (w < 0 || (size_t)w >= sizeof tmp)
-        return me_error_set(err, ME_ERR_IO, "%s: path too long; expected at most %d bytes", path, ME_PATH_MAX);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return me_error_set(err, ME_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    /* generate in memory, then the one atomic writer (temp file, fsync, rename, stale temp cleanup) */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return me_error_set(err, ME_ERR_NOMEM, "%s: out of memory", path);
     me_status st = me_data_generate(f, task, n, min_len, max_len, vocab, seed, err);
-    if (st != ME_OK && err) me_error_prefix(err, "%s", path);
-    if (st == ME_OK && fsync(fileno(f)) != 0)
-        st = me_error_set(err, ME_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
-    if (fclose(f) != 0 && st == ME_OK) st = me_error_set(err, ME_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
-    if (st == ME_OK && rename(tmp, path) != 0)
-        st = me_error_set(err, ME_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
-    if (st != ME_OK) remove(tmp);
+    if (fclose(f) != 0 && st == ME_OK) st = me_error_set(err, ME_ERR_NOMEM, "%s: out of memory", path);
+    if (st == ME_OK) st = me_write_file_atomic(path, buf, len, err);
+    else if (err && st != ME_ERR_CONFIG) me_error_prefix(err, "%s", path);
+    free(buf);
     return st;
 }
