@@ -72,7 +72,8 @@ typedef struct {
 me_status me_encoder_register(me_encoder *e, me_params *p, const char *prefix, const me_model_config *cfg,
                               me_error *err);
 
-/* PyTorch's initial values: in_proj xavier_uniform, biases of attention 0, out_proj and linear1/2
+/* PyTorch's initial value schemes (but each layer drawn independently, where nn.TransformerEncoder
+ * deep-copies one layer so that all start identical): in_proj xavier_uniform, biases of attention 0, out_proj and linear1/2
  * kaiming_uniform(a=sqrt(5)) i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), linear biases
  * U(-1/sqrt(fan_in), 1/sqrt(fan_in)), LayerNorm weight 1 and bias 0. */
 void me_encoder_init_weights(const me_encoder *e, me_params *p, me_rng *rng);
