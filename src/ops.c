@@ -10,7 +10,10 @@
  * elementwise kernels, the per-head attention products and the large matmuls share the same cores
  * without oversubscription. A large matmul is split into one block of rows (or columns) per thread.
  * Below ME_PAR_MIN_FLOPS a second thread costs more than it saves (measured on the seed block's
- * attention products, 64 x 64 x 64: splitting them was slower than running heads in parallel). */
+ * attention products, 64 x 64 x 64: splitting them was slower than running heads in parallel).
+ * OpenBLAS may round a block of rows differently from the same rows inside a larger product, so a
+ * split matmul can differ in the last bits from the single-threaded one: results are reproducible
+ * for a given thread count, not across thread counts (checkpoints record the count). */
 #define ME_PAR_MIN_FLOPS (4.0 * 1024 * 1024)
 /* Elementwise loops over fewer values than this stay on one thread. */
 #define ME_PAR_MIN_ELEMS 32768
