@@ -104,6 +104,12 @@ int cmd_count(int argc, char **argv) {
         return cli_usage("count", "--set applies to a CONFIG, not to the tensors of %s", path);
     if (ends_with(path, ".safetensors")) {
         if (me_st_read(&f, path, &err)) return cli_fail(&err);
+        const char *format = me_st_meta(&f, "format");
+        if (format && strcmp(format, "minienc-history-1") == 0) {
+            me_st_free(&f);
+            return cli_usage("count", "%s is a gamma/beta history (see 'minienc inspect'), expected a checkpoint "
+                                      "or a config", path);
+        }
         t = calloc((size_t)f.n + 1, sizeof *t);
         for (int i = 0; t && i < f.n; i++) {
             const me_st_tensor *s = &f.tensors[i];
