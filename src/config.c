@@ -314,29 +314,13 @@ static me_status apply(me_config *c, int i, const char *value, const char *where
         *(uint64_t *)field(c, k) = (uint64_t)v;
         break;
     }
-    case K_FLOAT: {
-        char *end;
-        errno = 0;
-        float v = strtof(value, &end);
-        if (end == value || *end)
-            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is not a number, expected %s", where,
-                                k->key, value, expect);
-        if (!isfinite(v))
-            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is not finite, expected %s", where,
-                                k->key, value, expect);
-        if (errno == ERANGE && v == 0.0f)
-            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is too small for a float, expected %s",
-                                where, k->key, value, expect);
-        if (!float_in_range(k, v))
-            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is out of range, expected %s", where,
-                                k->key, value, expect);
-        *(float *)field(c, k) = v;
-        break;
-    }
+    case K_FLOAT:
     case K_DOUBLE: {
+        /* parsed at the field's own precision, so that range and underflow refer to what is stored */
+        int single = k->kind == K_FLOAT;
         char *end;
         errno = 0;
-        double v = strtod(value, &end);
+        double v = single ? (double)strtof(value, &end) : strtod(value, &end);
         if (end == value || *end)
             return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is not a number, expected %s", where,
                                 k->key, value, expect);
@@ -344,12 +328,15 @@ static me_status apply(me_config *c, int i, const char *value, const char *where
             return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is not finite, expected %s", where,
                                 k->key, value, expect);
         if (errno == ERANGE && v == 0.0)
-            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is too small for a double, expected %s",
-                                where, k->key, value, expect);
+            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is too small for a %s, expected %s",
+                                where, k->key, value, single ? "float" : "double", expect);
         if (!float_in_range(k, v))
             return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': '%.100s' is out of range, expected %s", where,
                                 k->key, value, expect);
-        *(double *)field(c, k) = v;
+        if (single)
+            *(float *)field(c, k) = (float)v;
+        else
+            *(double *)field(c, k) = v;
         break;
     }
     case K_BOOL: {
