@@ -201,3 +201,27 @@ void me_count_free(me_count_report *r) {
     free(r->groups);
     memset(r, 0, sizeof *r);
 }
+
+static void set_row(me_count_tensor *t, const char *name, int ndim, const size_t *shape, size_t count) {
+    t->name = name;
+    t->ndim = ndim;
+    memset(t->shape, 0, sizeof t->shape);
+    for (int d = 0; d < ndim && d < 8; d++) t->shape[d] = shape[d];
+    t->count = count;
+}
+
+int me_count_tensors_of_file(me_count_tensor *t, const me_st_file *f) {
+    int n = 0;
+    for (int i = 0; i < f->n; i++) {
+        const me_st_tensor *s = &f->tensors[i];
+        /* optimizer state and non-float tensors are not parameters */
+        if (strncmp(s->name, "optim.", 6) == 0 || (s->dtype != ME_DT_F32 && s->dtype != ME_DT_F64)) continue;
+        set_row(&t[n++], s->name, s->ndim, s->shape, s->count);
+    }
+    return n;
+}
+
+int me_count_tensors_of_params(me_count_tensor *t, const me_params *p) {
+    for (int i = 0; i < p->n; i++) set_row(&t[i], p->t[i].name, p->t[i].ndim, p->t[i].shape, p->t[i].count);
+    return p->n;
+}

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "minienc/ops.h"
 
@@ -160,8 +159,7 @@ me_status me_encoder_alloc(me_encoder *e, int max_b, int max_s, me_error *err) {
         bytes > (size_t)-1 - slack)
         return me_error_set(err, ME_ERR_CONFIG, "activations for %d x %d tokens overflow size_t", max_b, max_s);
     bytes += slack;
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    double have = pages > 0 && page > 0 ? (double)pages * (double)page : 0.0;
+    double have = me_machine_bytes();
     if (have > 0 && (double)bytes > have) /* refuse rather than let the OOM killer decide */
         return me_error_set(err, ME_ERR_CONFIG,
                             "batch %d x seq %d needs %.1f GiB of activations, but this machine has %.1f GiB", max_b,

@@ -3,7 +3,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "minienc/ops.h"
 
@@ -50,11 +49,6 @@ static void size_keys(const me_config *cfg, char *buf, size_t cap) {
     }
 }
 
-static double machine_bytes(void) {
-    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
-    return pages > 0 && size > 0 ? (double)pages * (double)size : 0.0;
-}
-
 me_status me_model_build(me_model *m, const me_config *cfg, me_error *err) {
     memset(m, 0, sizeof *m);
     m->cfg = cfg->model;
@@ -65,7 +59,7 @@ me_status me_model_build(me_model *m, const me_config *cfg, me_error *err) {
     if (c->vocab_size > 0 && c->n_classes <= 0) m->cfg.n_classes = c->vocab_size;
     size_t count = me_model_param_count(c);
     /* values, gradients and two AdamW moments: 16 bytes per parameter */
-    double need = (double)count * 16.0, have = machine_bytes();
+    double need = (double)count * 16.0, have = me_machine_bytes();
     if (count == 0 || (have > 0 && need > have)) {
         char keys[1024];
         size_keys(cfg, keys, sizeof keys);
@@ -125,7 +119,7 @@ me_status me_model_alloc(me_model *m, int max_b, int max_s, me_error *err) {
     size_t act = me_encoder_activation_bytes(c, max_b, max_s, NULL, NULL);
     double need = (double)act + 4.0 * sizeof(float) * (double)max_b * max_s * (c->d_model + (c->n_classes > 0 ? c->n_classes : 1));
     if (c->vocab_size > 0 && c->positional == ME_POS_SINUSOIDAL) need += sizeof(float) * (double)c->max_len * c->d_model;
-    double have = machine_bytes();
+    double have = me_machine_bytes();
     if (act == 0 || (have > 0 && need + 16.0 * (double)m->params.total > have))
         return me_error_set(err, ME_ERR_CONFIG,
                             "batch %d x seq %d needs %.1f GiB of activations and tables (d_model %d, d_ff %d, %d layers, "

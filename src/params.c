@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void me_params_init(me_params *p) { memset(p, 0, sizeof *p); }
 
@@ -97,3 +98,8 @@ void *me_alloc(size_t bytes) {
 }
 
 void me_free(void *ptr) { free(ptr); }
+
+double me_machine_bytes(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (double)pages * (double)size : 0.0;
+}

@@ -23,13 +23,9 @@ static void report_for(const char *file, const char **sets, int n_sets, me_count
     assert_int_equal(me_config_validate(&cfg, &err), ME_OK);
     assert_int_equal(me_model_build(m, &cfg, &err), ME_OK);
     me_count_tensor *t = calloc((size_t)m->params.n, sizeof *t);
-    for (int i = 0; i < m->params.n; i++) {
-        t[i].name = m->params.t[i].name;
-        t[i].ndim = m->params.t[i].ndim;
-        memcpy(t[i].shape, m->params.t[i].shape, sizeof m->params.t[i].shape);
-        t[i].count = m->params.t[i].count;
-    }
-    assert_int_equal(me_count_build(r, t, m->params.n, &m->cfg, &err), ME_OK);
+    int n = me_count_tensors_of_params(t, &m->params);
+    assert_int_equal(n, m->params.n);
+    assert_int_equal(me_count_build(r, t, n, &m->cfg, &err), ME_OK);
     free(t);
 }
 

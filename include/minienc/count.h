@@ -15,6 +15,8 @@
 #include <stddef.h>
 
 #include "minienc/config.h"
+#include "minienc/params.h"
+#include "minienc/safetensors.h"
 #include "minienc/status.h"
 
 typedef struct {
@@ -39,6 +41,13 @@ typedef struct {
     int all_ok;              /* every group's live count equals its formula and no tensor is unknown */
     char unknown[256];       /* first tensor that fits no group, "" if none */
 } me_count_report;
+
+/* Fills t[] (room for f->n rows) with a file's parameter tensors: every float tensor except the
+ * optimizer state (optim.*). Names are borrowed from f. Returns the number of rows. */
+int me_count_tensors_of_file(me_count_tensor *t, const me_st_file *f);
+
+/* Fills t[] (room for p->n rows) with every tensor of a registry. Names are borrowed from p. */
+int me_count_tensors_of_params(me_count_tensor *t, const me_params *p);
 
 /* Builds the report for tensors t[n] (parameter tensors only) of a model with config cfg.
  * prefix is "" for a bare encoder or "encoder." inside a full model. */

@@ -66,6 +66,9 @@ void me_params_free(me_params *p);
 void *me_alloc(size_t bytes);
 void me_free(void *ptr);
 
+/* Physical memory of the machine in bytes (0 if unknown): the bound for refusing absurd sizes. */
+double me_machine_bytes(void);
+
 /* a*b into *out, returning 0 on size_t overflow. */
 static inline int me_mul_ok(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > (size_t)-1 / a) return 0;

@@ -111,16 +111,7 @@ int cmd_count(int argc, char **argv) {
                                       "or a config", path);
         }
         t = calloc((size_t)f.n + 1, sizeof *t);
-        for (int i = 0; t && i < f.n; i++) {
-            const me_st_tensor *s = &f.tensors[i];
-            /* optimizer state and non-float tensors are not parameters */
-            if (strncmp(s->name, "optim.", 6) == 0 || (s->dtype != ME_DT_F32 && s->dtype != ME_DT_F64)) continue;
-            t[n].name = s->name;
-            t[n].ndim = s->ndim;
-            memcpy(t[n].shape, s->shape, sizeof t[n].shape);
-            t[n].count = s->count;
-            n++;
-        }
+        if (t) n = me_count_tensors_of_file(t, &f);
         const char *stored = me_st_meta(&f, "config");
         me_config cfg;
         if (stored) {
@@ -161,14 +152,7 @@ int cmd_count(int argc, char **argv) {
         if (me_model_build(&m, &cfg, &err)) return cli_fail(&err);
         mc = m.cfg;
         t = calloc((size_t)m.params.n + 1, sizeof *t);
-        for (int i = 0; t && i < m.params.n; i++) {
-            const me_tensor_info *ti = &m.params.t[i];
-            t[n].name = ti->name;
-            t[n].ndim = ti->ndim;
-            memcpy(t[n].shape, ti->shape, sizeof ti->shape);
-            t[n].count = ti->count;
-            n++;
-        }
+        if (t) n = me_count_tensors_of_params(t, &m.params);
     }
     if (!t) {
         me_error_set(&err, ME_ERR_NOMEM, "out of memory listing tensors");

@@ -43,16 +43,7 @@ static void check_file(const me_st_file *f) {
 static void fuzz_count(const me_st_file *f) {
     me_count_tensor *t = calloc((size_t)f->n + 1, sizeof *t);
     FUZZ_CHECK(t);
-    int n = 0;
-    for (int i = 0; i < f->n; i++) {
-        const me_st_tensor *s = &f->tensors[i];
-        if (strncmp(s->name, "optim.", 6) == 0 || (s->dtype != ME_DT_F32 && s->dtype != ME_DT_F64)) continue;
-        t[n].name = s->name;
-        t[n].ndim = s->ndim;
-        memcpy(t[n].shape, s->shape, sizeof t[n].shape);
-        t[n].count = s->count;
-        n++;
-    }
+    int n = me_count_tensors_of_file(t, f);
     me_model_config mc;
     me_error err;
     if (me_count_infer_config(&mc, t, n, &err) == ME_OK) {
