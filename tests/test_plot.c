@@ -26,14 +26,7 @@ typedef struct {
 static int setup(void **state) {
     fixture *fx = calloc(1, sizeof *fx);
     if (!fx) return -1;
-    const char *keep = getenv("MINIENC_KEEP_PLOTS");
-    if (keep && keep[0]) {
-        snprintf(fx->dir, sizeof fx->dir, "%s", keep);
-        mkdir(fx->dir, 0755);
-        fx->keep = 1;
-    } else {
-        me_make_temp_dir(fx->dir, sizeof fx->dir);
-    }
+    fx->keep = me_make_output_dir(fx->dir, sizeof fx->dir);
     me_font_load(&fx->font, me_font_default_path(), NULL);
     *state = fx;
     return 0;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,6 +71,17 @@ void me_make_temp_dir(char *buf, size_t cap) {
     char *d = mkdtemp(tmpl);
     assert_non_null(d);
     snprintf(buf, cap, "%s", d);
+}
+
+int me_make_output_dir(char *buf, size_t cap) {
+    const char *keep = getenv("MINIENC_KEEP_PLOTS");
+    if (keep && keep[0]) {
+        snprintf(buf, cap, "%s", keep);
+        mkdir(buf, 0755);
+        return 1;
+    }
+    me_make_temp_dir(buf, cap);
+    return 0;
 }
 
 void me_remove_tree(const char *path) {

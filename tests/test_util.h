@@ -31,6 +31,10 @@ void me_fill_uniform(float *x, size_t n, float lo, float hi, me_rng *r);
 
 /* Makes a fresh empty directory under /tmp and writes its path into buf (cap bytes). */
 void me_make_temp_dir(char *buf, size_t cap);
+/* The folder for a test's pictures: $MINIENC_KEEP_PLOTS (created if needed) to keep them for
+ * viewing, else a fresh temporary directory. Returns 1 when the folder is to be kept. */
+int me_make_output_dir(char *buf, size_t cap);
+
 /* Removes a directory tree (rm -rf). */
 void me_remove_tree(const char *path);
 
