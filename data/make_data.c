@@ -1,6 +1,7 @@
 /* Regenerates the shipped toy data sets in data/ with me_data_generate_file.
  * Not part of the build; from the repository root:
- *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude data/make_data.c src/data.c src/rng.c src/status.c -lm \
+ *   cc -std=c11 -D_XOPEN_SOURCE=700 -Iinclude -Isrc data/make_data.c src/data.c src/file.c src/rng.c src/status.c \
+ *      src/util.c -lm \
  *      -o /tmp/make_data && /tmp/make_data
  * tests/test_data.c regenerates every file from its header line and checks the bytes are identical. */
 #include <stdio.h>

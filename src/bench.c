@@ -14,11 +14,8 @@
 #include "minienc/params.h"
 #include "minienc/rng.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "internal.h"
+
 
 /* Current resident set size from /proc/self/statm (0 if unavailable). */
 static size_t rss_now(void) {
@@ -104,7 +101,7 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
     r->io_bytes = 3 * n * sizeof(float);
     r->needed_bytes = r->param_bytes + r->grad_bytes + r->optim_bytes + r->activation_bytes + r->io_bytes;
     for (int it = -o->warmup; it < o->steps; it++) {
-        double t0 = now_s();
+        double t0 = me_now_s();
         /* one training step: forward, MSE loss, backward, AdamW */
         const float *y = me_encoder_forward(&e, &p, x, NULL, o->batch, o->seq, 1, &rng);
         double loss = 0;
@@ -117,7 +114,7 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
         me_params_zero_grad(&p);
         me_encoder_backward(&e, &p, NULL, dy);
         me_optim_step(&opt, &p, tc.lr);
-        double t1 = now_s();
+        double t1 = me_now_s();
         if (it >= 0) {
             times[it] = (t1 - t0) * 1000.0;
             if (it == 0) r->loss_first = loss / (double)n;
@@ -158,9 +155,9 @@ double me_bench_sgemm_gflops(int n, int reps) {
     /* c[n,n] = a[n,n] * b[n,n], once to warm up, then timed */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
     for (int r = 0; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = me_now_s();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        t[r] = now_s() - t0;
+        t[r] = me_now_s() - t0;
     }
     openblas_set_num_threads(1);
     qsort(t, (size_t)reps, sizeof *t, cmp_double);

@@ -10,6 +10,8 @@
 
 #include "minienc/safetensors.h"
 
+#include "internal.h"
+
 #define FORMAT "minienc-checkpoint-1"
 
 static const char *optim_slot(const me_optim *o, int which) {
@@ -96,9 +98,7 @@ static me_status load_tensor(const me_st_file *f, const char *path, const char *
     char want[96], got[96];
     me_shape_string(want, sizeof want, ti->ndim, ti->shape);
     if (!t) return me_error_set(err, ME_ERR_SHAPE, "%s: tensor '%s' is missing, expected F32 %s", path, name, want);
-    int same = t->ndim == ti->ndim && t->dtype == ME_DT_F32;
-    for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == ti->shape[d];
-    if (!same)
+    if (t->dtype != ME_DT_F32 || !me_shape_equal(t->ndim, t->shape, ti->ndim, ti->shape))
         return me_error_set(err, ME_ERR_SHAPE, "%s: tensor '%s' is %s %s, the model expects F32 %s", path, name,
                             me_dtype_name(t->dtype), me_shape_string(got, sizeof got, t->ndim, t->shape), want);
     me_st_to_f32(t, dst);

@@ -7,18 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-char *me_format_count(char *buf, size_t cap, size_t n) {
-    char digits[32];
-    int len = snprintf(digits, sizeof digits, "%zu", n);
-    size_t o = 0;
-    for (int i = 0; i < len && o + 1 < cap; i++) {
-        if (i > 0 && (len - i) % 3 == 0 && o + 2 < cap) buf[o++] = ',';
-        buf[o++] = digits[i];
-    }
-    buf[o < cap ? o : cap - 1] = '\0';
-    return buf;
-}
-
 /* Strips "encoder." so that bare and full-model names classify alike. */
 static const char *enc_name(const char *name) {
     return strncmp(name, "encoder.", 8) == 0 ? name + 8 : name;

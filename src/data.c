@@ -1,7 +1,7 @@
 /* Toy sequence data sets: strict loader, padded batches, resumable sampler, task generators. */
 #include "minienc/data.h"
 
-#include "minienc/safetensors.h"
+#include "file.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -314,15 +314,9 @@ size_t me_dataset_batch(const me_dataset *ds, const size_t *idx, size_t B, int32
 /* ---------------------------------------------------------------------------------------------- */
 /* Sampler                                                                                         */
 
-static uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* Regenerates perm for s->epoch: a Fisher-Yates shuffle driven by an rng keyed on (seed, epoch). */
 static void sampler_shuffle(me_sampler *s) {
-    me_rng_seed(&s->rng, mix64(s->seed ^ mix64(s->epoch + 0x9E3779B97F4A7C15ull)));
+    me_rng_seed(&s->rng, me_rng_mix64(s->seed ^ me_rng_mix64(s->epoch + 0x9E3779B97F4A7C15ull)));
     for (size_t i = 0; i < s->n; i++) s->perm[i] = i;
     for (size_t i = s->n; i > 1; i--) {
         size_t j = (size_t)me_rng_below(&s->rng, (uint64_t)i);
@@ -521,7 +515,7 @@ me_status me_data_generate_file(const char *path, const char *task, size_t n, in
     if (!f) return me_error_set(err, ME_ERR_NOMEM, "%s: out of memory", path);
     me_status st = me_data_generate(f, task, n, min_len, max_len, vocab, seed, err);
     if (fclose(f) != 0 && st == ME_OK) st = me_error_set(err, ME_ERR_NOMEM, "%s: out of memory", path);
-    if (st == ME_OK) st = me_write_file_atomic(path, buf, len, err);
+    if (st == ME_OK) st = me_file_write_atomic(path, buf, len, err);
     else if (err && st != ME_ERR_CONFIG) me_error_prefix(err, "%s", path);
     free(buf);
     return st;

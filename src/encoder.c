@@ -8,6 +8,8 @@
 
 #include "minienc/ops.h"
 
+#include "internal.h"
+
 static me_status reg(me_params *p, const char *prefix, int layer, const char *name, size_t d0, size_t d1,
                      unsigned flags, int *idx, me_error *err) {
     char full[ME_NAME_MAX + 32];

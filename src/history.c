@@ -7,6 +7,9 @@
 
 #include "minienc/safetensors.h"
 
+#include "file.h"
+#include "internal.h"
+
 static me_status alloc_tensors(me_history *h, int n, me_error *err) {
     h->n = n;
     h->names = calloc((size_t)n + 1, sizeof *h->names);
@@ -159,24 +162,22 @@ me_status me_history_write_csv(const me_history *h, const char *path, me_error *
     for (size_t s = 0; s < h->n_snap; s++)
         for (int i = 0; i < h->n; i++) {
             const float *x = me_history_at(h, i, s), *x0 = me_history_at(h, i, 0);
-            double sum = 0, mn = INFINITY, mx = -INFINITY, l2 = 0;
+            double mean, sd, mn = INFINITY, mx = -INFINITY, l2 = 0;
+            me_mean_std(x, h->dim[i], &mean, &sd);
             for (size_t j = 0; j < h->dim[i]; j++) {
-                sum += x[j];
                 mn = fmin(mn, x[j]);
                 mx = fmax(mx, x[j]);
                 double dd = (double)x[j] - x0[j];
                 l2 += dd * dd;
             }
-            double mean = sum / (double)h->dim[i], var = 0;
-            for (size_t j = 0; j < h->dim[i]; j++) var += (x[j] - mean) * (x[j] - mean);
-            fprintf(f, "%lld,%s,%.9g,%.9g,%.9g,%.9g,%.9g\n", (long long)h->steps[s], h->names[i], mean,
-                    sqrt(var / (double)h->dim[i]), mn, mx, sqrt(l2));
+            fprintf(f, "%lld,%s,%.9g,%.9g,%.9g,%.9g,%.9g\n", (long long)h->steps[s], h->names[i], mean, sd, mn,
+                    mx, sqrt(l2));
         }
     if (fclose(f) != 0) {
         free(buf);
         return me_error_set(err, ME_ERR_NOMEM, "out of memory writing %s", path);
     }
-    me_status st = me_write_file_atomic(path, buf, len, err);
+    me_status st = me_file_write_atomic(path, buf, len, err);
     free(buf);
     return st;
 }

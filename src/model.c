@@ -6,6 +6,8 @@
 
 #include "minienc/ops.h"
 
+#include "internal.h"
+
 /* *acc += a * b; returns 0 on size_t overflow. */
 static int mac(size_t *acc, size_t a, size_t b) {
     size_t prod;

@@ -3,6 +3,8 @@
  * path); see minienc/optim.h for the formulas. */
 #include "minienc/optim.h"
 
+#include "internal.h"
+
 #include <assert.h>
 #include <math.h>
 #include <string.h>

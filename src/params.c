@@ -1,5 +1,7 @@
 #include "minienc/params.h"
 
+#include "internal.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,34 +74,9 @@ void me_params_zero_grad(me_params *p) {
     if (p->grad) memset(p->grad, 0, p->total * sizeof(float));
 }
 
-char *me_shape_string(char *buf, size_t cap, int ndim, const size_t *shape) {
-    size_t used = 0;
-    used += (size_t)snprintf(buf + used, cap - used, "[");
-    for (int d = 0; d < ndim && used < cap; d++)
-        used += (size_t)snprintf(buf + used, cap - used, d ? ", %zu" : "%zu", shape[d]);
-    if (used < cap) snprintf(buf + used, cap - used, "]");
-    return buf;
-}
-
 void me_params_free(me_params *p) {
     free(p->t);
     me_free(p->data);
     me_free(p->grad);
     memset(p, 0, sizeof *p);
-}
-
-void *me_alloc(size_t bytes) {
-    void *ptr = NULL;
-    size_t rounded = (bytes + 63) & ~(size_t)63;
-    if (rounded < bytes || rounded == 0) return NULL;
-    if (posix_memalign(&ptr, 64, rounded) != 0) return NULL;
-    memset(ptr, 0, rounded);
-    return ptr;
-}
-
-void me_free(void *ptr) { free(ptr); }
-
-double me_machine_bytes(void) {
-    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
-    return pages > 0 && size > 0 ? (double)pages * (double)size : 0.0;
 }

@@ -5,7 +5,7 @@
  * and overlapping segments do not darken) and composited once. Everything is plain double arithmetic
  * in a fixed order, so output is deterministic. */
 #include "minienc/plot.h"
-#include "minienc/safetensors.h" /* me_write_file_atomic */
+#include "file.h"
 
 #include <errno.h>
 #include <math.h>
@@ -1311,7 +1311,7 @@ me_status me_canvas_write_png(const me_canvas *c, const char *path, me_error *er
     size_t size;
     me_status st = me_canvas_encode_png(c, &png, &size, err);
     if (st != ME_OK) return me_error_prefix(err, "%s", path);
-    st = me_write_file_atomic(path, png, size, err); /* temp file, fsync, rename */
+    st = me_file_write_atomic(path, png, size, err); /* temp file, fsync, rename */
     free(png);
     return st;
 }

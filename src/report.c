@@ -12,6 +12,9 @@
 
 #include "minienc/plot.h"
 
+#include "file.h"
+#include "internal.h"
+
 #define METRICS_HEADER "step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc"
 #define METRICS_COLS 7
 
@@ -25,38 +28,6 @@ static char *dup_printf(const char *fmt, const char *a, const char *b) {
     char *s = malloc(n);
     if (s) snprintf(s, n, fmt, a, b);
     return s;
-}
-
-/* Reads a whole file into a NUL-terminated buffer. */
-static me_status read_text(const char *path, char **out, size_t *len, me_error *err) {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return me_error_set(err, ME_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - 1 - n, f);
-        if (n < cap - 1) break;
-        char *b = realloc(buf, cap * 2);
-        if (!b) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = b;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf) return me_error_set(err, ME_ERR_NOMEM, "%s: out of memory reading the file", path);
-    if (bad) {
-        free(buf);
-        return me_error_set(err, ME_ERR_IO, "%s: read error", path);
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return ME_OK;
 }
 
 /* A run directory must exist and hold `file`; anything else is a usage error, not an I/O failure. */
@@ -136,7 +107,7 @@ me_status me_metrics_read(me_metrics *m, const char *path, me_error *err) {
     memset(m, 0, sizeof *m);
     char *text;
     size_t len = 0;
-    me_status st = read_text(path, &text, &len, err);
+    me_status st = me_file_read_all(path, "a CSV file", &text, &len, err);
     if (st) return st;
     if (memchr(text, '\0', len)) {
         free(text);
@@ -240,14 +211,6 @@ fail:
 
 /* ================================ inspect ================================ */
 
-static void moments(const float *x, size_t n, double *mean, double *sd) {
-    double s = 0, v = 0;
-    for (size_t j = 0; j < n; j++) s += x[j];
-    *mean = n ? s / (double)n : 0.0;
-    for (size_t j = 0; j < n; j++) v += (x[j] - *mean) * (x[j] - *mean);
-    *sd = n ? sqrt(v / (double)n) : 0.0;
-}
-
 static void fastest_change(const me_history *h, int i, size_t d, me_report_dim *o) {
     o->fastest_from = o->fastest_step = -1;
     o->fastest_rate = 0;
@@ -313,8 +276,8 @@ me_status me_report_analyze(me_report *r, const me_history *h, const char *run, 
         memcpy(t->name, h->names[i], ME_NAME_MAX);
         t->is_gamma = h->is_gamma[i];
         t->dim = dim;
-        moments(x0, dim, &t->mean_start, &t->std_start);
-        moments(x1, dim, &t->mean_end, &t->std_end);
+        me_mean_std(x0, dim, &t->mean_start, &t->std_start);
+        me_mean_std(x1, dim, &t->mean_end, &t->std_end);
         double l2 = 0;
         for (size_t d = 0; d < dim; d++) l2 += ((double)x1[d] - x0[d]) * ((double)x1[d] - x0[d]);
         t->l2_drift = sqrt(l2);
@@ -512,19 +475,14 @@ typedef struct {
     int gamma, beta;
 } norm_group;
 
-static int ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && strcmp(s + a - b, suf) == 0;
-}
-
 static int group_norms(const me_history *h, norm_group *g) {
     int n = 0;
     for (int i = 0; i < h->n; i++) {
         char prefix[ME_NAME_MAX];
         snprintf(prefix, sizeof prefix, "%s", h->names[i]);
         size_t len = strlen(prefix);
-        if (ends_with(prefix, ".weight")) prefix[len - 7] = '\0';
-        else if (ends_with(prefix, ".bias")) prefix[len - 5] = '\0';
+        if (me_ends_with(prefix, ".weight")) prefix[len - 7] = '\0';
+        else if (me_ends_with(prefix, ".bias")) prefix[len - 5] = '\0';
         int k = 0;
         while (k < n && strcmp(g[k].prefix, prefix) != 0) k++;
         if (k == n) {
@@ -582,7 +540,7 @@ static me_status trajectory_panel(plot_ctx *pc, me_canvas *cv, me_rect r, const 
     for (size_t s = 0; s < S; s++) {
         const float *x = me_history_at(h, i, s);
         double m, sd, a = INFINITY, b = -INFINITY;
-        moments(x, D, &m, &sd);
+        me_mean_std(x, D, &m, &sd);
         for (size_t d = 0; d < D; d++) {
             a = fmin(a, x[d]);
             b = fmax(b, x[d]);

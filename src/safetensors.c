@@ -1,4 +1,4 @@
-/* safetensors reader and writer, and the atomic file writer every minienc output goes through.
+/* safetensors reader and writer (the format alone; files are read and written by src/file.c).
  *
  * Layout of a file: u64 little-endian N | N bytes of JSON header | data region.
  * The reader trusts nothing: every number in the header is checked before it is used as a size or an
@@ -6,22 +6,17 @@
  * overlap, nothing left over). */
 #include "minienc/safetensors.h"
 
-#include "minienc/params.h" /* me_mul_ok, me_shape_string */
+#include "file.h"
+#include "internal.h"
 
 #include <assert.h>
 #include <cjson/cJSON.h>
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <unistd.h>
 
 /* The data region is copied byte for byte into host floats/ints, so the host must be little-endian
  * like the format. Every platform minienc targets is; a big-endian port would need byte swaps in
@@ -424,59 +419,11 @@ me_status me_st_parse(me_st_file *f, const void *bytes, size_t size, const char 
 
 me_status me_st_read(me_st_file *f, const char *path, me_error *err) {
     memset(f, 0, sizeof *f);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return st_fail(err, ME_ERR_IO, path, "cannot open: %s", strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0) {
-        int e = errno;
-        fclose(fp);
-        return st_fail(err, ME_ERR_IO, path, "cannot stat: %s", strerror(e));
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        fclose(fp);
-        return st_fail(err, ME_ERR_IO, path, "cannot read: %s", strerror(EISDIR));
-    }
-    /* Read to EOF rather than trusting st_size, so pipes and files that change size work too. */
-    size_t cap = 1 << 16;
-    if (S_ISREG(sb.st_mode) && sb.st_size >= 0 && (uintmax_t)sb.st_size < (uintmax_t)SIZE_MAX)
-        cap = (size_t)sb.st_size + 1;
-    unsigned char *buf = malloc(cap);
-    size_t used = 0;
-    for (;;) {
-        if (!buf) {
-            fclose(fp);
-            return st_fail(err, ME_ERR_NOMEM, path, "out of memory reading %zu bytes", cap);
-        }
-        used += fread(buf + used, 1, cap - used, fp);
-        if (ferror(fp)) {
-            int e = errno;
-            free(buf);
-            fclose(fp);
-            return st_fail(err, ME_ERR_IO, path, "cannot read: %s", strerror(e));
-        }
-        if (used < cap) break; /* EOF */
-        if (!S_ISREG(sb.st_mode) && used >= ((size_t)1 << 30)) { /* /dev/zero and the like never end */
-            free(buf);
-            fclose(fp);
-            return st_fail(err, ME_ERR_FORMAT, path, "not a regular file and still going after 1 GiB, expected a "
-                           "safetensors file");
-        }
-        if (cap > SIZE_MAX / 2) {
-            free(buf);
-            fclose(fp);
-            return st_fail(err, ME_ERR_NOMEM, path, "file too large to load");
-        }
-        cap *= 2;
-        unsigned char *grown = realloc(buf, cap);
-        if (!grown) free(buf);
-        buf = grown;
-    }
-    if (fclose(fp) != 0) {
-        int e = errno;
-        free(buf);
-        return st_fail(err, ME_ERR_IO, path, "cannot close: %s", strerror(e));
-    }
-    return parse_owned(f, buf, used, path, err);
+    char *buf;
+    size_t size;
+    me_status st = me_file_read_all(path, "a safetensors file", &buf, &size, err);
+    if (st) return st;
+    return parse_owned(f, (unsigned char *)buf, size, path, err);
 }
 
 const me_st_tensor *me_st_find(const me_st_file *f, const char *name) {
@@ -542,134 +489,6 @@ void me_st_free(me_st_file *f) {
     free(f->meta_values);
     free(f->buf);
     memset(f, 0, sizeof *f);
-}
-
-/* ------------------------------------------------------------------------------------------------ */
-/* atomic file writing */
-
-typedef struct {
-    const void *data;
-    size_t size;
-} st_chunk;
-
-static char *dir_of(const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) return dup_str(".");
-    size_t n = slash == path ? 1 : (size_t)(slash - path);
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, path, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
-/* Removes PATH.tmp.<pid> files that writers killed before their rename left behind (SIGKILL, a
- * crash): only names of exactly that form, only for a pid that is not ours and names no live
- * process. Best effort: a file that cannot be removed is left alone. Never touches PATH itself. */
-static void remove_stale_temps(const char *path) {
-    char *dir = dir_of(path);
-    if (!dir) return;
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    size_t bl = strlen(base);
-    DIR *d = opendir(dir);
-    if (!d) {
-        free(dir);
-        return;
-    }
-    const struct dirent *e;
-    while ((e = readdir(d))) {
-        const char *nm = e->d_name;
-        if (strncmp(nm, base, bl) != 0 || strncmp(nm + bl, ".tmp.", 5) != 0) continue;
-        const char *digits = nm + bl + 5;
-        size_t nd = strlen(digits);
-        int all = nd > 0 && nd < 12;
-        for (size_t i = 0; all && i < nd; i++) all = isdigit((unsigned char)digits[i]) != 0;
-        if (!all) continue;
-        long pid = strtol(digits, NULL, 10);
-        if (pid <= 0 || pid == (long)getpid()) continue;
-        errno = 0;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
-        size_t n = strlen(dir) + strlen(nm) + 2;
-        char *full = malloc(n);
-        if (!full) break;
-        snprintf(full, n, "%s/%s", dir, nm);
-        (void)unlink(full);
-        free(full);
-    }
-    closedir(d);
-    free(dir);
-}
-
-/* Writes the chunks in order to PATH.tmp.<pid>, makes them durable, then renames over PATH. */
-static me_status write_atomic_chunks(const char *path, const st_chunk *chunks, int n, me_error *err) {
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp) return st_fail(err, ME_ERR_NOMEM, path, "out of memory");
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-
-    errno = 0;
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        int e = errno;
-        me_status st = st_fail(err, ME_ERR_IO, path, "cannot create temporary file %s: %s", tmp, strerror(e));
-        free(tmp);
-        return st;
-    }
-    const char *step = NULL;
-    int e = 0;
-    for (int i = 0; i < n && !step; i++) {
-        errno = 0;
-        if (chunks[i].size && fwrite(chunks[i].data, 1, chunks[i].size, fp) != chunks[i].size) {
-            step = "cannot write";
-            e = errno;
-        }
-    }
-    errno = 0;
-    if (!step && fflush(fp) != 0) {
-        step = "cannot flush";
-        e = errno;
-    }
-    if (!step && fsync(fileno(fp)) != 0) {
-        step = "cannot sync";
-        e = errno;
-    }
-    errno = 0;
-    if (fclose(fp) != 0 && !step) {
-        step = "cannot close";
-        e = errno;
-    }
-    if (!step && rename(tmp, path) != 0) {
-        step = "cannot rename the temporary file over it";
-        e = errno;
-    }
-    if (step) {
-        unlink(tmp);
-        me_status st = st_fail(err, ME_ERR_IO, path, "%s (via %s): %s", step, tmp,
-                               e ? strerror(e) : "unknown error (short write)");
-        free(tmp);
-        return st;
-    }
-    free(tmp);
-    remove_stale_temps(path);
-    /* Make the rename itself durable. Best effort: the new file is complete and in place either way,
-     * and some filesystems refuse fsync on a directory. */
-    char *dir = dir_of(path);
-    if (dir) {
-        int fd = open(dir, O_RDONLY);
-        if (fd >= 0) {
-            (void)fsync(fd);
-            close(fd);
-        }
-        free(dir);
-    }
-    return ME_OK;
-}
-
-me_status me_write_file_atomic(const char *path, const void *data, size_t size, me_error *err) {
-    st_chunk c = {data, size};
-    return write_atomic_chunks(path, &c, 1, err);
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -820,14 +639,14 @@ me_status me_st_writer_write(const me_st_writer *w, const char *path, me_error *
     memset(head + 8 + len, ' ', n - len);
     cJSON_free(json);
 
-    st_chunk *chunks = malloc(((size_t)w->n + 1) * sizeof *chunks);
+    me_file_chunk *chunks = malloc(((size_t)w->n + 1) * sizeof *chunks);
     if (!chunks) {
         free(head);
         return st_fail(err, ME_ERR_NOMEM, path, "out of memory");
     }
-    chunks[0] = (st_chunk){head, 8 + n};
-    for (int i = 0; i < w->n; i++) chunks[i + 1] = (st_chunk){w->items[i].data, w->items[i].nbytes};
-    st = write_atomic_chunks(path, chunks, w->n + 1, err);
+    chunks[0] = (me_file_chunk){head, 8 + n};
+    for (int i = 0; i < w->n; i++) chunks[i + 1] = (me_file_chunk){w->items[i].data, w->items[i].nbytes};
+    st = me_file_write_chunks(path, chunks, w->n + 1, err);
     free(chunks);
     free(head);
     return st;

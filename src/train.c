@@ -16,17 +16,14 @@
 #include "minienc/history.h"
 #include "minienc/ops.h"
 #include "minienc/optim.h"
-#include "minienc/safetensors.h"
+
+#include "file.h"
+#include "internal.h"
 
 /* Files a run directory holds; --force replaces exactly these. */
 static const char *const run_files[] = {"config.ini", "metrics.csv", "checkpoint.safetensors", "history.safetensors",
                                         "layernorm.csv"};
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- a growable text buffer for metrics.csv ---- */
 typedef struct {
@@ -85,41 +82,6 @@ static me_status load_metrics(text_buf *b, const char *path, long max_step, int 
     }
     fclose(f);
     return st;
-}
-
-static int dir_is_empty(const char *path, int *exists) {
-    DIR *d = opendir(path);
-    *exists = d != NULL;
-    if (!d) return 1;
-    struct dirent *e;
-    int empty = 1;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            empty = 0;
-            break;
-        }
-    closedir(d);
-    return empty;
-}
-
-/* mkdir -p */
-static me_status make_dirs(const char *path, me_error *err) {
-    char tmp[ME_PATH_MAX];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof tmp) return me_error_set(err, ME_ERR_CONFIG, "log.out_dir '%s' is empty or too long", path);
-    memcpy(tmp, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] != '/' && tmp[i] != '\0') continue;
-        char c = tmp[i];
-        tmp[i] = '\0';
-        if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
-            return me_error_set(err, ME_ERR_IO, "%s: cannot create directory: %s", tmp, strerror(errno));
-        tmp[i] = c;
-    }
-    struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return me_error_set(err, ME_ERR_IO, "%s: not a directory, expected a run directory", path);
-    return ME_OK;
 }
 
 static void join(char *out, size_t cap, const char *dir, const char *file) { snprintf(out, cap, "%s/%s", dir, file); }
@@ -206,7 +168,7 @@ static me_status save_all(run *r, int final, me_error *err) {
     join(path, sizeof path, r->dir, "layernorm.csv");
     if ((st = me_history_write_csv(&r->hist, path, err))) return st;
     join(path, sizeof path, r->dir, "metrics.csv");
-    if ((st = me_write_file_atomic(path, r->metrics.s, r->metrics.len, err))) return st;
+    if ((st = me_file_write_atomic(path, r->metrics.s, r->metrics.len, err))) return st;
     me_sampler_get_state(&r->sampler, &r->state.sampler_seed, &r->state.sampler_epoch, &r->state.sampler_pos);
     join(path, sizeof path, r->dir, "checkpoint.safetensors");
     return me_checkpoint_save(path, &r->cfg, &r->model.params, &r->optim, &r->state, err);
@@ -263,8 +225,7 @@ static me_status prepare_dir(run *r, int resume, int force, me_error *err) {
     me_status st = me_config_to_string(&r->cfg, &text, err);
     free(text);
     if (st) return st;
-    int exists;
-    int empty = dir_is_empty(r->dir, &exists);
+    me_path_kind kind = me_file_probe(r->dir);
     if (resume) {
         char ck[ME_PATH_MAX + 64];
         join(ck, sizeof ck, r->dir, "checkpoint.safetensors");
@@ -273,7 +234,7 @@ static me_status prepare_dir(run *r, int resume, int force, me_error *err) {
             return me_error_set(err, ME_ERR_USAGE, "%s: no checkpoint.safetensors to resume from", r->dir);
         return ME_OK;
     }
-    if (exists && !empty) {
+    if (kind == ME_PATH_NONEMPTY_DIR) {
         if (!force)
             return me_error_set(err, ME_ERR_EXISTS,
                                 "%s: run directory is not empty; pass --resume to continue it or --force to replace it",
@@ -358,12 +319,12 @@ static me_status setup(run *r, int resume, me_error *err) {
             return me_error_set(err, ME_ERR_NOMEM, "out of memory");
     }
     if (r->replace && (st = remove_run_files(r->dir, err))) return st;
-    if (!resume && (st = make_dirs(r->dir, err))) return st;
+    if (!resume && (st = me_file_mkdir_p(r->dir, err))) return st;
     /* the resolved config, every key written out */
     join(path, sizeof path, r->dir, "config.ini");
     char *text = NULL;
     if ((st = me_config_to_string(c, &text, err))) return st;
-    st = me_write_file_atomic(path, text, strlen(text), err);
+    st = me_file_write_atomic(path, text, strlen(text), err);
     free(text);
     return st;
 }
@@ -412,7 +373,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
         /* step 0: the initial values, on disk before the first update */
         if ((st = save_all(r, 0, err))) goto done;
     }
-    double t0 = now_s(), t_last = t0;
+    double t0 = me_now_s(), t_last = t0;
     int b = tc->batch_size;
     while (r->state.step < tc->steps) {
         if (hooks && hooks->stop && *hooks->stop) {
@@ -431,7 +392,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
         if (!isfinite(loss) || !isfinite(gnorm)) {
             char path[ME_PATH_MAX + 64];
             join(path, sizeof path, r->dir, "metrics.csv");
-            me_write_file_atomic(path, r->metrics.s, r->metrics.len, NULL);
+            me_file_write_atomic(path, r->metrics.s, r->metrics.len, NULL);
             st = me_error_set(err, ME_ERR_NUMERIC,
                               "step %ld: %s is %g; training stopped, the last good checkpoint in %s is kept "
                               "(try a lower train.lr or set train.clip_grad_norm)",
@@ -444,7 +405,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
         r->state.step++;
         size_t real_tokens = 0;
         for (size_t i = 0; i < (size_t)b * s; i++) real_tokens += !r->pad[i];
-        double t = now_s();
+        double t = me_now_s();
         pr.step = (long)r->state.step;
         pr.loss = loss;
         pr.lr = lr;
@@ -477,7 +438,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
         if (!last && r->cfg.log.checkpoint_every > 0 && r->state.step % r->cfg.log.checkpoint_every == 0 &&
             (st = save_all(r, 0, err)))
             goto done;
-        t_last = now_s(); /* tokens/s times the step itself, not evaluation or saving */
+        t_last = me_now_s(); /* tokens/s times the step itself, not evaluation or saving */
     }
     if (resume && pr.step == 0 && hooks && hooks->note) {
         snprintf(note, sizeof note, "%s is already at step %" PRId64 " (train.steps = %ld): nothing to do", r->dir,

@@ -22,6 +22,7 @@
 #include "minienc/model.h"
 #include "minienc/optim.h"
 #include "minienc/safetensors.h"
+#include "file.h"
 
 #define M "tests/malformed/"
 
@@ -541,7 +542,7 @@ static void atomic_write_should_remove_temp_files_of_dead_writers_only(void **st
         fclose(f);
     }
     me_error err = {0};
-    assert_int_equal(me_write_file_atomic(path, "data", 4, &err), ME_OK);
+    assert_int_equal(me_file_write_atomic(path, "data", 4, &err), ME_OK);
     struct stat sb;
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_size, 4);

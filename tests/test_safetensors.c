@@ -1,4 +1,4 @@
-/* Tests for the safetensors reader and writer and for me_write_file_atomic.
+/* Tests for the safetensors reader and writer and for me_file_write_atomic (src/file.c).
  *
  * Malformed inputs are built byte by byte here (8-byte length + hand-written JSON + data), never with
  * the writer, so the reader is checked against the format rather than against our own writer. */
@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "minienc/safetensors.h"
+#include "file.h"
 
 /* ------------------------------------------------------------------------------------------------ */
 /* helpers */
@@ -555,13 +556,13 @@ static void write_file_atomic_writes_the_exact_bytes(void **state) {
     me_make_temp_dir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/hello.txt", dir);
     me_error err = {0};
-    assert_int_equal(me_write_file_atomic(path, "hello\0world", 11, &err), ME_OK);
+    assert_int_equal(me_file_write_atomic(path, "hello\0world", 11, &err), ME_OK);
     size_t n;
     unsigned char *got = slurp(path, &n);
     assert_int_equal(n, 11);
     assert_memory_equal(got, "hello\0world", 11);
     free(got);
-    assert_int_equal(me_write_file_atomic(path, "", 0, &err), ME_OK);
+    assert_int_equal(me_file_write_atomic(path, "", 0, &err), ME_OK);
     got = slurp(path, &n);
     assert_int_equal(n, 0);
     free(got);
@@ -575,7 +576,7 @@ static void write_into_a_missing_folder_is_an_io_error_naming_the_path(void **st
     me_make_temp_dir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/no/such/dir/out.safetensors", dir);
     me_error err = {0};
-    assert_int_equal(me_write_file_atomic(path, "x", 1, &err), ME_ERR_IO);
+    assert_int_equal(me_file_write_atomic(path, "x", 1, &err), ME_ERR_IO);
     assert_int_equal(err.status, ME_ERR_IO);
     assert_contains(err.msg, path);
     assert_contains(err.msg, "No such file or directory");
@@ -590,7 +591,7 @@ static void write_over_a_directory_fails_and_removes_the_temporary_file(void **s
     snprintf(path, sizeof path, "%s/target", dir);
     assert_int_equal(mkdir(path, 0700), 0);
     me_error err = {0};
-    assert_int_equal(me_write_file_atomic(path, "data", 4, &err), ME_ERR_IO);
+    assert_int_equal(me_file_write_atomic(path, "data", 4, &err), ME_ERR_IO);
     assert_contains(err.msg, path);
     assert_contains(err.msg, "rename");
     assert_int_equal(count_entries(dir, last, sizeof last), 1);

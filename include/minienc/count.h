@@ -60,7 +60,4 @@ me_status me_count_infer_config(me_model_config *cfg, const me_count_tensor *t, 
 
 void me_count_free(me_count_report *r);
 
-/* Formats n with thousands separators ("3,152,384") into buf. Returns buf. */
-char *me_format_count(char *buf, size_t cap, size_t n);
-
 #endif

@@ -57,23 +57,6 @@ static inline float *me_params_grad(const me_params *p, int i) { return p->grad 
 
 void me_params_zero_grad(me_params *p);
 
-/* Formats a shape as "[3, 512]" into buf. Returns buf. */
-char *me_shape_string(char *buf, size_t cap, int ndim, const size_t *shape);
-
 void me_params_free(me_params *p);
-
-/* Aligned allocation helpers (64 bytes); the result is zeroed. Free with me_free. */
-void *me_alloc(size_t bytes);
-void me_free(void *ptr);
-
-/* Physical memory of the machine in bytes (0 if unknown): the bound for refusing absurd sizes. */
-double me_machine_bytes(void);
-
-/* a*b into *out, returning 0 on size_t overflow. */
-static inline int me_mul_ok(size_t a, size_t b, size_t *out) {
-    if (a != 0 && b > (size_t)-1 / a) return 0;
-    *out = a * b;
-    return 1;
-}
 
 #endif

@@ -10,6 +10,8 @@ typedef struct {
 } me_rng;
 
 void me_rng_seed(me_rng *r, uint64_t seed);
+/* splitmix64's finaliser: a stateless bijective mix of z, for keys built from counters (seed, epoch). */
+uint64_t me_rng_mix64(uint64_t z);
 uint64_t me_rng_next(me_rng *r);
 /* Uniform in [0, 1) with 24 bits of precision. */
 float me_rng_uniform(me_rng *r);

@@ -6,8 +6,8 @@
  * then the raw little-endian data; offsets are relative to the byte after the header.
  * The reader validates everything before use (header length within the file, valid JSON object,
  * known dtype, offsets in range, ordered and non-overlapping with no gaps, byte span equal to the
- * shape's product times the dtype size, no size_t overflow). The writer writes to a temporary name in
- * the same folder, flushes, fsyncs and renames, so a file is never left half-written. */
+ * shape's product times the dtype size, no size_t overflow). The writer goes through the file module's
+ * atomic writer (temporary name in the same folder, fsync, rename), so a file is never left half-written. */
 #ifndef MINIENC_SAFETENSORS_H
 #define MINIENC_SAFETENSORS_H
 
@@ -74,9 +74,5 @@ me_status me_st_writer_meta(me_st_writer *w, const char *key, const char *value,
  * longer exist (a writer killed mid-write) are removed on the way. */
 me_status me_st_writer_write(const me_st_writer *w, const char *path, me_error *err);
 void me_st_writer_free(me_st_writer *w);
-
-/* Writes data to path atomically (temporary file in the same folder, fsync, rename; stale temporary
- * files of dead writers are removed). Used by every writer in minienc. */
-me_status me_write_file_atomic(const char *path, const void *data, size_t size, me_error *err);
 
 #endif

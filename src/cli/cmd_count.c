@@ -9,10 +9,7 @@
 #include "minienc/params.h"
 #include "minienc/safetensors.h"
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
+#include "internal.h"
 
 static void print_json(const me_count_tensor *t, int n, const me_count_report *r, const me_model_config *c) {
     cJSON *root = cJSON_CreateObject();
@@ -100,9 +97,9 @@ int cmd_count(int argc, char **argv) {
     memset(&f, 0, sizeof f);
     me_count_report rep;
     memset(&rep, 0, sizeof rep);
-    if (ends_with(path, ".safetensors") && c.n_sets)
+    if (me_ends_with(path, ".safetensors") && c.n_sets)
         return cli_usage("count", "--set applies to a CONFIG, not to the tensors of %s", path);
-    if (ends_with(path, ".safetensors")) {
+    if (me_ends_with(path, ".safetensors")) {
         if (me_st_read(&f, path, &err)) return cli_fail(&err);
         const char *format = me_st_meta(&f, "format");
         if (format && strcmp(format, "minienc-history-1") == 0) {

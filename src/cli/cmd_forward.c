@@ -7,12 +7,12 @@
 #include "minienc/params.h"
 #include "minienc/safetensors.h"
 
+#include "internal.h"
+
 /* Checks that a file tensor has exactly the expected shape; names both on a mismatch. */
 static me_status expect_shape(const char *file, const me_st_tensor *t, int ndim, const size_t *shape,
                               me_error *err) {
-    int same = t->ndim == ndim;
-    for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
-    if (same) return ME_OK;
+    if (me_shape_equal(t->ndim, t->shape, ndim, shape)) return ME_OK;
     char got[96], want[96];
     me_shape_string(got, sizeof got, t->ndim, t->shape);
     me_shape_string(want, sizeof want, ndim, shape);

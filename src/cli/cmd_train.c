@@ -16,6 +16,8 @@
 #include "minienc/data.h"
 #include "minienc/train.h"
 
+#include "file.h"
+
 static volatile sig_atomic_t stop_requested = 0;
 
 /* First signal: finish the step, save, exit 130. Second: exit at once (files on disk are always whole,
@@ -50,13 +52,8 @@ static const char *default_config(char *buf, size_t cap) {
 
 /* 1 if path is a directory with entries, or any other existing file. */
 static int taken(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) return access(path, F_OK) == 0;
-    struct dirent *e;
-    int used = 0;
-    while (!used && (e = readdir(d))) used = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-    closedir(d);
-    return used;
+    me_path_kind k = me_file_probe(path);
+    return k == ME_PATH_NONEMPTY_DIR || k == ME_PATH_OTHER;
 }
 
 /* When log.out_dir is not set, each run gets a fresh directory: runs/NAME, then runs/NAME-2, ... */

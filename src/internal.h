@@ -1,0 +1,50 @@
+/* Private helpers shared by the library's modules and the command line; not part of the API (nothing
+ * under include/ may include this file). Implemented in src/util.c unless noted. */
+#ifndef MINIENC_INTERNAL_H
+#define MINIENC_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "minienc/status.h"
+
+/* ---- memory ---- */
+
+/* 64-byte aligned, zeroed allocation; NULL on failure or a size that overflows. Free with me_free. */
+void *me_alloc(size_t bytes);
+void me_free(void *ptr);
+
+/* Physical memory of the machine in bytes (0 if unknown): the bound for refusing absurd sizes. */
+double me_machine_bytes(void);
+
+/* a*b into *out, returning 0 on size_t overflow. */
+static inline int me_mul_ok(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > (size_t)-1 / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+/* ---- shapes and numbers as text ---- */
+
+/* Formats a shape as "[3, 512]" into buf. Returns buf. */
+char *me_shape_string(char *buf, size_t cap, int ndim, const size_t *shape);
+
+/* 1 if the two shapes have the same rank and extents. */
+int me_shape_equal(int ndim_a, const size_t *a, int ndim_b, const size_t *b);
+
+/* Formats n with thousands separators ("3,152,384") into buf. Returns buf. */
+char *me_format_count(char *buf, size_t cap, size_t n);
+
+/* 1 if s ends with suffix. */
+int me_ends_with(const char *s, const char *suffix);
+
+/* ---- time and statistics ---- */
+
+/* Seconds on the monotonic clock (an arbitrary origin): for intervals only. */
+double me_now_s(void);
+
+/* Mean and population standard deviation of x[n], accumulated in double, in index order (0 and 0 for
+ * n = 0). */
+void me_mean_std(const float *x, size_t n, double *mean, double *sd);
+
+#endif
