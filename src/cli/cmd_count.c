@@ -126,9 +126,7 @@ int cmd_count(int argc, char **argv) {
             }
             for (int i = 0; i < n; i++) {
                 int j = me_params_find(&m.params, t[i].name);
-                int same = j >= 0 && m.params.t[j].ndim == t[i].ndim;
-                for (int d = 0; same && d < t[i].ndim; d++) same = m.params.t[j].shape[d] == t[i].shape[d];
-                if (!same) {
+                if (j < 0 || !me_shape_equal(m.params.t[j].ndim, m.params.t[j].shape, t[i].ndim, t[i].shape)) {
                     char got[96], want[96] = "no such tensor";
                     me_shape_string(got, sizeof got, t[i].ndim, t[i].shape);
                     if (j >= 0) me_shape_string(want, sizeof want, m.params.t[j].ndim, m.params.t[j].shape);
