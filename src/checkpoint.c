@@ -14,6 +14,12 @@
 
 #define FORMAT "minienc-checkpoint-1"
 
+/* "adamw" or "sgd": the name train.optimizer takes in a config */
+static const char *optimizer_name(const me_optim *o) {
+    const char *name = me_config_choice_name("train.optimizer", (int)o->kind);
+    return name ? name : "unknown";
+}
+
 static const char *optim_slot(const me_optim *o, int which) {
     if (o->kind == ME_OPT_ADAMW) return which == 0 ? "optim.exp_avg." : "optim.exp_avg_sq.";
     return which == 0 ? "optim.momentum_buffer." : NULL;
@@ -26,10 +32,8 @@ me_status me_checkpoint_save(const char *path, const me_config *cfg, const me_pa
     me_status st = ME_OK;
     char buf[256];
     char(*names)[ME_NAME_MAX + 32] = NULL;
-    me_config stored = *cfg;
-    stored.log.out_dir[0] = '\0';
     char *text = NULL;
-    if ((st = me_config_to_string(&stored, &text, err))) goto done;
+    if ((st = me_config_to_string(cfg, ME_KEY_RUN, &text, err))) goto done;
     if ((st = me_st_writer_meta(&w, "format", FORMAT, err)) || (st = me_st_writer_meta(&w, "config", text, err)))
         goto done;
     snprintf(buf, sizeof buf, "%" PRId64, s ? s->step : 0);
@@ -49,7 +53,7 @@ me_status me_checkpoint_save(const char *path, const me_config *cfg, const me_pa
     if (o) {
         snprintf(buf, sizeof buf, "%ld", o->step);
         if ((st = me_st_writer_meta(&w, "optim_step", buf, err)) ||
-            (st = me_st_writer_meta(&w, "optimizer", o->kind == ME_OPT_ADAMW ? "adamw" : "sgd", err)))
+            (st = me_st_writer_meta(&w, "optimizer", optimizer_name(o), err)))
             goto done;
         names = calloc((size_t)p->n * 2 + 1, sizeof *names);
         if (!names) {
@@ -137,9 +141,9 @@ me_status me_checkpoint_load(const char *path, me_params *p, me_optim *o, me_tra
         if (!step || !ostep || !kind || !rng || !smp)
             st = me_error_set(err, ME_ERR_FORMAT, "%s: training state missing from __metadata__ (step, optim_step, "
                               "optimizer, rng, sampler), expected a checkpoint written by minienc train", path);
-        else if (strcmp(kind, o->kind == ME_OPT_ADAMW ? "adamw" : "sgd") != 0)
+        else if (strcmp(kind, optimizer_name(o)) != 0)
             st = me_error_set(err, ME_ERR_CONFIG, "%s: optimizer state is %s but the config says %s", path, kind,
-                              o->kind == ME_OPT_ADAMW ? "adamw" : "sgd");
+                              optimizer_name(o));
         else if (!parse_u64_list(step, v, 1, 10) || v[0] > INT64_MAX ||
                  (s->step = (int64_t)v[0], !parse_u64_list(ostep, v, 1, 10)) || v[0] > LONG_MAX)
             st = me_error_set(err, ME_ERR_FORMAT, "%s: step '%s' / optim_step '%s' are not integers in [0, 2^63), "
@@ -175,28 +179,12 @@ me_status me_checkpoint_load(const char *path, me_params *p, me_optim *o, me_tra
 
 me_status me_checkpoint_check_config(const char *path, const me_config *stored, const me_config *cfg,
                                      me_error *err) {
-    const me_model_config *a = &stored->model, *b = &cfg->model;
-    const struct {
-        const char *key;
-        double was, now;
-    } keys[] = {{"model.d_model", a->d_model, b->d_model},
-                {"model.n_heads", a->n_heads, b->n_heads},
-                {"model.d_ff", a->d_ff, b->d_ff},
-                {"model.n_layers", a->n_layers, b->n_layers},
-                {"model.activation", a->activation, b->activation},
-                {"model.norm_first", a->norm_first, b->norm_first},
-                {"model.final_norm", a->final_norm, b->final_norm},
-                {"model.layer_norm_eps", a->layer_norm_eps, b->layer_norm_eps},
-                {"model.vocab_size", a->vocab_size, b->vocab_size},
-                {"model.n_classes", a->n_classes, b->n_classes},
-                {"model.max_len", a->max_len, b->max_len},
-                {"model.positional", a->positional, b->positional},
-                {"data.task", stored->data.task, cfg->data.task}};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (keys[i].was != keys[i].now)
-            return me_error_set(err, ME_ERR_CONFIG,
-                                "%s: key '%s' is %g here but the checkpoint %s was trained with %g; expected the "
-                                "checkpoint's architecture",
-                                me_config_origin(cfg, keys[i].key), keys[i].key, keys[i].now, path, keys[i].was);
-    return ME_OK;
+    const char *key = me_config_first_difference(stored, cfg, ME_KEY_ARCH);
+    if (!key) return ME_OK;
+    char was[ME_PATH_MAX], now[ME_PATH_MAX];
+    return me_error_set(err, ME_ERR_CONFIG,
+                        "%s: key '%s' is %s here but the checkpoint %s was trained with %s; expected the "
+                        "checkpoint's architecture",
+                        me_config_origin(cfg, key), key, me_config_value_string(cfg, key, now, sizeof now), path,
+                        me_config_value_string(stored, key, was, sizeof was));
 }

@@ -8,6 +8,7 @@
  * on a copy so that a refused file leaves the caller's config unchanged. */
 #include "minienc/config.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <float.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -25,19 +27,21 @@
  * e.g. 1 - beta2 is 0.001 and not 1 - 0.999f */
 typedef enum { K_INT, K_LONG, K_FLOAT, K_DOUBLE, K_BOOL, K_ENUM, K_U64, K_PATH } key_kind;
 
+/* Range flags; the public ME_KEY_* flags (config.h) use the low bits. */
 enum {
-    F_LO_OPEN = 1,  /* value > lo instead of >= lo */
-    F_HI_OPEN = 2,  /* value < hi (floats only; ints always use <= hi) */
-    F_HAS_HI = 4,   /* hi is a real bound, not just the type's limit */
-    F_REQUIRED = 8, /* 0 means "not set"; validate refuses it */
+    F_LO_OPEN = 1u << 8,   /* value > lo instead of >= lo */
+    F_HI_OPEN = 1u << 9,   /* value < hi (floats only; ints always use <= hi) */
+    F_HAS_HI = 1u << 10,   /* hi is a real bound, not just the type's limit */
+    F_REQUIRED = 1u << 11, /* 0 means "not set"; validate refuses it */
 };
 
 typedef struct {
     const char *key; /* "section.name" */
     key_kind kind;
     size_t offset;
+    const char *def; /* the default as a file would write it, read by the parser; NULL: 0 or "" */
     double lo, hi;
-    unsigned flags;
+    unsigned flags; /* ME_KEY_* and F_* */
     const char *const *choices; /* K_ENUM: names in enum order */
     int n_choices;
 } key_spec;
@@ -55,49 +59,51 @@ _Static_assert(sizeof(me_activation) == sizeof(int) && sizeof(me_positional) == 
                "config enums must have the size of int");
 
 #define OFF(field) offsetof(me_config, field)
+#define CHOICES(names) names, (int)(sizeof names / sizeof names[0])
+#define ARCH ME_KEY_ARCH
 
+/* Every key: defaults follow PyTorch where it has one. Keys of a section are adjacent, sections in the
+ * order they are written. log.out_dir's default is replaced by runs/NAME when a file NAME.ini is
+ * loaded. */
 static const key_spec KEYS[] = {
-    {"model.d_model", K_INT, OFF(model.d_model), 1, INT_MAX, F_REQUIRED, NULL, 0},
-    {"model.n_heads", K_INT, OFF(model.n_heads), 1, INT_MAX, F_REQUIRED, NULL, 0},
-    {"model.d_ff", K_INT, OFF(model.d_ff), 1, INT_MAX, 0, NULL, 0},
-    {"model.n_layers", K_INT, OFF(model.n_layers), 1, INT_MAX, 0, NULL, 0},
-    {"model.activation", K_ENUM, OFF(model.activation), 0, 0, 0, activation_names, 2},
-    {"model.norm_first", K_BOOL, OFF(model.norm_first), 0, 1, 0, NULL, 0},
-    {"model.final_norm", K_BOOL, OFF(model.final_norm), 0, 1, 0, NULL, 0},
-    {"model.layer_norm_eps", K_FLOAT, OFF(model.layer_norm_eps), 0, 0, F_LO_OPEN, NULL, 0},
-    {"model.dropout", K_FLOAT, OFF(model.dropout), 0, 1, F_HAS_HI | F_HI_OPEN, NULL, 0},
-    {"model.vocab_size", K_INT, OFF(model.vocab_size), 0, INT_MAX, 0, NULL, 0},
-    {"model.n_classes", K_INT, OFF(model.n_classes), 0, INT_MAX, 0, NULL, 0},
-    {"model.max_len", K_INT, OFF(model.max_len), 1, INT_MAX, 0, NULL, 0},
-    {"model.positional", K_ENUM, OFF(model.positional), 0, 0, 0, positional_names, 2},
-    {"data.task", K_ENUM, OFF(data.task), 0, 0, 0, task_names, 2},
-    {"data.train", K_PATH, OFF(data.train), 0, 0, 0, NULL, 0},
-    {"data.valid", K_PATH, OFF(data.valid), 0, 0, 0, NULL, 0},
-    {"train.steps", K_LONG, OFF(train.steps), 0, (double)LONG_MAX, 0, NULL, 0},
-    {"train.batch_size", K_INT, OFF(train.batch_size), 1, INT_MAX, 0, NULL, 0},
-    {"train.optimizer", K_ENUM, OFF(train.optimizer), 0, 0, 0, optimizer_names, 2},
-    {"train.lr", K_DOUBLE, OFF(train.lr), 0, 0, 0, NULL, 0},
-    {"train.beta1", K_DOUBLE, OFF(train.beta1), 0, 1, F_HAS_HI | F_HI_OPEN, NULL, 0},
-    {"train.beta2", K_DOUBLE, OFF(train.beta2), 0, 1, F_HAS_HI | F_HI_OPEN, NULL, 0},
-    {"train.eps", K_DOUBLE, OFF(train.eps), 0, 0, F_LO_OPEN, NULL, 0},
-    {"train.weight_decay", K_DOUBLE, OFF(train.weight_decay), 0, 0, 0, NULL, 0},
-    {"train.decay_norm_and_bias", K_BOOL, OFF(train.decay_norm_and_bias), 0, 1, 0, NULL, 0},
-    {"train.momentum", K_DOUBLE, OFF(train.momentum), 0, 0, 0, NULL, 0},
-    {"train.schedule", K_ENUM, OFF(train.schedule), 0, 0, 0, schedule_names, 3},
-    {"train.warmup", K_INT, OFF(train.warmup), 0, INT_MAX, 0, NULL, 0},
-    {"train.clip_grad_norm", K_DOUBLE, OFF(train.clip_grad_norm), 0, 0, 0, NULL, 0},
-    {"train.seed", K_U64, OFF(train.seed), 0, 0, 0, NULL, 0},
-    {"train.eval_every", K_INT, OFF(train.eval_every), 0, INT_MAX, 0, NULL, 0},
-    {"train.threads", K_INT, OFF(train.threads), 0, 1024, 0, NULL, 0},
-    {"log.out_dir", K_PATH, OFF(log.out_dir), 0, 0, 0, NULL, 0},
-    {"log.history_every", K_INT, OFF(log.history_every), 1, INT_MAX, 0, NULL, 0},
-    {"log.checkpoint_every", K_INT, OFF(log.checkpoint_every), 0, INT_MAX, 0, NULL, 0},
+    {"model.d_model", K_INT, OFF(model.d_model), NULL, 1, INT_MAX, ARCH | F_REQUIRED, NULL, 0},
+    {"model.n_heads", K_INT, OFF(model.n_heads), NULL, 1, INT_MAX, ARCH | F_REQUIRED, NULL, 0},
+    {"model.d_ff", K_INT, OFF(model.d_ff), "2048", 1, INT_MAX, ARCH, NULL, 0},
+    {"model.n_layers", K_INT, OFF(model.n_layers), "1", 1, INT_MAX, ARCH, NULL, 0},
+    {"model.activation", K_ENUM, OFF(model.activation), "relu", 0, 0, ARCH, CHOICES(activation_names)},
+    {"model.norm_first", K_BOOL, OFF(model.norm_first), "false", 0, 1, ARCH, NULL, 0},
+    {"model.final_norm", K_BOOL, OFF(model.final_norm), "false", 0, 1, ARCH, NULL, 0},
+    {"model.layer_norm_eps", K_FLOAT, OFF(model.layer_norm_eps), "1e-5", 0, 0, ARCH | F_LO_OPEN, NULL, 0},
+    {"model.dropout", K_FLOAT, OFF(model.dropout), "0.1", 0, 1, F_HAS_HI | F_HI_OPEN, NULL, 0},
+    {"model.vocab_size", K_INT, OFF(model.vocab_size), "0", 0, INT_MAX, ARCH, NULL, 0}, /* 0: encoder only */
+    {"model.n_classes", K_INT, OFF(model.n_classes), "0", 0, INT_MAX, ARCH, NULL, 0},   /* 0: vocab_size */
+    {"model.max_len", K_INT, OFF(model.max_len), "64", 1, INT_MAX, ARCH, NULL, 0},
+    {"model.positional", K_ENUM, OFF(model.positional), "learned", 0, 0, ARCH, CHOICES(positional_names)},
+    {"data.task", K_ENUM, OFF(data.task), "tag", 0, 0, ARCH, CHOICES(task_names)},
+    {"data.train", K_PATH, OFF(data.train), NULL, 0, 0, 0, NULL, 0},
+    {"data.valid", K_PATH, OFF(data.valid), NULL, 0, 0, 0, NULL, 0},
+    {"train.steps", K_LONG, OFF(train.steps), "1000", 0, (double)LONG_MAX, 0, NULL, 0},
+    {"train.batch_size", K_INT, OFF(train.batch_size), "32", 1, INT_MAX, 0, NULL, 0},
+    {"train.optimizer", K_ENUM, OFF(train.optimizer), "adamw", 0, 0, 0, CHOICES(optimizer_names)},
+    {"train.lr", K_DOUBLE, OFF(train.lr), "1e-3", 0, 0, 0, NULL, 0},
+    {"train.beta1", K_DOUBLE, OFF(train.beta1), "0.9", 0, 1, F_HAS_HI | F_HI_OPEN, NULL, 0},
+    {"train.beta2", K_DOUBLE, OFF(train.beta2), "0.999", 0, 1, F_HAS_HI | F_HI_OPEN, NULL, 0},
+    {"train.eps", K_DOUBLE, OFF(train.eps), "1e-8", 0, 0, F_LO_OPEN, NULL, 0},
+    {"train.weight_decay", K_DOUBLE, OFF(train.weight_decay), "0.01", 0, 0, 0, NULL, 0},
+    {"train.decay_norm_and_bias", K_BOOL, OFF(train.decay_norm_and_bias), "false", 0, 1, 0, NULL, 0},
+    {"train.momentum", K_DOUBLE, OFF(train.momentum), "0", 0, 0, 0, NULL, 0},
+    {"train.schedule", K_ENUM, OFF(train.schedule), "constant", 0, 0, 0, CHOICES(schedule_names)},
+    {"train.warmup", K_INT, OFF(train.warmup), "0", 0, INT_MAX, 0, NULL, 0},
+    {"train.clip_grad_norm", K_DOUBLE, OFF(train.clip_grad_norm), "0", 0, 0, 0, NULL, 0}, /* 0: off */
+    {"train.seed", K_U64, OFF(train.seed), "0", 0, 0, 0, NULL, 0},
+    {"train.eval_every", K_INT, OFF(train.eval_every), "100", 0, INT_MAX, 0, NULL, 0},
+    {"train.threads", K_INT, OFF(train.threads), "0", 0, 1024, 0, NULL, 0}, /* 0: all cores */
+    {"log.out_dir", K_PATH, OFF(log.out_dir), "runs/default", 0, 0, ME_KEY_RUN, NULL, 0},
+    {"log.history_every", K_INT, OFF(log.history_every), "10", 1, INT_MAX, 0, NULL, 0},
+    {"log.checkpoint_every", K_INT, OFF(log.checkpoint_every), "0", 0, INT_MAX, 0, NULL, 0}, /* 0: at the end */
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 _Static_assert(sizeof KEYS / sizeof KEYS[0] <= 64, "every key must fit in me_config.origins");
-
-static const char *const SECTIONS[] = {"model", "data", "train", "log"};
-#define N_SECTIONS 4
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
 
@@ -111,15 +117,22 @@ static int find_key(const char *key) {
     return -1;
 }
 
-static int find_section(const char *s, size_t len) {
-    for (int i = 0; i < N_SECTIONS; i++)
-        if (strlen(SECTIONS[i]) == len && strncmp(SECTIONS[i], s, len) == 0) return i;
-    return -1;
-}
-
 static const char *key_name_part(const char *key) { return strchr(key, '.') + 1; }
 
 static size_t section_len(const char *key) { return (size_t)(strchr(key, '.') - key); }
+
+/* KEYS[i] is the first key of its section (the sections are the table's, in its order). */
+static int opens_section(int i) {
+    size_t ls = section_len(KEYS[i].key);
+    return i == 0 || ls != section_len(KEYS[i - 1].key) || strncmp(KEYS[i].key, KEYS[i - 1].key, ls) != 0;
+}
+
+/* Index of the first key of section s[0, len), or -1. */
+static int find_section(const char *s, size_t len) {
+    for (int i = 0; i < N_KEYS; i++)
+        if (opens_section(i) && section_len(KEYS[i].key) == len && strncmp(KEYS[i].key, s, len) == 0) return i;
+    return -1;
+}
 
 /* Optimal string alignment distance (Levenshtein plus adjacent transpositions), case-insensitive,
  * so that "d_modle" is one edit from "d_model". Inputs longer than 63 characters are cut. */
@@ -148,12 +161,13 @@ static int edit_distance(const char *a, size_t la, const char *b, size_t lb) {
 
 static me_status unknown_section(const char *where, const char *s, size_t len, me_error *err) {
     int best = 0, best_d = INT_MAX;
-    for (int i = 0; i < N_SECTIONS; i++) {
-        int dist = edit_distance(s, len, SECTIONS[i], strlen(SECTIONS[i]));
+    for (int i = 0; i < N_KEYS; i++) {
+        if (!opens_section(i)) continue;
+        int dist = edit_distance(s, len, KEYS[i].key, section_len(KEYS[i].key));
         if (dist < best_d) best_d = dist, best = i;
     }
-    return me_error_set(err, ME_ERR_CONFIG, "%s: unknown section '[%.*s]', did you mean '[%s]'?", where,
-                        (int)(len > 100 ? 100 : len), s, SECTIONS[best]);
+    return me_error_set(err, ME_ERR_CONFIG, "%s: unknown section '[%.*s]', did you mean '[%.*s]'?", where,
+                        (int)(len > 100 ? 100 : len), s, (int)section_len(KEYS[best].key), KEYS[best].key);
 }
 
 /* An unknown "section.name": suggest the known key whose name is nearest (a key put in the wrong
@@ -268,11 +282,10 @@ static int is_control_byte(unsigned char ch) {
     return (ch < 0x20 && ch != '\t' && ch != '\f' && ch != '\v') || ch == 0x7f;
 }
 
-/* Parses value for key i and stores it in c, recording `where` as its origin. Relative paths are
- * joined onto base. Nothing is stored on error. */
-static me_status apply(me_config *c, int i, const char *value, const char *where, const char *base,
-                       me_error *err) {
-    const key_spec *k = &KEYS[i];
+/* Parses value for key k and stores it in c. Relative paths are joined onto base. Nothing is stored
+ * on error. */
+static me_status parse_into(me_config *c, const key_spec *k, const char *value, const char *where,
+                            const char *base, me_error *err) {
     char expect[128];
     describe_expected(k, expect, sizeof expect);
     if (!*value) return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': empty value, expected %s", where, k->key, expect);
@@ -371,49 +384,28 @@ static me_status apply(me_config *c, int i, const char *value, const char *where
         break;
     }
     }
-    set_origin(c, k->key, where);
     return ME_OK;
+}
+
+/* Parses value for key i and stores it in c, recording `where` as its origin. */
+static me_status apply(me_config *c, int i, const char *value, const char *where, const char *base,
+                       me_error *err) {
+    me_status st = parse_into(c, &KEYS[i], value, where, base, err);
+    if (st == ME_OK) set_origin(c, KEYS[i].key, where);
+    return st;
 }
 
 /* ---- public API: defaults and origins --------------------------------------------------------- */
 
 void me_config_defaults(me_config *c) {
     memset(c, 0, sizeof *c);
-    me_model_config *m = &c->model;
-    m->d_model = 0; /* required */
-    m->n_heads = 0; /* required */
-    m->d_ff = 2048;
-    m->n_layers = 1;
-    m->activation = ME_ACT_RELU;
-    m->norm_first = 0;
-    m->final_norm = 0;
-    m->layer_norm_eps = 1e-5f;
-    m->dropout = 0.1f;
-    m->vocab_size = 0;
-    m->n_classes = 0;
-    m->max_len = 64;
-    m->positional = ME_POS_LEARNED;
-    c->data.task = ME_TASK_TAG;
-    me_train_config *t = &c->train;
-    t->steps = 1000;
-    t->batch_size = 32;
-    t->optimizer = ME_OPT_ADAMW;
-    t->lr = 1e-3;
-    t->beta1 = 0.9;
-    t->beta2 = 0.999;
-    t->eps = 1e-8;
-    t->weight_decay = 0.01;
-    t->decay_norm_and_bias = 0;
-    t->momentum = 0.0;
-    t->schedule = ME_SCHED_CONSTANT;
-    t->warmup = 0;
-    t->clip_grad_norm = 0.0;
-    t->seed = 0;
-    t->eval_every = 100;
-    t->threads = 0;
-    snprintf(c->log.out_dir, sizeof c->log.out_dir, "runs/default");
-    c->log.history_every = 10;
-    c->log.checkpoint_every = 0;
+    for (int i = 0; i < N_KEYS; i++) {
+        if (!KEYS[i].def) continue;
+        me_error err;
+        me_status st = parse_into(c, &KEYS[i], KEYS[i].def, "default", NULL, &err);
+        assert(st == ME_OK && "every default in KEYS parses"); /* tests/test_config.c checks the values */
+        (void)st;
+    }
     snprintf(c->dir, sizeof c->dir, ".");
 }
 
@@ -750,6 +742,114 @@ me_status me_config_set(me_config *c, const char *assignment, me_error *err) {
     return st;
 }
 
+/* ---- values as text ----------------------------------------------------------------------------- */
+
+/* The shortest %.Ng (N = 1 .. 9) that strtof, the parser's own reader, turns back into v: 1e-5f is
+ * "1e-05", not "9.99999975e-06". */
+static void format_float(char *buf, size_t cap, float v) {
+    for (int p = 1; p < 9; p++) {
+        snprintf(buf, cap, "%.*g", p, (double)v);
+        if (strtof(buf, NULL) == v) return;
+    }
+    snprintf(buf, cap, "%.9g", (double)v); /* always enough for a float (and what NaN gets) */
+}
+
+/* The same for a double, N = 1 .. 17 through strtod: 0.9 is "0.9", not "0.90000000000000002". */
+static void format_double(char *buf, size_t cap, double v) {
+    for (int p = 1; p < 17; p++) {
+        snprintf(buf, cap, "%.*g", p, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+    snprintf(buf, cap, "%.17g", v);
+}
+
+/* A value as the writer writes it; an enum or boolean outside its range as its number (validate
+ * refuses those). */
+static char *format_value(const me_config *c, const key_spec *k, char *buf, size_t cap) {
+    const void *v = field_c(c, k);
+    switch (k->kind) {
+    case K_INT: snprintf(buf, cap, "%d", *(const int *)v); break;
+    case K_LONG: snprintf(buf, cap, "%ld", *(const long *)v); break;
+    case K_FLOAT: format_float(buf, cap, *(const float *)v); break;
+    case K_DOUBLE: format_double(buf, cap, *(const double *)v); break;
+    case K_BOOL: {
+        int b = *(const int *)v;
+        if (b == 0 || b == 1)
+            snprintf(buf, cap, "%s", b ? "true" : "false");
+        else
+            snprintf(buf, cap, "%d", b);
+        break;
+    }
+    case K_ENUM: {
+        int e = *(const int *)v;
+        if (e >= 0 && e < k->n_choices)
+            snprintf(buf, cap, "%s", k->choices[e]);
+        else
+            snprintf(buf, cap, "%d", e);
+        break;
+    }
+    case K_U64: snprintf(buf, cap, "%" PRIu64, *(const uint64_t *)v); break;
+    case K_PATH: snprintf(buf, cap, "%s", (const char *)v); break;
+    }
+    return buf;
+}
+
+/* Whether key k holds the same value in a and b (floats compared as numbers). */
+static int same_value(const me_config *a, const me_config *b, const key_spec *k) {
+    const void *x = field_c(a, k), *y = field_c(b, k);
+    switch (k->kind) {
+    case K_INT:
+    case K_BOOL:
+    case K_ENUM: return *(const int *)x == *(const int *)y;
+    case K_LONG: return *(const long *)x == *(const long *)y;
+    case K_FLOAT: return *(const float *)x == *(const float *)y;
+    case K_DOUBLE: return *(const double *)x == *(const double *)y;
+    case K_U64: return *(const uint64_t *)x == *(const uint64_t *)y;
+    case K_PATH: return strcmp(x, y) == 0;
+    }
+    return 0;
+}
+
+char *me_config_value_string(const me_config *c, const char *key, char *buf, size_t cap) {
+    int i = find_key(key);
+    if (cap > 0) buf[0] = '\0';
+    return i < 0 || cap == 0 ? buf : format_value(c, &KEYS[i], buf, cap);
+}
+
+const char *me_config_choice_name(const char *key, int v) {
+    int i = find_key(key);
+    if (i < 0 || KEYS[i].kind != K_ENUM || v < 0 || v >= KEYS[i].n_choices) return NULL;
+    return KEYS[i].choices[v];
+}
+
+const char *me_config_first_difference(const me_config *a, const me_config *b, unsigned flags) {
+    for (int i = 0; i < N_KEYS; i++)
+        if ((KEYS[i].flags & flags) && !same_value(a, b, &KEYS[i])) return KEYS[i].key;
+    return NULL;
+}
+
+/* ---- absolute paths ---------------------------------------------------------------------------- */
+
+void me_config_absolute_paths(me_config *c) {
+    for (int i = 0; i < N_KEYS; i++) {
+        if (KEYS[i].kind != K_PATH) continue;
+        char *path = field(c, &KEYS[i]), resolved[PATH_MAX];
+        if (!path[0] || path[0] == '/') continue;
+        if (!(KEYS[i].flags & ME_KEY_RUN)) {
+            /* a data file: it exists, so realpath can resolve it */
+            if (realpath(path, resolved) && strlen(resolved) < ME_PATH_MAX)
+                memcpy(path, resolved, strlen(resolved) + 1);
+        } else if (getcwd(resolved, sizeof resolved)) {
+            /* the run directory need not exist yet: join it onto the working directory */
+            size_t a = strlen(resolved), b = strlen(path);
+            if (a + 1 + b >= ME_PATH_MAX) continue;
+            memmove(path + a + 1, path, b + 1);
+            memcpy(path, resolved, a);
+            path[a] = '/';
+        }
+    }
+}
+
 /* ---- validation ------------------------------------------------------------------------------- */
 
 me_status me_config_validate(me_config *c, me_error *err) {
@@ -764,48 +864,31 @@ me_status me_config_validate(me_config *c, me_error *err) {
     /* Values may have been set by code, not only parsed: check every range again. */
     for (int i = 0; i < N_KEYS; i++) {
         const key_spec *k = &KEYS[i];
-        char expect[128];
+        char expect[128], shown[64];
         int ok = 1;
-        char shown[64];
-        describe_expected(k, expect, sizeof expect);
         switch (k->kind) {
         case K_INT: {
             int v = *(const int *)field_c(c, k);
             ok = v >= k->lo && (k->hi <= 0 || v <= k->hi);
-            snprintf(shown, sizeof shown, "%d", v);
             break;
         }
-        case K_LONG: {
-            long v = *(const long *)field_c(c, k);
-            ok = v >= k->lo;
-            snprintf(shown, sizeof shown, "%ld", v);
-            break;
-        }
-        case K_FLOAT: {
-            float v = *(const float *)field_c(c, k);
-            ok = float_in_range(k, v);
-            snprintf(shown, sizeof shown, "%.9g", (double)v);
-            break;
-        }
-        case K_DOUBLE: {
-            double v = *(const double *)field_c(c, k);
-            ok = float_in_range(k, v);
-            snprintf(shown, sizeof shown, "%.17g", v);
-            break;
-        }
+        case K_LONG: ok = *(const long *)field_c(c, k) >= k->lo; break;
+        case K_FLOAT: ok = float_in_range(k, *(const float *)field_c(c, k)); break;
+        case K_DOUBLE: ok = float_in_range(k, *(const double *)field_c(c, k)); break;
         case K_BOOL:
         case K_ENUM: {
             int v = *(const int *)field_c(c, k);
             ok = v >= 0 && v < (k->kind == K_BOOL ? 2 : k->n_choices);
-            snprintf(shown, sizeof shown, "%d", v);
             break;
         }
         case K_U64:
         case K_PATH: break;
         }
-        if (!ok)
-            return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': %s is out of range, expected %s",
-                                me_config_origin(c, k->key), k->key, shown, expect);
+        if (ok) continue;
+        describe_expected(k, expect, sizeof expect);
+        format_value(c, k, shown, sizeof shown);
+        return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': %s is out of range, expected %s",
+                            me_config_origin(c, k->key), k->key, shown, expect);
     }
 
     if (m->d_model % m->n_heads != 0)
@@ -839,67 +922,46 @@ static int path_writable(const char *key, const char *p) {
     return strlen(key_name_part(key)) + 3 + n + 3 <= INI_MAX_LINE;
 }
 
-me_status me_config_write(const me_config *c, FILE *f, me_error *err) {
+/* Writes every key; those with any of the flags in omit as not set. */
+static me_status write_config(const me_config *c, unsigned omit, FILE *f, me_error *err) {
     for (int i = 0; i < N_KEYS; i++) {
         const char *p = field_c(c, &KEYS[i]);
-        if (KEYS[i].kind == K_PATH && *p && !path_writable(KEYS[i].key, p))
+        if (KEYS[i].kind == K_PATH && !(KEYS[i].flags & omit) && *p && !path_writable(KEYS[i].key, p))
             return me_error_set(err, ME_ERR_CONFIG,
                                 "%s: key '%s': path '%.100s' cannot be written as an INI value, expected at most "
                                 "%d characters, no line breaks, no surrounding spaces and no ' ;'",
                                 me_config_origin(c, KEYS[i].key), KEYS[i].key, p, INI_MAX_LINE - 16);
     }
     int bad = fprintf(f, "; minienc run configuration\n") < 0;
-    size_t prev_len = 0;
-    const char *prev = "";
     for (int i = 0; i < N_KEYS && !bad; i++) {
         const key_spec *k = &KEYS[i];
-        size_t ls = section_len(k->key);
-        if (ls != prev_len || strncmp(prev, k->key, ls) != 0) {
-            bad |= fprintf(f, "%s[%.*s]\n", i ? "\n" : "", (int)ls, k->key) < 0;
-            prev = k->key;
-            prev_len = ls;
-        }
+        if (opens_section(i)) bad |= fprintf(f, "%s[%.*s]\n", i ? "\n" : "", (int)section_len(k->key), k->key) < 0;
         const char *name = key_name_part(k->key);
         const void *v = field_c(c, k);
-        switch (k->kind) {
-        case K_INT:
-            if ((k->flags & F_REQUIRED) && *(const int *)v == 0)
-                bad |= fprintf(f, "; %s = (required, not set)\n", name) < 0;
-            else
-                bad |= fprintf(f, "%s = %d\n", name, *(const int *)v) < 0;
-            break;
-        case K_LONG: bad |= fprintf(f, "%s = %ld\n", name, *(const long *)v) < 0; break;
-        case K_FLOAT: bad |= fprintf(f, "%s = %.9g\n", name, (double)*(const float *)v) < 0; break;
-        case K_DOUBLE: bad |= fprintf(f, "%s = %.17g\n", name, *(const double *)v) < 0; break;
-        case K_BOOL: bad |= fprintf(f, "%s = %s\n", name, *(const int *)v ? "true" : "false") < 0; break;
-        case K_ENUM: {
-            int e = *(const int *)v;
-            if (e < 0 || e >= k->n_choices)
-                return me_error_set(err, ME_ERR_CONFIG, "key '%s': enum value %d is out of range", k->key, e);
-            bad |= fprintf(f, "%s = %s\n", name, k->choices[e]) < 0;
-            break;
-        }
-        case K_U64: bad |= fprintf(f, "%s = %" PRIu64 "\n", name, *(const uint64_t *)v) < 0; break;
-        case K_PATH:
-            if (*(const char *)v)
-                bad |= fprintf(f, "%s = %s\n", name, (const char *)v) < 0;
-            else
-                bad |= fprintf(f, "; %s = (not set)\n", name) < 0;
-            break;
-        }
+        char text[ME_PATH_MAX];
+        if (k->kind == K_ENUM && (*(const int *)v < 0 || *(const int *)v >= k->n_choices))
+            return me_error_set(err, ME_ERR_CONFIG, "key '%s': enum value %d is out of range", k->key, *(const int *)v);
+        if ((k->flags & F_REQUIRED) && *(const int *)v == 0)
+            bad |= fprintf(f, "; %s = (required, not set)\n", name) < 0;
+        else if ((k->flags & omit) || (k->kind == K_PATH && !*(const char *)v))
+            bad |= fprintf(f, "; %s = (not set)\n", name) < 0;
+        else
+            bad |= fprintf(f, "%s = %s\n", name, format_value(c, k, text, sizeof text)) < 0;
     }
     if (bad || fflush(f) != 0 || ferror(f))
         return me_error_set(err, ME_ERR_IO, "cannot write the config: %s", strerror(errno));
     return ME_OK;
 }
 
-me_status me_config_to_string(const me_config *c, char **out, me_error *err) {
+me_status me_config_write(const me_config *c, FILE *f, me_error *err) { return write_config(c, 0, f, err); }
+
+me_status me_config_to_string(const me_config *c, unsigned omit, char **out, me_error *err) {
     char *buf = NULL;
     size_t len = 0;
     *out = NULL;
     FILE *f = open_memstream(&buf, &len);
     if (!f) return me_error_set(err, ME_ERR_NOMEM, "cannot open a memory stream for the config");
-    me_status st = me_config_write(c, f, err);
+    me_status st = write_config(c, omit, f, err);
     if (fclose(f) != 0 && st == ME_OK) st = me_error_set(err, ME_ERR_NOMEM, "cannot finish the config text");
     if (st != ME_OK) {
         free(buf);

@@ -122,7 +122,8 @@ me_status me_evaluate(me_model *m, const me_dataset *ds, int batch_size, me_eval
 }
 
 typedef struct {
-    me_config cfg;
+    me_config cfg; /* a copy, not a pointer: the run makes its paths absolute (config.ini, checkpoints)
+                      and the caller's config stays as given */
     char dir[ME_PATH_MAX];
     me_model model;
     me_optim optim;
@@ -174,13 +175,6 @@ static me_status save_all(run *r, int final, me_error *err) {
     return me_checkpoint_save(path, &r->cfg, &r->model.params, &r->optim, &r->state, err);
 }
 
-/* Absolute data paths, so that config.ini loads the same from the run directory. */
-static void absolutize(char *path) {
-    char resolved[PATH_MAX];
-    if (path[0] && path[0] != '/' && realpath(path, resolved) && strlen(resolved) < ME_PATH_MAX)
-        memcpy(path, resolved, strlen(resolved) + 1);
-}
-
 /* --force: removes the files a run writes, charts included (nothing else in the directory). */
 static me_status remove_run_files(const char *dir, me_error *err) {
     char path[2 * ME_PATH_MAX];
@@ -206,23 +200,11 @@ static me_status remove_run_files(const char *dir, me_error *err) {
     return st;
 }
 
-/* out_dir made absolute against the working directory (it need not exist yet), so that config.ini
- * names the same directory whatever folder it is later loaded from. */
-static void absolute_dir(char *path) {
-    char cwd[PATH_MAX];
-    if (!path[0] || path[0] == '/' || !getcwd(cwd, sizeof cwd)) return;
-    size_t a = strlen(cwd), b = strlen(path);
-    if (a + 1 + b >= ME_PATH_MAX) return;
-    memmove(path + a + 1, path, b + 1);
-    memcpy(path, cwd, a);
-    path[a] = '/';
-}
-
 static me_status prepare_dir(run *r, int resume, int force, me_error *err) {
     /* config.ini must be writable as INI (inih reads at most 200 bytes a line): find out before any
      * file is touched */
     char *text = NULL;
-    me_status st = me_config_to_string(&r->cfg, &text, err);
+    me_status st = me_config_to_string(&r->cfg, 0, &text, err);
     free(text);
     if (st) return st;
     me_path_kind kind = me_file_probe(r->dir);
@@ -323,7 +305,7 @@ static me_status setup(run *r, int resume, me_error *err) {
     /* the resolved config, every key written out */
     join(path, sizeof path, r->dir, "config.ini");
     char *text = NULL;
-    if ((st = me_config_to_string(c, &text, err))) return st;
+    if ((st = me_config_to_string(c, 0, &text, err))) return st;
     st = me_file_write_atomic(path, text, strlen(text), err);
     free(text);
     return st;
@@ -333,10 +315,8 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
                        me_train_result *res, me_error *err) {
     run *r = calloc(1, sizeof *r);
     if (!r) return me_error_set(err, ME_ERR_NOMEM, "out of memory");
-    r->cfg = *cfg;
-    absolutize(r->cfg.data.train);
-    absolutize(r->cfg.data.valid);
-    absolute_dir(r->cfg.log.out_dir);
+    r->cfg = *cfg; /* the run's own copy: its paths are made absolute for config.ini */
+    me_config_absolute_paths(&r->cfg);
     snprintf(r->dir, sizeof r->dir, "%s", cfg->log.out_dir);
     res->steps_done = 0;
     res->valid_loss = res->valid_acc = NAN;

@@ -2,11 +2,16 @@
  * resolution and the write -> load round trip. Expected values are written out literally. */
 #include "test_util.h"
 
+#include <float.h>
+#include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "minienc/config.h"
+#include "minienc/rng.h"
 
 /* Fails unless haystack contains needle, printing both. */
 static void check_contains(const char *haystack, const char *needle, int line) {
@@ -536,7 +541,7 @@ static void defaults_should_round_trip_through_write_and_load(void **state) {
     snprintf(b.log.out_dir, sizeof b.log.out_dir, "elsewhere");
     char *text = NULL;
     me_error err = {0};
-    assert_int_equal(me_config_to_string(&a, &text, &err), ME_OK);
+    assert_int_equal(me_config_to_string(&a, 0, &text, &err), ME_OK);
     assert_non_null(text);
     assert_non_null(strstr(text, "[model]"));
     assert_non_null(strstr(text, "[data]"));
@@ -576,7 +581,7 @@ static void a_full_config_should_round_trip_through_a_file(void **state) {
 
     /* Every key appears in the written file. */
     char *text = NULL;
-    assert_int_equal(me_config_to_string(&a, &text, &err), ME_OK);
+    assert_int_equal(me_config_to_string(&a, 0, &text, &err), ME_OK);
     static const char *const keys[] = {"d_model", "n_heads", "d_ff", "n_layers", "activation", "norm_first",
         "final_norm", "layer_norm_eps", "dropout", "vocab_size", "n_classes", "max_len", "positional", "task",
         "train", "valid", "steps", "batch_size", "optimizer", "lr", "beta1", "beta2", "eps", "weight_decay",
@@ -606,9 +611,334 @@ static void write_should_refuse_a_path_that_would_not_load_back(void **state) {
     snprintf(c.data.train, sizeof c.data.train, "a ; b");
     char *text = NULL;
     me_error err = {0};
-    assert_int_equal(me_config_to_string(&c, &text, &err), ME_ERR_CONFIG);
+    assert_int_equal(me_config_to_string(&c, 0, &text, &err), ME_ERR_CONFIG);
     assert_null(text);
     assert_msg_contains(err.msg, "key 'data.train'");
+}
+
+
+/* ---- numbers: the shortest text that loads back --------------------------------------------------- */
+
+typedef struct {
+    const char *key; /* "section.name" */
+    size_t offset;   /* of the field in me_config */
+    int single;      /* float (1) or double (0) */
+    double value;    /* stored at the field's precision */
+    const char *want; /* the shortest %g text that strtof / strtod read back as the same value */
+} awkward_number;
+
+#define FIELD(f) offsetof(me_config, f)
+
+/* The wanted texts are the shortest round-trip forms as Python's repr (doubles) and a float32
+ * search over %.1g .. %.9g give them. */
+static const awkward_number AWKWARD[] = {
+    {"model.layer_norm_eps", FIELD(model.layer_norm_eps), 1, 1e-5, "1e-05"}, /* was 9.99999975e-06 */
+    {"model.layer_norm_eps", FIELD(model.layer_norm_eps), 1, 1e-6, "1e-06"},
+    {"model.layer_norm_eps", FIELD(model.layer_norm_eps), 1, 1.0 / 3.0, "0.33333334"},
+    {"model.layer_norm_eps", FIELD(model.layer_norm_eps), 1, FLT_MIN, "1.1754944e-38"},
+    {"model.layer_norm_eps", FIELD(model.layer_norm_eps), 1, 1.401298464324817e-45, "1e-45"}, /* subnormal */
+    {"model.layer_norm_eps", FIELD(model.layer_norm_eps), 1, FLT_MAX, "3.4028235e+38"},
+    {"model.layer_norm_eps", FIELD(model.layer_norm_eps), 1, 16777217.0, "16777216"}, /* 2^24 + 1 rounds */
+    {"model.dropout", FIELD(model.dropout), 1, 0.1, "0.1"},
+    {"model.dropout", FIELD(model.dropout), 1, 0.3, "0.3"},
+    {"model.dropout", FIELD(model.dropout), 1, 0.99999994, "0.99999994"}, /* largest float below 1 */
+    {"model.dropout", FIELD(model.dropout), 1, 0.0, "0"},
+    {"train.beta1", FIELD(train.beta1), 0, 0.9, "0.9"}, /* was 0.90000000000000002 */
+    {"train.beta2", FIELD(train.beta2), 0, 0.999, "0.999"},
+    {"train.beta2", FIELD(train.beta2), 0, 0.99999999999999989, "0.9999999999999999"}, /* 1 - 2^-53 */
+    {"train.lr", FIELD(train.lr), 0, 0.1 + 0.2, "0.30000000000000004"},
+    {"train.lr", FIELD(train.lr), 0, 1e-3, "0.001"},
+    {"train.lr", FIELD(train.lr), 0, 1.0 / 3.0, "0.3333333333333333"},
+    {"train.weight_decay", FIELD(train.weight_decay), 0, 1e23, "1e+23"},
+    {"train.weight_decay", FIELD(train.weight_decay), 0, DBL_MAX, "1.7976931348623157e+308"},
+    {"train.weight_decay", FIELD(train.weight_decay), 0, 9007199254740993.0, "9007199254740992"}, /* 2^53 + 1 */
+    {"train.eps", FIELD(train.eps), 0, 1e-8, "1e-08"},
+    {"train.eps", FIELD(train.eps), 0, DBL_MIN, "2.2250738585072014e-308"},
+    {"train.clip_grad_norm", FIELD(train.clip_grad_norm), 0, 4.9406564584124654e-324, "5e-324"}, /* subnormal */
+    {"train.momentum", FIELD(train.momentum), 0, 0.0, "0"},
+};
+
+static void store_number(me_config *c, const awkward_number *n) {
+    if (n->single) {
+        float v = (float)n->value;
+        memcpy((char *)c + n->offset, &v, sizeof v);
+    } else {
+        memcpy((char *)c + n->offset, &n->value, sizeof n->value);
+    }
+}
+
+/* Writes c, checks that the text holds "name = want" when want is given, loads the text over
+ * defaults and checks the field bit for bit. */
+static void check_number_round_trip(const me_config *c, const awkward_number *n, const char *want) {
+    char *text = NULL;
+    me_error err = {0};
+    assert_int_equal(me_config_to_string(c, 0, &text, &err), ME_OK);
+    if (want) {
+        char line[128];
+        snprintf(line, sizeof line, "\n%s = %s\n", strchr(n->key, '.') + 1, want);
+        if (!strstr(text, line)) {
+            print_error("%s: expected the line \"%s\" in:\n%s\n", n->key, line + 1, text);
+            fail();
+        }
+    }
+    me_config b;
+    me_config_defaults(&b);
+    me_status st = me_config_load_string(&b, text, "numbers.ini", &err);
+    if (st != ME_OK) print_error("%s\n%s\n", err.msg, text);
+    assert_int_equal(st, ME_OK);
+    size_t size = n->single ? sizeof(float) : sizeof(double);
+    if (memcmp((const char *)c + n->offset, (const char *)&b + n->offset, size) != 0) {
+        print_error("%s does not load back bit for bit from:\n%s\n", n->key, text);
+        fail();
+    }
+    free(text);
+}
+
+static void write_should_give_the_shortest_number_text_that_loads_back_bit_for_bit(void **state) {
+    (void)state;
+    me_config a;
+    for (size_t i = 0; i < sizeof AWKWARD / sizeof AWKWARD[0]; i++) {
+        me_config_defaults(&a);
+        store_number(&a, &AWKWARD[i]);
+        check_number_round_trip(&a, &AWKWARD[i], AWKWARD[i].want);
+    }
+    /* random bit patterns: finite non-negative floats and doubles over their whole range (values
+     * of 1 and above go to keys without an upper bound) */
+    me_rng rng;
+    me_rng_seed(&rng, 17);
+    for (int i = 0; i < 2000; i++) {
+        uint64_t bits = me_rng_next(&rng);
+        awkward_number n;
+        if (i % 2) {
+            uint32_t fb = (uint32_t)(bits >> 33); /* sign bit clear */
+            float f;
+            memcpy(&f, &fb, sizeof f);
+            if (!(f > 0.0f) || f > FLT_MAX) continue; /* zero, inf or nan */
+            n = (awkward_number){"model.layer_norm_eps", FIELD(model.layer_norm_eps), 1, f, NULL};
+        } else {
+            bits >>= 1;
+            double d;
+            memcpy(&d, &bits, sizeof d);
+            if (!(d > 0.0) || d > DBL_MAX) continue;
+            n = (awkward_number){"train.lr", FIELD(train.lr), 0, d, NULL};
+        }
+        me_config_defaults(&a);
+        store_number(&a, &n);
+        check_number_round_trip(&a, &n, NULL);
+    }
+}
+
+/* ---- the README's table ----------------------------------------------------------------------------- */
+
+/* Checks README.md's Configuration table against the config module: every key written by
+ * me_config_write is documented, and every documented default is the one me_config_defaults gives
+ * ("required", "—" and the documented placeholders are checked against what they stand for). */
+static void readme_should_document_every_key_with_its_default(void **state) {
+    (void)state;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/README.md", me_test_source_dir());
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        print_error("cannot open %s\n", path);
+        fail();
+    }
+    me_config defaults;
+    me_config_defaults(&defaults);
+    char *written = NULL;
+    me_error err = {0};
+    assert_int_equal(me_config_to_string(&defaults, 0, &written, &err), ME_OK);
+
+    char line[2048], documented[64][64];
+    int n_documented = 0, in_config = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "## ", 3) == 0) in_config = strncmp(line, "## Configuration", 16) == 0;
+        if (!in_config || line[0] != '|') continue;
+        /* | section | `key`, `key` | default, default | meaning | */
+        char *cols[4] = {0};
+        int nc = 0;
+        for (char *p = line + 1; nc < 4 && p && *p; nc++) {
+            char *bar = strchr(p, '|');
+            if (!bar) break;
+            *bar = '\0';
+            while (*p == ' ') p++;
+            for (char *e = bar - 1; e >= p && *e == ' '; e--) *e = '\0';
+            cols[nc] = p;
+            p = bar + 1;
+        }
+        if (nc < 3 || strchr(cols[1], '`') == NULL) continue; /* header and rule lines */
+        char keys[8][64];
+        int nk = 0;
+        for (char *p = strchr(cols[1], '`'); p && nk < 8; p = strchr(p + 1, '`')) {
+            char *q = strchr(p + 1, '`');
+            assert_non_null(q);
+            snprintf(keys[nk++], sizeof keys[0], "%.20s.%.*s", cols[0], (int)(q - p - 1 > 40 ? 40 : q - p - 1),
+                     p + 1);
+            p = q;
+        }
+        char defs[8][64];
+        int nd = 0;
+        for (char *p = cols[2]; p && nd < 8;) {
+            char *comma = strstr(p, ", ");
+            snprintf(defs[nd++], sizeof defs[0], "%.*s", comma ? (int)(comma - p) : (int)strlen(p), p);
+            p = comma ? comma + 2 : NULL;
+        }
+        if (nd != nk && nd != 1) {
+            print_error("README row for %s: %d keys but %d defaults\n", keys[0], nk, nd);
+            fail();
+        }
+        for (int i = 0; i < nk; i++) {
+            const char *key = keys[i], *def = defs[nd == 1 ? 0 : i], *name = strchr(key, '.') + 1;
+            char got[1100], want[1100], needle[128];
+            me_config_value_string(&defaults, key, got, sizeof got);
+            if (strcmp(def, "required") == 0) {
+                snprintf(needle, sizeof needle, "\n; %s = (required, not set)\n", name);
+                assert_msg_contains(written, needle);
+            } else if (strcmp(def, "—") == 0) {
+                snprintf(needle, sizeof needle, "\n; %s = (not set)\n", name);
+                assert_msg_contains(written, needle);
+            } else if (strcmp(key, "model.n_classes") == 0 && strcmp(def, "vocab_size") == 0) {
+                assert_string_equal(got, "0"); /* 0: validate sets vocab_size */
+            } else if (strcmp(key, "log.out_dir") == 0 && strcmp(def, "runs/NAME") == 0) {
+                assert_string_equal(got, "runs/default"); /* NAME: the config file's, else "default" */
+            } else {
+                me_config d;
+                me_config_defaults(&d);
+                char assignment[sizeof keys[0] + sizeof defs[0] + 1];
+                snprintf(assignment, sizeof assignment, "%.63s=%.63s", key, def);
+                me_status st = me_config_set(&d, assignment, &err);
+                if (st != ME_OK) print_error("README default %s: %s\n", assignment, err.msg);
+                assert_int_equal(st, ME_OK);
+                me_config_value_string(&d, key, want, sizeof want);
+                if (strcmp(got, want) != 0) {
+                    print_error("README says %s defaults to %s, the config gives %s\n", key, def, got);
+                    fail();
+                }
+            }
+            assert_true(n_documented < 64);
+            snprintf(documented[n_documented++], sizeof documented[0], "%s", key);
+        }
+    }
+    fclose(f);
+
+    /* every key the writer writes is in the README */
+    char section[32] = "";
+    int n_written = 0;
+    for (char *p = written; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        char name[64];
+        int used = 0;
+        if (sscanf(p, "[%31[^]]]", section) == 1) continue;
+        if (sscanf(p, "; %63[a-z_0-9] = (%n", name, &used) < 1 || used == 0) {
+            used = 0;
+            if (sscanf(p, "%63[a-z_0-9] = %n", name, &used) < 1 || used == 0) continue;
+        }
+        char key[128];
+        snprintf(key, sizeof key, "%s.%s", section, name);
+        int found = 0;
+        for (int i = 0; i < n_documented; i++) found |= strcmp(documented[i], key) == 0;
+        if (!found) {
+            print_error("key %s is not in README.md's Configuration table\n", key);
+            fail();
+        }
+        n_written++;
+    }
+    assert_int_equal(n_written, 35);
+    assert_int_equal(n_documented, n_written);
+    free(written);
+}
+
+/* ---- key flags, names and paths ---------------------------------------------------------------------- */
+
+static void enum_names_should_come_from_the_parser_table(void **state) {
+    (void)state;
+    assert_string_equal(me_config_choice_name("model.activation", ME_ACT_GELU), "gelu");
+    assert_string_equal(me_config_choice_name("model.positional", ME_POS_LEARNED), "learned");
+    assert_string_equal(me_config_choice_name("data.task", ME_TASK_CLASSIFY), "classify");
+    assert_string_equal(me_config_choice_name("train.optimizer", ME_OPT_SGD), "sgd");
+    assert_string_equal(me_config_choice_name("train.schedule", ME_SCHED_NOAM), "noam");
+    assert_null(me_config_choice_name("train.schedule", 3));
+    assert_null(me_config_choice_name("train.schedule", -1));
+    assert_null(me_config_choice_name("model.d_model", 0));
+    assert_null(me_config_choice_name("no.such_key", 0));
+
+    me_config c;
+    me_config_defaults(&c);
+    char buf[64];
+    c.model.activation = ME_ACT_GELU;
+    assert_string_equal(me_config_value_string(&c, "model.activation", buf, sizeof buf), "gelu");
+    c.model.norm_first = 1;
+    assert_string_equal(me_config_value_string(&c, "model.norm_first", buf, sizeof buf), "true");
+    assert_string_equal(me_config_value_string(&c, "model.layer_norm_eps", buf, sizeof buf), "1e-05");
+    assert_string_equal(me_config_value_string(&c, "train.beta1", buf, sizeof buf), "0.9");
+    assert_string_equal(me_config_value_string(&c, "log.out_dir", buf, sizeof buf), "runs/default");
+    assert_string_equal(me_config_value_string(&c, "no.such_key", buf, sizeof buf), "");
+    c.model.positional = 7; /* set by code, out of range: shown as its number */
+    assert_string_equal(me_config_value_string(&c, "model.positional", buf, sizeof buf), "7");
+}
+
+static void first_difference_should_compare_only_the_keys_with_the_flag(void **state) {
+    (void)state;
+    me_config a, b;
+    me_config_defaults(&a);
+    me_config_defaults(&b);
+    assert_null(me_config_first_difference(&a, &b, ME_KEY_ARCH));
+    /* the architecture: every model.* key but dropout, and data.task */
+    static const char *const arch[] = {"model.d_model=8", "model.n_heads=2", "model.d_ff=7", "model.n_layers=3",
+        "model.activation=gelu", "model.norm_first=true", "model.final_norm=true", "model.layer_norm_eps=1e-6",
+        "model.vocab_size=9", "model.n_classes=4", "model.max_len=5", "model.positional=sinusoidal",
+        "data.task=classify"};
+    for (size_t i = 0; i < sizeof arch / sizeof arch[0]; i++) {
+        me_config_defaults(&b);
+        assert_int_equal(me_config_set(&b, arch[i], NULL), ME_OK);
+        const char *key = me_config_first_difference(&a, &b, ME_KEY_ARCH);
+        assert_non_null(key);
+        assert_int_equal(strncmp(arch[i], key, strlen(key)), 0);
+        assert_int_equal(arch[i][strlen(key)], '=');
+    }
+    /* everything else may differ */
+    static const char *const other[] = {"model.dropout=0.5", "data.train=a.txt", "train.lr=0.5", "train.steps=3",
+        "train.optimizer=sgd", "train.threads=2", "log.out_dir=elsewhere", "log.history_every=3"};
+    me_config_defaults(&b);
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) assert_int_equal(me_config_set(&b, other[i], NULL), ME_OK);
+    assert_null(me_config_first_difference(&a, &b, ME_KEY_ARCH));
+    assert_string_equal(me_config_first_difference(&a, &b, ME_KEY_RUN), "log.out_dir");
+}
+
+static void to_string_should_leave_out_the_keys_with_an_omitted_flag(void **state) {
+    (void)state;
+    me_config c;
+    me_config_defaults(&c);
+    assert_int_equal(me_config_set(&c, "log.out_dir=/somewhere/run", NULL), ME_OK);
+    char *text = NULL;
+    assert_int_equal(me_config_to_string(&c, ME_KEY_RUN, &text, NULL), ME_OK);
+    assert_msg_contains(text, "\n; out_dir = (not set)\n");
+    assert_null(strstr(text, "/somewhere/run"));
+    free(text);
+    assert_int_equal(me_config_to_string(&c, 0, &text, NULL), ME_OK);
+    assert_msg_contains(text, "\nout_dir = /somewhere/run\n");
+    free(text);
+}
+
+static void absolute_paths_should_resolve_data_files_and_join_the_run_directory(void **state) {
+    fixture *fx = *state;
+    char path[1100], cwd[1024], want[2200];
+    write_file(fx, "t.txt", "1\t1\n", path, sizeof path);
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    me_config c;
+    me_config_defaults(&c);
+    assert_int_equal(me_config_set(&c, "data.valid=/abs/v.txt", NULL), ME_OK);
+    assert_int_equal(me_config_set(&c, "log.out_dir=runs/x", NULL), ME_OK);
+    assert_int_equal(chdir(fx->dir), 0);
+    assert_int_equal(me_config_set(&c, "data.train=./t.txt", NULL), ME_OK); /* resolved to the file */
+    me_config_absolute_paths(&c);
+    char real[PATH_MAX];
+    assert_non_null(realpath(path, real));
+    assert_string_equal(c.data.train, real);
+    assert_string_equal(c.data.valid, "/abs/v.txt"); /* absolute: kept */
+    char here[1024];
+    assert_non_null(getcwd(here, sizeof here));
+    snprintf(want, sizeof want, "%s/runs/x", here);
+    assert_string_equal(c.log.out_dir, want); /* need not exist */
+    assert_int_equal(chdir(cwd), 0);
 }
 
 int main(void) {
@@ -636,6 +966,13 @@ int main(void) {
         cmocka_unit_test(defaults_should_round_trip_through_write_and_load),
         cmocka_unit_test_setup_teardown(a_full_config_should_round_trip_through_a_file, setup, teardown),
         cmocka_unit_test(write_should_refuse_a_path_that_would_not_load_back),
+        cmocka_unit_test(write_should_give_the_shortest_number_text_that_loads_back_bit_for_bit),
+        cmocka_unit_test(readme_should_document_every_key_with_its_default),
+        cmocka_unit_test(enum_names_should_come_from_the_parser_table),
+        cmocka_unit_test(first_difference_should_compare_only_the_keys_with_the_flag),
+        cmocka_unit_test(to_string_should_leave_out_the_keys_with_an_omitted_flag),
+        cmocka_unit_test_setup_teardown(absolute_paths_should_resolve_data_files_and_join_the_run_directory, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

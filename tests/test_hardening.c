@@ -479,7 +479,7 @@ static void set_should_refuse_control_bytes_like_the_file_loader(void **state) {
     assert_int_equal(me_config_set(&c, "model.n_heads=2", &err), ME_OK);
     assert_int_equal(me_config_validate(&c, &err), ME_OK);
     char *text = NULL;
-    assert_int_equal(me_config_to_string(&c, &text, &err), ME_OK);
+    assert_int_equal(me_config_to_string(&c, 0, &text, &err), ME_OK);
     me_config d;
     me_config_defaults(&d);
     assert_int_equal(me_config_load_string(&d, text, "written.ini", &err), ME_OK);

@@ -21,21 +21,19 @@
 #define FD_RTOL 3e-3
 
 /* A config from defaults plus "section.key=value" overrides, validated. */
-static me_config make_config(const char *const *sets, size_t n) {
-    me_config c;
-    me_config_defaults(&c);
+static void make_config(me_config *c, const char *const *sets, size_t n) {
+    me_config_defaults(c);
     me_error err = {0};
     for (size_t i = 0; i < n; i++) {
-        if (me_config_set(&c, sets[i], &err) != ME_OK) {
+        if (me_config_set(c, sets[i], &err) != ME_OK) {
             print_error("me_config_set(%s): %s\n", sets[i], err.msg);
             fail();
         }
     }
-    if (me_config_validate(&c, &err) != ME_OK) {
+    if (me_config_validate(c, &err) != ME_OK) {
         print_error("me_config_validate: %s\n", err.msg);
         fail();
     }
-    return c;
 }
 
 typedef struct {
@@ -110,7 +108,8 @@ static double check_direction(model_case *c, const char *what, float *w, const f
 }
 
 static void run_gradcheck(const char *const *sets, size_t n_sets, int b, int s, uint64_t seed) {
-    me_config cfg = make_config(sets, n_sets);
+    me_config cfg;
+    make_config(&cfg, sets, n_sets);
     model_case c;
     case_init(&c, &cfg, b, s, seed);
     me_params *p = &c.m.params;
@@ -280,7 +279,8 @@ static void check_forward_against_naive(model_case *c, double loss, size_t corre
 static void tag_loss_should_equal_naive_cross_entropy_over_counted_targets(void **state) {
     (void)state;
     const char *sets[] = {TINY, "model.n_layers=2", "model.dropout=0", "data.task=tag"};
-    me_config cfg = make_config(sets, N_OF(sets));
+    me_config cfg;
+    make_config(&cfg, sets, N_OF(sets));
     model_case c;
     case_init(&c, &cfg, 4, 7, 201);
     size_t correct = 99;
@@ -293,7 +293,8 @@ static void classify_loss_should_equal_naive_cross_entropy_of_mean_pooled_output
     (void)state;
     const char *sets[] = {TINY, "model.n_layers=1", "model.dropout=0", "model.n_classes=3",
                           "model.positional=sinusoidal", "data.task=classify"};
-    me_config cfg = make_config(sets, N_OF(sets));
+    me_config cfg;
+    make_config(&cfg, sets, N_OF(sets));
     model_case c;
     case_init(&c, &cfg, 5, 6, 202);
     size_t correct = 99;
@@ -310,7 +311,8 @@ static void classify_loss_should_equal_naive_cross_entropy_of_mean_pooled_output
 static void loss_should_be_nan_and_backward_a_no_op_when_every_target_is_ignored(void **state) {
     (void)state;
     const char *sets[] = {TINY, "model.n_layers=1", "model.dropout=0", "data.task=tag"};
-    me_config cfg = make_config(sets, N_OF(sets));
+    me_config cfg;
+    make_config(&cfg, sets, N_OF(sets));
     model_case c;
     case_init(&c, &cfg, 2, 4, 203);
     for (int i = 0; i < c.b * c.s; i++) c.targets[i] = -1;
@@ -331,7 +333,8 @@ static void sinusoidal_table_should_match_its_formula(void **state) {
                          "model.positional=sinusoidal"};
     const char *const *cases[2] = {d16, d10};
     for (int k = 0; k < 2; k++) {
-        me_config cfg = make_config(cases[k], 5);
+        me_config cfg;
+        make_config(&cfg, cases[k], 5);
         me_model m;
         me_error err = {0};
         assert_int_equal(me_model_build(&m, &cfg, &err), ME_OK);
@@ -357,7 +360,8 @@ static void sinusoidal_table_should_match_its_formula(void **state) {
 static void build_should_refuse_an_absurd_d_model_naming_its_origin_and_the_memory_needed(void **state) {
     (void)state;
     const char *sets[] = {"model.d_model=1000000000", "model.n_heads=1", "model.vocab_size=8"};
-    me_config cfg = make_config(sets, N_OF(sets));
+    me_config cfg;
+    make_config(&cfg, sets, N_OF(sets));
     me_model m;
     me_error err = {0};
     assert_int_equal(me_model_build(&m, &cfg, &err), ME_ERR_CONFIG);
@@ -380,7 +384,7 @@ static void build_should_refuse_an_absurd_d_model_naming_its_origin_and_the_memo
     }
     /* a count that overflows size_t is refused the same way */
     const char *sets2[] = {"model.d_model=2147483646", "model.n_heads=1", "model.vocab_size=8"};
-    cfg = make_config(sets2, N_OF(sets2));
+    make_config(&cfg, sets2, N_OF(sets2));
     assert_int_equal(me_model_build(&m, &cfg, &err), ME_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "--set model.d_model=2147483646"));
     me_model_free(&m);

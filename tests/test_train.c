@@ -59,31 +59,30 @@ static void set_or_fail(me_config *c, const char *assignment) {
 }
 
 /* The tiny model on the fixture's data, writing into root/out_name, with extra overrides last. */
-static me_config tiny_config(const fixture *f, const char *out_name, const char *const *extra, size_t n_extra) {
+static void tiny_config(me_config *c, const fixture *f, const char *out_name, const char *const *extra,
+                        size_t n_extra) {
     static const char *const base[] = {
         "model.d_model=16",  "model.n_heads=2",     "model.d_ff=32",       "model.n_layers=2",
         "model.vocab_size=6", "model.max_len=8",    "model.dropout=0",     "data.task=tag",
         "train.steps=20",    "train.batch_size=8",  "train.lr=3e-3",       "train.seed=3",
         "train.eval_every=10", "train.threads=1",   "log.history_every=10",
     };
-    me_config c;
-    me_config_defaults(&c);
-    for (size_t i = 0; i < N_OF(base); i++) set_or_fail(&c, base[i]);
+    me_config_defaults(c);
+    for (size_t i = 0; i < N_OF(base); i++) set_or_fail(c, base[i]);
     char buf[PATH_CAP + 32], out[PATH_CAP];
     snprintf(buf, sizeof buf, "data.train=%s", f->train);
-    set_or_fail(&c, buf);
+    set_or_fail(c, buf);
     snprintf(buf, sizeof buf, "data.valid=%s", f->valid);
-    set_or_fail(&c, buf);
+    set_or_fail(c, buf);
     fixture_path(f, out_name, out);
     snprintf(buf, sizeof buf, "log.out_dir=%s", out);
-    set_or_fail(&c, buf);
-    for (size_t i = 0; i < n_extra; i++) set_or_fail(&c, extra[i]);
+    set_or_fail(c, buf);
+    for (size_t i = 0; i < n_extra; i++) set_or_fail(c, extra[i]);
     me_error err = {0};
-    if (me_config_validate(&c, &err) != ME_OK) {
+    if (me_config_validate(c, &err) != ME_OK) {
         print_error("me_config_validate: %s\n", err.msg);
         fail();
     }
-    return c;
 }
 
 static void train_ok(const me_config *c, int resume, const me_train_hooks *hooks, me_train_result *res) {
@@ -213,7 +212,8 @@ static void loss_should_fall_by_half_on_the_copy_task_in_150_steps(void **state)
     fixture f;
     fixture_init(&f, 400);
     const char *extra[] = {"train.steps=150", "train.eval_every=50"};
-    me_config c = tiny_config(&f, "run", extra, N_OF(extra));
+    me_config c;
+    tiny_config(&c, &f, "run", extra, N_OF(extra));
     train_ok(&c, 0, NULL, NULL);
     metrics m = read_metrics(c.log.out_dir);
     assert_int_equal(m.n, 150);
@@ -235,13 +235,16 @@ static void the_same_seed_should_give_bit_identical_run_files(void **state) {
     fixture f;
     fixture_init(&f, 100);
     const char *extra[] = {"model.dropout=0.1", "train.steps=25", "log.history_every=5"};
-    me_config a = tiny_config(&f, "a", extra, N_OF(extra)), b = tiny_config(&f, "b", extra, N_OF(extra));
+    me_config a, b;
+    tiny_config(&a, &f, "a", extra, N_OF(extra));
+    tiny_config(&b, &f, "b", extra, N_OF(extra));
     train_ok(&a, 0, NULL, NULL);
     train_ok(&b, 0, NULL, NULL);
     assert_same_run(a.log.out_dir, b.log.out_dir, -1);
     /* and the comparison is not vacuous: another seed changes the checkpoint */
     const char *other[] = {"model.dropout=0.1", "train.steps=25", "log.history_every=5", "train.seed=4"};
-    me_config c = tiny_config(&f, "c", other, N_OF(other));
+    me_config c;
+    tiny_config(&c, &f, "c", other, N_OF(other));
     train_ok(&c, 0, NULL, NULL);
     char pa[PATH_CAP], pc[PATH_CAP];
     snprintf(pa, sizeof pa, "%s/checkpoint.safetensors", a.log.out_dir);
@@ -264,10 +267,12 @@ static void check_resume_equivalence(const char *optimizer_sets[], size_t n_opt)
     extra[n++] = "log.history_every=7"; /* the first run's last step, 30, is off this grid */
     for (size_t i = 0; i < n_opt; i++) extra[n++] = optimizer_sets[i];
     extra[n] = "train.steps=60";
-    me_config straight = tiny_config(&f, "straight", extra, n + 1);
+    me_config straight;
+    tiny_config(&straight, &f, "straight", extra, n + 1);
     train_ok(&straight, 0, NULL, NULL);
     extra[n] = "train.steps=30";
-    me_config part = tiny_config(&f, "resumed", extra, n + 1);
+    me_config part;
+    tiny_config(&part, &f, "resumed", extra, n + 1);
     train_ok(&part, 0, NULL, NULL);
     set_or_fail(&part, "train.steps=60");
     me_train_result res;
@@ -305,9 +310,11 @@ static void resuming_an_interrupted_run_should_reproduce_the_uninterrupted_run(v
     fixture f;
     fixture_init(&f, 100);
     const char *extra[] = {"model.dropout=0.1", "train.steps=40", "log.history_every=10"};
-    me_config straight = tiny_config(&f, "straight", extra, N_OF(extra));
+    me_config straight;
+    tiny_config(&straight, &f, "straight", extra, N_OF(extra));
     train_ok(&straight, 0, NULL, NULL);
-    me_config c = tiny_config(&f, "interrupted", extra, N_OF(extra));
+    me_config c;
+    tiny_config(&c, &f, "interrupted", extra, N_OF(extra));
     stopper s = {23, 0};
     me_train_hooks hooks = {.progress = stop_hook, .user = &s, .stop = &s.flag};
     me_train_result res;
@@ -362,7 +369,8 @@ static void resuming_from_a_checkpoint_behind_the_other_files_should_truncate_th
     fixture f;
     fixture_init(&f, 100);
     const char *extra[] = {"model.dropout=0.1", "train.steps=40", "log.checkpoint_every=10", "log.history_every=10"};
-    me_config c = tiny_config(&f, "run", extra, N_OF(extra));
+    me_config c;
+    tiny_config(&c, &f, "run", extra, N_OF(extra));
     ckpt_grabber g = {.at = 21};
     snprintf(g.path, sizeof g.path, "%s/checkpoint.safetensors", c.log.out_dir);
     me_train_hooks hooks = {.progress = grab_hook, .user = &g};
@@ -465,7 +473,8 @@ static void a_non_empty_run_directory_should_be_refused_unchanged_and_replaced_o
     fixture f;
     fixture_init(&f, 60);
     const char *extra[] = {"train.steps=5"};
-    me_config c = tiny_config(&f, "run", extra, N_OF(extra));
+    me_config c;
+    tiny_config(&c, &f, "run", extra, N_OF(extra));
     train_ok(&c, 0, NULL, NULL);
     char note[PATH_CAP];
     snprintf(note, sizeof note, "%s/notes.txt", c.log.out_dir);
@@ -517,7 +526,8 @@ static void a_diverging_run_should_stop_with_a_numeric_error_naming_the_step_and
     fixture f;
     fixture_init(&f, 60);
     const char *extra[] = {"train.optimizer=sgd", "train.lr=1e30", "train.steps=10"};
-    me_config c = tiny_config(&f, "run", extra, N_OF(extra));
+    me_config c;
+    tiny_config(&c, &f, "run", extra, N_OF(extra));
     me_error err = {0};
     me_train_result res;
     assert_int_equal(me_train_run(&c, 0, 0, NULL, &res, &err), ME_ERR_NUMERIC);
@@ -597,6 +607,88 @@ static void bad_data_and_config_files_should_reach_the_user_with_their_location_
     me_remove_tree(f.root);
 }
 
+/* ---- the config a checkpoint stores and checks ---- */
+
+static void config_or_fail(me_config *c, const char *const *sets, size_t n) {
+    me_config_defaults(c);
+    for (size_t i = 0; i < n; i++) set_or_fail(c, sets[i]);
+    me_error err = {0};
+    if (me_config_validate(c, &err) != ME_OK) {
+        print_error("me_config_validate: %s\n", err.msg);
+        fail();
+    }
+}
+
+static void checkpoint_check_should_name_the_first_differing_architecture_key_with_both_values(void **state) {
+    (void)state;
+    static const char *const base[] = {"model.d_model=8", "model.n_heads=2", "model.vocab_size=5"};
+    me_config stored, cfg;
+    config_or_fail(&stored, base, N_OF(base));
+    me_error err = {0};
+    static const struct {
+        const char *set, *want;
+    } cases[] = {
+        {"model.activation=gelu", "--set model.activation=gelu: key 'model.activation' is gelu here but the "
+                                  "checkpoint ck.safetensors was trained with relu; expected the checkpoint's "
+                                  "architecture"},
+        {"model.positional=sinusoidal", "key 'model.positional' is sinusoidal here but the checkpoint "
+                                        "ck.safetensors was trained with learned"},
+        {"data.task=classify", "key 'data.task' is classify here but the checkpoint ck.safetensors was trained with "
+                               "tag"},
+        {"model.final_norm=on", "key 'model.final_norm' is true here but the checkpoint ck.safetensors was trained "
+                                "with false"},
+        {"model.d_model=16", "key 'model.d_model' is 16 here but the checkpoint ck.safetensors was trained with 8"},
+        {"model.layer_norm_eps=1e-6", "key 'model.layer_norm_eps' is 1e-06 here but the checkpoint ck.safetensors "
+                                      "was trained with 1e-05"},
+    };
+    for (size_t i = 0; i < N_OF(cases); i++) {
+        config_or_fail(&cfg, base, N_OF(base));
+        set_or_fail(&cfg, cases[i].set);
+        assert_int_equal(me_checkpoint_check_config("ck.safetensors", &stored, &cfg, &err), ME_ERR_CONFIG);
+        if (!strstr(err.msg, cases[i].want)) {
+            print_error("message \"%s\" does not contain \"%s\"\n", err.msg, cases[i].want);
+            fail();
+        }
+    }
+    /* what does not change the model may differ */
+    static const char *const free_keys[] = {"model.dropout=0.3", "train.lr=0.5", "train.optimizer=sgd",
+                                            "log.out_dir=elsewhere", "train.steps=7"};
+    config_or_fail(&cfg, base, N_OF(base));
+    for (size_t i = 0; i < N_OF(free_keys); i++) set_or_fail(&cfg, free_keys[i]);
+    assert_int_equal(me_checkpoint_check_config("ck.safetensors", &stored, &cfg, &err), ME_OK);
+}
+
+static void a_checkpoint_should_store_its_config_without_the_run_directory(void **state) {
+    (void)state;
+    fixture f;
+    fixture_init(&f, 10);
+    char out[PATH_CAP], ckp[PATH_CAP + 32], set_out[PATH_CAP + 32];
+    fixture_path(&f, "somewhere", out);
+    snprintf(set_out, sizeof set_out, "log.out_dir=%s", out);
+    snprintf(ckp, sizeof ckp, "%s/ck.safetensors", f.root);
+    const char *sets[] = {"model.d_model=8", "model.n_heads=2", "model.vocab_size=5", "model.d_ff=4", set_out};
+    me_config cfg, back;
+    config_or_fail(&cfg, sets, N_OF(sets));
+    me_model m;
+    me_error err = {0};
+    assert_int_equal(me_model_build(&m, &cfg, &err), ME_OK);
+    assert_int_equal(me_checkpoint_save(ckp, &cfg, &m.params, NULL, NULL, &err), ME_OK);
+    me_st_file st;
+    assert_int_equal(me_st_read(&st, ckp, &err), ME_OK);
+    const char *text = me_st_meta(&st, "config");
+    assert_non_null(text);
+    assert_non_null(strstr(text, "\n; out_dir = (not set)\n"));
+    assert_null(strstr(text, out));
+    assert_non_null(strstr(text, "\nbeta1 = 0.9\n"));            /* shortest text, not 0.90000000000000002 */
+    assert_non_null(strstr(text, "\nlayer_norm_eps = 1e-05\n")); /* not 9.99999975e-06 */
+    me_st_free(&st);
+    assert_int_equal(me_checkpoint_read_config(ckp, &back, &err), ME_OK);
+    assert_int_equal(me_checkpoint_check_config(ckp, &back, &cfg, &err), ME_OK);
+    assert_true(back.train.beta1 == cfg.train.beta1 && back.model.layer_norm_eps == cfg.model.layer_norm_eps);
+    me_model_free(&m);
+    me_remove_tree(f.root);
+}
+
 /* ---- checkpoints and histories against the model ---- */
 
 static void checkpoint_should_load_back_to_the_same_model_and_evaluation_with_optimizer_state_for_every_tensor(
@@ -605,7 +697,8 @@ static void checkpoint_should_load_back_to_the_same_model_and_evaluation_with_op
     fixture f;
     fixture_init(&f, 100);
     const char *extra[] = {"train.steps=20", "model.dropout=0.1"};
-    me_config c = tiny_config(&f, "run", extra, N_OF(extra));
+    me_config c;
+    tiny_config(&c, &f, "run", extra, N_OF(extra));
     me_train_result res;
     train_ok(&c, 0, NULL, &res);
     char ckp[PATH_CAP], ini[PATH_CAP];
@@ -698,7 +791,8 @@ static void history_should_hold_the_initial_values_the_scheduled_steps_and_the_f
     fixture_init(&f, 100);
     const char *extra[] = {"train.steps=22", "log.history_every=4", "log.checkpoint_every=10", "model.final_norm=true",
                            "model.norm_first=true"};
-    me_config c = tiny_config(&f, "run", extra, N_OF(extra));
+    me_config c;
+    tiny_config(&c, &f, "run", extra, N_OF(extra));
     train_ok(&c, 0, NULL, NULL);
     me_error err = {0};
     char hp[PATH_CAP], ckp[PATH_CAP];
@@ -790,6 +884,8 @@ int main(void) {
         cmocka_unit_test(
             checkpoint_should_load_back_to_the_same_model_and_evaluation_with_optimizer_state_for_every_tensor),
         cmocka_unit_test(history_should_hold_the_initial_values_the_scheduled_steps_and_the_final_checkpoint),
+        cmocka_unit_test(checkpoint_check_should_name_the_first_differing_architecture_key_with_both_values),
+        cmocka_unit_test(a_checkpoint_should_store_its_config_without_the_run_directory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

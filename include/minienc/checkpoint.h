@@ -34,9 +34,9 @@ me_status me_checkpoint_save(const char *path, const me_config *cfg, const me_pa
 me_status me_checkpoint_read_config(const char *path, me_config *cfg, me_error *err);
 
 /* Compares the architecture a checkpoint was trained with (stored) with the one a config asks for
- * (cfg): every model.* key that changes tensors or computation (d_model, n_heads, d_ff, n_layers,
- * activation, norm_first, final_norm, layer_norm_eps, vocab_size, n_classes, max_len, positional)
- * and data.task. ME_ERR_CONFIG naming the first key that differs, both values and cfg's origin. */
+ * (cfg): every key the config table flags ME_KEY_ARCH (the model.* keys that change tensors or
+ * computation, and data.task). ME_ERR_CONFIG naming the first key that differs, both values as a
+ * config file writes them ("gelu", "true", 64) and cfg's origin. */
 me_status me_checkpoint_check_config(const char *path, const me_config *stored, const me_config *cfg,
                                      me_error *err);
 

@@ -1,18 +1,10 @@
 /* Run configuration: INI files (parsed with inih) plus `--set section.key=value` overrides.
  *
- * Sections and keys (defaults in brackets; PyTorch's where one exists):
- *   [model] d_model, n_heads, d_ff [2048], n_layers [1], activation relu|gelu [relu],
- *           norm_first [false], final_norm [false], layer_norm_eps [1e-5], dropout [0.1],
- *           vocab_size [0 = encoder only], n_classes [0 = vocab_size], max_len [64],
- *           positional learned|sinusoidal [learned]
- *   [data]  task tag|classify [tag], train, valid  (paths in a file are relative to its folder; paths
- *           given with --set, to the working directory)
- *   [train] steps [1000], batch_size [32], optimizer adamw|sgd [adamw], lr [1e-3], beta1 [0.9],
- *           beta2 [0.999], eps [1e-8], weight_decay [0.01], decay_norm_and_bias [false],
- *           momentum [0], schedule constant|cosine|noam [constant], warmup [0],
- *           clip_grad_norm [0 = off], seed [0], eval_every [100], threads [0 = all cores]
- *   [log]   out_dir [runs/NAME where NAME is the config file's base name, or runs/default],
- *           history_every [10], checkpoint_every [0 = only at the end]
+ * Sections [model], [data], [train] and [log]. Every key, with its type, range, default and flags, is
+ * one row of the KEYS table in src/config.c; me_config_defaults, the parser, the range checks, the
+ * writer and the checks a checkpoint makes all derive from it (the README's Configuration table shows
+ * the same defaults, and tests/test_config.c checks that it does). Paths in a file are relative to its
+ * folder; paths given with --set, to the working directory.
  *
  * Each key remembers where its value came from ("configs/x.ini:7" or "--set model.d_model=64" or
  * "default"), so that later checks can name the file, line and key. */
@@ -88,7 +80,16 @@ typedef struct {
     int n_origins;
 } me_config;
 
-/* Fills every field with its default. */
+/* Flags of a key in the KEYS table. */
+enum {
+    ME_KEY_ARCH = 1u << 0, /* the model's tensors or computation depend on it, so a checkpoint and the
+                              config that loads it must agree (every model.* key but dropout, and
+                              data.task) */
+    ME_KEY_RUN = 1u << 1   /* where the run lives (log.out_dir): left out of a checkpoint's stored
+                              config, made absolute even though it need not exist yet */
+};
+
+/* Fills every field with its default (the KEYS table's). */
 void me_config_defaults(me_config *c);
 
 /* Loads an INI file over the current values (call me_config_defaults first). Refuses an unknown
@@ -107,12 +108,31 @@ me_status me_config_validate(me_config *c, me_error *err);
 /* Where "section.key" got its value: a file:line, a --set, or "default". Never NULL. */
 const char *me_config_origin(const me_config *c, const char *key);
 
-/* Writes the resolved config as INI (every key, defaults included) to f. Loading that text gives
- * back an identical config. Returns ME_ERR_IO on a write error. */
+/* Writes the resolved config as INI (every key, defaults included) to f. Numbers are written in the
+ * shortest form that reads back to the same float or double, so loading that text gives back an
+ * identical config. Returns ME_ERR_IO on a write error, ME_ERR_CONFIG for a path INI cannot hold. */
 me_status me_config_write(const me_config *c, FILE *f, me_error *err);
 
-/* Same, into a malloc'd NUL-terminated string (*out, caller frees). */
-me_status me_config_to_string(const me_config *c, char **out, me_error *err);
+/* Same, into a malloc'd NUL-terminated string (*out, caller frees); keys with any of the flags in
+ * omit (e.g. ME_KEY_RUN) are written as not set. */
+me_status me_config_to_string(const me_config *c, unsigned omit, char **out, me_error *err);
+
+/* A key's value as me_config_write writes it ("gelu", "true", "1e-05", a path; an out-of-range enum
+ * or boolean as its number) into buf. Returns buf ("" for an unknown key). */
+char *me_config_value_string(const me_config *c, const char *key, char *buf, size_t cap);
+
+/* The name the parser gives value v of an enum key: me_config_choice_name("train.optimizer", 1) is
+ * "sgd". NULL when key is not an enum key or v is out of range. */
+const char *me_config_choice_name(const char *key, int v);
+
+/* The first key, in table order, among those with any of the given flags whose values differ
+ * between a and b; NULL when they all agree. */
+const char *me_config_first_difference(const me_config *a, const me_config *b, unsigned flags);
+
+/* Makes relative paths absolute against the working directory, so that the written config loads the
+ * same from any folder: data files (which exist) through realpath, ME_KEY_RUN paths (which may not
+ * exist yet) by joining. A path that would not fit is left as it is. */
+void me_config_absolute_paths(me_config *c);
 
 /* Parses INI text (e.g. a checkpoint's stored config) as if it were the file `name`. */
 me_status me_config_load_string(me_config *c, const char *text, const char *name, me_error *err);

@@ -12,7 +12,7 @@
 static void round_trip(const me_config *c) {
     char *text = NULL, *again = NULL;
     me_error err;
-    if (me_config_to_string(c, &text, &err) != ME_OK) return; /* e.g. a path INI cannot hold */
+    if (me_config_to_string(c, 0, &text, &err) != ME_OK) return; /* e.g. a path INI cannot hold */
     me_config d;
     me_config_defaults(&d);
     me_status st = me_config_load_string(&d, text, "fuzz.ini", &err);
@@ -21,7 +21,7 @@ static void round_trip(const me_config *c) {
     st = me_config_validate(&d, &err);
     if (st != ME_OK) fprintf(stderr, "written config does not validate: %s\n---\n%s---\n", err.msg, text);
     FUZZ_CHECK(st == ME_OK);
-    FUZZ_CHECK(me_config_to_string(&d, &again, &err) == ME_OK);
+    FUZZ_CHECK(me_config_to_string(&d, 0, &again, &err) == ME_OK);
     if (strcmp(text, again) != 0) fprintf(stderr, "round trip differs:\n---\n%s---\n%s---\n", text, again);
     FUZZ_CHECK(strcmp(text, again) == 0);
     free(text);
