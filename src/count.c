@@ -50,32 +50,31 @@ static int push(me_count_report *r, const char *name, size_t live) {
     return 1;
 }
 
-/* Sets the closed-form formula of a group from the config alone. */
-static void set_formula(me_count_group *g, const me_model_config *c) {
+/* Sets a group's closed-form count (from the config alone, through the model's formulas) and the
+ * formula as text. */
+static void set_formula(me_count_group *g, const me_model_config *c, const me_param_counts *n) {
     size_t d = (size_t)c->d_model, f = (size_t)c->d_ff;
     const char *kind = strrchr(g->name, ' ');
     kind = kind ? kind + 1 : g->name;
     if (strcmp(kind, "attention") == 0) {
-        g->expected = 4 * d * d + 4 * d;
+        g->expected = n->attention;
         snprintf(g->formula, sizeof g->formula, "4 × %zu² + 4 × %zu", d, d);
     } else if (strcmp(kind, "FFN") == 0) {
-        g->expected = 2 * d * f + f + d;
+        g->expected = n->ffn;
         snprintf(g->formula, sizeof g->formula, "2 × %zu × %zu + %zu + %zu", d, f, f, d);
     } else if (strcmp(kind, "norm1") == 0 || strcmp(kind, "norm2") == 0 || strcmp(g->name, "final norm") == 0) {
-        g->expected = 2 * d;
+        g->expected = n->norm;
         snprintf(g->formula, sizeof g->formula, "2 × %zu", d);
     } else if (strcmp(g->name, "embeddings") == 0) {
         size_t v = (size_t)c->vocab_size, m = (size_t)c->max_len;
-        if (c->positional == ME_POS_LEARNED) {
-            g->expected = v * d + m * d;
+        g->expected = n->embeddings;
+        if (c->positional == ME_POS_LEARNED)
             snprintf(g->formula, sizeof g->formula, "%zu × %zu + %zu × %zu", v, d, m, d);
-        } else {
-            g->expected = v * d;
+        else
             snprintf(g->formula, sizeof g->formula, "%zu × %zu", v, d);
-        }
     } else if (strcmp(g->name, "head") == 0) {
         size_t cl = (size_t)(c->n_classes > 0 ? c->n_classes : c->vocab_size);
-        g->expected = cl * d + cl;
+        g->expected = n->head;
         snprintf(g->formula, sizeof g->formula, "%zu × %zu + %zu", cl, d, cl);
     }
 }
@@ -83,6 +82,12 @@ static void set_formula(me_count_group *g, const me_model_config *c) {
 me_status me_count_build(me_count_report *r, const me_count_tensor *t, int n, const me_model_config *c,
                          me_error *err) {
     memset(r, 0, sizeof *r);
+    me_param_counts counts;
+    if (!me_model_param_counts(c, &counts))
+        return me_error_set(err, ME_ERR_CONFIG,
+                            "d_model %d, d_ff %d, %d layers, vocab_size %d, max_len %d: the parameter count overflows "
+                            "size_t, expected a model that fits in memory",
+                            c->d_model, c->d_ff, c->n_layers, c->vocab_size, c->max_len);
     r->all_ok = 1;
     /* every group the config implies exists, even when its tensors are missing (live 0 then) */
     char key[64];
@@ -110,7 +115,7 @@ me_status me_count_build(me_count_report *r, const me_count_tensor *t, int n, co
             r->layernorm += t[i].count;
     }
     for (int i = 0; i < r->n; i++) {
-        set_formula(&r->groups[i], c);
+        set_formula(&r->groups[i], c, &counts);
         if (r->groups[i].expected != r->groups[i].live) r->all_ok = 0;
     }
     /* summaries */
@@ -118,14 +123,14 @@ me_status me_count_build(me_count_report *r, const me_count_tensor *t, int n, co
     if (!push(r, "LayerNorm γ+β", r->layernorm)) goto nomem;
     me_count_group *g = &r->groups[r->n - 1];
     g->summary = 1;
-    g->expected = norms * 2 * d;
+    g->expected = counts.layernorm;
     snprintf(g->formula, sizeof g->formula, "%zu norms × 2 × %zu", norms, d);
     if (g->expected != g->live) r->all_ok = 0;
     if (!push(r, "total", r->total)) goto nomem;
     g = &r->groups[r->n - 1];
     g->summary = 1;
-    /* the total from its own closed form, not from the group rows */
-    g->expected = me_model_param_count(c);
+    /* the closed-form total against the sum of every live tensor (unknown ones included) */
+    g->expected = counts.total;
     int used = snprintf(g->formula, sizeof g->formula, "%d × (4 × %zu² + 2 × %zu × %zu + %zu + 9 × %zu)",
                         c->n_layers, d, d, (size_t)c->d_ff, (size_t)c->d_ff, d);
     if (c->final_norm) used += snprintf(g->formula + used, sizeof g->formula - (size_t)used, " + 2 × %zu", d);

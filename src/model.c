@@ -16,19 +16,28 @@ static int mac(size_t *acc, size_t a, size_t b) {
     return 1;
 }
 
-size_t me_model_param_count(const me_model_config *c) {
-    size_t d = (size_t)c->d_model, f = (size_t)c->d_ff, dd, layer = 0, total = 0;
-    /* per layer: attention 4D^2 + 4D, FFN 2DF + F + D, two norms 4D: 4D^2 + 2DF + F + 9D */
-    if (!me_mul_ok(d, d, &dd) || !mac(&layer, dd, 4) || !mac(&layer, d, 2 * f) || !mac(&layer, f, 1) ||
-        !mac(&layer, d, 9) || !mac(&total, layer, (size_t)c->n_layers))
-        return 0;
-    if (c->final_norm && !mac(&total, d, 2)) return 0;
-    if (c->vocab_size > 0) {
-        size_t cl = (size_t)(c->n_classes > 0 ? c->n_classes : c->vocab_size);
-        if (!mac(&total, (size_t)c->vocab_size, d) || !mac(&total, cl, d + 1)) return 0;
-        if (c->positional == ME_POS_LEARNED && !mac(&total, (size_t)c->max_len, d)) return 0;
+int me_model_param_counts(const me_model_config *c, me_param_counts *out) {
+    me_param_counts n = {0};
+    size_t d = (size_t)c->d_model, f = (size_t)c->d_ff, layers = (size_t)c->n_layers, dd;
+    size_t norms = 2 * layers + (c->final_norm ? 1 : 0), layer = 0;
+    int ok = me_mul_ok(d, d, &dd) && mac(&n.attention, dd, 4) && mac(&n.attention, d, 4) && /* 4d² + 4d */
+             mac(&n.ffn, d, 2 * f) && mac(&n.ffn, f + d, 1) &&                           /* 2dF + F + d */
+             mac(&n.norm, d, 2) && mac(&n.layernorm, norms, n.norm) &&                   /* 2d */
+             mac(&layer, n.attention, 1) && mac(&layer, n.ffn, 1) && mac(&layer, n.norm, 2) &&
+             mac(&n.total, layer, layers) && (!c->final_norm || mac(&n.total, n.norm, 1));
+    if (ok && c->vocab_size > 0) {
+        size_t v = (size_t)c->vocab_size, cl = (size_t)(c->n_classes > 0 ? c->n_classes : c->vocab_size);
+        ok = mac(&n.embeddings, v, d) && (c->positional != ME_POS_LEARNED || mac(&n.embeddings, (size_t)c->max_len, d)) &&
+             mac(&n.head, cl, d + 1) && mac(&n.total, n.embeddings, 1) && mac(&n.total, n.head, 1);
     }
-    return total;
+    if (!ok) memset(&n, 0, sizeof n);
+    *out = n;
+    return ok;
+}
+
+size_t me_model_param_count(const me_model_config *c) {
+    me_param_counts n;
+    return me_model_param_counts(c, &n) ? n.total : 0;
 }
 
 /* "model.d_model = 512 (configs/x.ini:3), model.vocab_size = ..." for the size keys a user set. */

@@ -1,14 +1,9 @@
-/* Parameter audit: counts live tensors by group and sets each group's closed-form formula, evaluated
- * from the model config alone, beside the live count.
+/* Parameter audit: counts live tensors by group and sets each group's closed-form count, evaluated
+ * from the model config alone by me_model_param_counts (model.h, which gives the formulas), beside
+ * the live count.
  *
- * Groups, for d = d_model, F = d_ff, L = n_layers, V = vocab_size, C = n_classes, M = max_len:
- *   layer i attention   4 d^2 + 4 d   (in_proj [3d,d] + [3d], out_proj [d,d] + [d])
- *   layer i FFN         2 d F + F + d (linear1 [F,d] + [F], linear2 [d,F] + [d])
- *   layer i norm1/norm2 2 d           (gamma [d] + beta [d])
- *   final norm          2 d
- *   embeddings          V d (+ M d with learned positions)
- *   head                C d + C
- * and the summaries: all LayerNorm gamma+beta = (2 L + final) x 2 x d, and the total. */
+ * Groups: layer i attention, layer i FFN, layer i norm1 and norm2, final norm, embeddings, head; and
+ * the summaries: all LayerNorm gamma+beta, and the total. */
 #ifndef MINIENC_COUNT_H
 #define MINIENC_COUNT_H
 

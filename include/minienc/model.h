@@ -41,7 +41,23 @@ typedef struct {
     size_t n_targets; /* positions (tag) or sequences (classify) that count in the loss */
 } me_model;
 
-/* Closed-form parameter count of a config (0 on size_t overflow). */
+/* Closed-form parameter counts of a config, d = d_model, F = d_ff, L = n_layers, V = vocab_size,
+ * C = n_classes (0: V), M = max_len. The one implementation of these formulas; `minienc count` shows
+ * them beside the live tensors. */
+typedef struct {
+    size_t attention;  /* per layer: in_proj [3d,d] + [3d], out_proj [d,d] + [d] = 4 d^2 + 4 d */
+    size_t ffn;        /* per layer: linear1 [F,d] + [F], linear2 [d,F] + [d] = 2 d F + F + d */
+    size_t norm;       /* per LayerNorm: gamma [d] + beta [d] = 2 d */
+    size_t layernorm;  /* every LayerNorm: (2 L + final_norm) x 2 d */
+    size_t embeddings; /* V d (+ M d with learned positions); 0 without a vocabulary */
+    size_t head;       /* C d + C; 0 without a vocabulary */
+    size_t total;      /* L (attention + ffn + 2 norm) + final_norm x norm + embeddings + head */
+} me_param_counts;
+
+/* Fills *out. Returns 0, with *out zeroed, when any count overflows size_t. */
+int me_model_param_counts(const me_model_config *cfg, me_param_counts *out);
+
+/* The total of me_model_param_counts (0 on size_t overflow). */
 size_t me_model_param_count(const me_model_config *cfg);
 
 /* Registers every tensor and allocates parameters and gradients. Refuses, before allocating, a model
