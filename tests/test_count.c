@@ -166,9 +166,45 @@ static void count_table_should_show_formula_live_and_ok_for_layernorm(void **sta
     assert_non_null(strstr(out, "= 3,152,384  live 3,152,384"));
 }
 
+/* The closed forms worked by hand for a full model: d 6, F 10, L 2, final norm, V 7, C 3, M 5. */
+static void param_counts_should_match_the_formulas_worked_by_hand_and_refuse_overflow(void **state) {
+    (void)state;
+    me_model_config c;
+    memset(&c, 0, sizeof c);
+    c.d_model = 6, c.n_heads = 2, c.d_ff = 10, c.n_layers = 2, c.final_norm = 1;
+    c.vocab_size = 7, c.n_classes = 3, c.max_len = 5, c.positional = ME_POS_LEARNED;
+    me_param_counts n;
+    assert_int_equal(me_model_param_counts(&c, &n), 1);
+    assert_int_equal(n.attention, 4 * 36 + 4 * 6);   /* 168 */
+    assert_int_equal(n.ffn, 2 * 6 * 10 + 10 + 6);    /* 136 */
+    assert_int_equal(n.norm, 12);
+    assert_int_equal(n.layernorm, 5 * 12);           /* 2 layers x 2 + final */
+    assert_int_equal(n.embeddings, 7 * 6 + 5 * 6);   /* 72 */
+    assert_int_equal(n.head, 3 * 6 + 3);             /* 21 */
+    assert_int_equal(n.total, 2 * (168 + 136 + 24) + 12 + 72 + 21);
+    assert_int_equal(me_model_param_count(&c), 761);
+    c.positional = ME_POS_SINUSOIDAL, c.n_classes = 0; /* no position table; C = V */
+    assert_int_equal(me_model_param_counts(&c, &n), 1);
+    assert_int_equal(n.embeddings, 42);
+    assert_int_equal(n.head, 7 * 6 + 7);
+
+    /* d = F = 2^31 - 1 with 2^31 - 1 layers: the per-layer count fits, the total does not */
+    c.d_model = c.d_ff = c.n_layers = 2147483647;
+    assert_int_equal(me_model_param_counts(&c, &n), 0);
+    assert_int_equal(n.total, 0);
+    assert_int_equal(n.attention, 0); /* nothing half-filled */
+    assert_int_equal(me_model_param_count(&c), 0);
+    me_count_report r;
+    me_error err = {0};
+    assert_int_equal(me_count_build(&r, NULL, 0, &c, &err), ME_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "the parameter count overflows size_t"));
+    assert_null(r.groups);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(seed_block_should_count_3152384_with_2048_in_layernorms),
+        cmocka_unit_test(param_counts_should_match_the_formulas_worked_by_hand_and_refuse_overflow),
         cmocka_unit_test(six_layers_should_hold_12288_layernorm_parameters),
         cmocka_unit_test(bert_layers_should_hold_3072_and_4096_layernorm_parameters),
         cmocka_unit_test(full_model_should_add_embeddings_positions_head_and_final_norm),
