@@ -161,11 +161,10 @@ me_status me_encoder_alloc(me_encoder *e, int max_b, int max_s, me_error *err) {
         bytes > (size_t)-1 - slack)
         return me_error_set(err, ME_ERR_CONFIG, "activations for %d x %d tokens overflow size_t", max_b, max_s);
     bytes += slack;
-    double have = me_machine_bytes();
-    if (have > 0 && (double)bytes > have) /* refuse rather than let the OOM killer decide */
-        return me_error_set(err, ME_ERR_CONFIG,
-                            "batch %d x seq %d needs %.1f GiB of activations, but this machine has %.1f GiB", max_b,
-                            max_s, (double)bytes / 1073741824.0, have / 1073741824.0);
+    me_status st = me_refuse_beyond_memory((double)bytes, 0.0, NULL, err,
+                                           "batch %d x seq %d needs %.1f GiB of activations", max_b, max_s,
+                                           me_gib((double)bytes));
+    if (st) return st;
     e->acts = calloc((size_t)c->n_layers, sizeof *e->acts);
     unsigned char *block = me_alloc(bytes);
     if (!e->acts || !block) {

@@ -17,6 +17,21 @@ void me_free(void *ptr);
 /* Physical memory of the machine in bytes (0 if unknown): the bound for refusing absurd sizes. */
 double me_machine_bytes(void);
 
+/* Bytes as GiB, for messages. */
+static inline double me_gib(double bytes) { return bytes / 1073741824.0; }
+
+/* Refuses a size beyond the machine's memory before anything is allocated: zeroed memory is touched
+ * memory, and an over-committed allocation would end in the kernel's OOM killer instead of an error.
+ * ME_OK when need + held bytes fit in the machine's physical memory (or its size is unknown; held:
+ * bytes already taken, counted but not named). Otherwise ME_ERR_CONFIG with the message
+ * "WHAT, but this machine has N GiB" + hint (may be NULL), WHAT formatted from fmt, e.g.
+ * "batch %d x seq %d needs %.1f GiB of activations", b, s, me_gib(need). */
+me_status me_refuse_beyond_memory(double need, double held, const char *hint, me_error *err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
 /* a*b into *out, returning 0 on size_t overflow. */
 static inline int me_mul_ok(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > (size_t)-1 / a) return 0;

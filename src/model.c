@@ -70,19 +70,15 @@ me_status me_model_build(me_model *m, const me_config *cfg, me_error *err) {
     if (c->vocab_size > 0 && c->n_classes <= 0) m->cfg.n_classes = c->vocab_size;
     size_t count = me_model_param_count(c);
     /* values, gradients and two AdamW moments: 16 bytes per parameter */
-    double need = (double)count * 16.0, have = me_machine_bytes();
-    if (count == 0 || (have > 0 && need > have)) {
-        char keys[1024];
-        size_keys(cfg, keys, sizeof keys);
-        if (count == 0)
-            return me_error_set(err, ME_ERR_CONFIG,
-                                "%s: the parameter count overflows size_t, expected a model that fits in memory", keys);
-        return me_error_set(err, ME_ERR_CONFIG,
-                            "%s: %zu parameters need %.1f GiB for values, gradients and AdamW state, but this machine "
-                            "has %.1f GiB",
-                            keys, count, need / 1073741824.0, have / 1073741824.0);
-    }
-    me_status st;
+    double need = (double)count * 16.0;
+    char keys[1024];
+    size_keys(cfg, keys, sizeof keys);
+    if (count == 0)
+        return me_error_set(err, ME_ERR_CONFIG, "%s: the parameter count overflows size_t, expected a model that fits "
+                            "in memory", keys);
+    me_status st = me_refuse_beyond_memory(need, 0.0, NULL, err, "%s: %zu parameters need %.1f GiB for values, "
+                                           "gradients and AdamW state", keys, count, me_gib(need));
+    if (st) return st;
     size_t d = (size_t)c->d_model;
     if (c->vocab_size > 0) {
         size_t se[2] = {(size_t)c->vocab_size, d}, sp[2] = {(size_t)c->max_len, d};
@@ -125,18 +121,16 @@ void me_model_init_weights(me_model *m, me_rng *rng) {
 
 me_status me_model_alloc(me_model *m, int max_b, int max_s, me_error *err) {
     const me_model_config *c = &m->cfg;
-    /* refuse before allocating: zeroed memory is touched memory, and an over-committed allocation
-     * would end in the kernel's OOM killer instead of an error */
+    /* activations and tables, on top of the parameters, gradients and AdamW state already taken (an
+     * activation size that overflows is refused by me_encoder_alloc) */
     size_t act = me_encoder_activation_bytes(c, max_b, max_s, NULL, NULL);
     double need = (double)act + 4.0 * sizeof(float) * (double)max_b * max_s * (c->d_model + (c->n_classes > 0 ? c->n_classes : 1));
     if (c->vocab_size > 0 && c->positional == ME_POS_SINUSOIDAL) need += sizeof(float) * (double)c->max_len * c->d_model;
-    double have = me_machine_bytes();
-    if (act == 0 || (have > 0 && need + 16.0 * (double)m->params.total > have))
-        return me_error_set(err, ME_ERR_CONFIG,
-                            "batch %d x seq %d needs %.1f GiB of activations and tables (d_model %d, d_ff %d, %d layers, "
-                            "max_len %d), but this machine has %.1f GiB; lower train.batch_size or model.max_len",
-                            max_b, max_s, need / 1073741824.0, c->d_model, c->d_ff, c->n_layers, c->max_len,
-                            have / 1073741824.0);
+    if (act > 0 && me_refuse_beyond_memory(need, 16.0 * (double)m->params.total, "; lower train.batch_size or "
+                                           "model.max_len", err, "batch %d x seq %d needs %.1f GiB of activations and "
+                                           "tables (d_model %d, d_ff %d, %d layers, max_len %d)", max_b, max_s,
+                                           me_gib(need), c->d_model, c->d_ff, c->n_layers, c->max_len))
+        return ME_ERR_CONFIG;
     me_status st = me_encoder_alloc(&m->enc, max_b, max_s, err);
     if (st) return st;
     size_t t = (size_t)max_b * max_s, d = (size_t)c->d_model, cl = (size_t)(c->n_classes > 0 ? c->n_classes : 1);

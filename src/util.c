@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,18 @@ void me_free(void *ptr) { free(ptr); }
 double me_machine_bytes(void) {
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
     return pages > 0 && size > 0 ? (double)pages * (double)size : 0.0;
+}
+
+me_status me_refuse_beyond_memory(double need, double held, const char *hint, me_error *err, const char *fmt, ...) {
+    double have = me_machine_bytes();
+    if (have <= 0 || need + held <= have) return ME_OK;
+    char what[ME_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return me_error_set(err, ME_ERR_CONFIG, "%s, but this machine has %.1f GiB%s", what, me_gib(have),
+                        hint ? hint : "");
 }
 
 char *me_shape_string(char *buf, size_t cap, int ndim, const size_t *shape) {

@@ -6,16 +6,20 @@
  *   - the loss, probabilities and correct count recomputed in double from the encoder output and the
  *     head weights, and the encoder input recomputed from the tables;
  *   - the sinusoidal table against its formula;
- *   - me_model_build refusing a model that cannot fit in memory before allocating anything. */
+ *   - me_model_build refusing a model that cannot fit in memory before allocating anything, and the
+ *     one memory refusal (me_refuse_beyond_memory) against the machine's size from sysconf. */
 #include "test_util.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "minienc/config.h"
 #include "minienc/model.h"
+
+#include "internal.h"
 
 #define FD_EPS 1e-3
 #define FD_RTOL 3e-3
@@ -390,8 +394,32 @@ static void build_should_refuse_an_absurd_d_model_naming_its_origin_and_the_memo
     me_model_free(&m);
 }
 
+/* The one refusal of sizes beyond the machine's memory, against the machine's size from sysconf. */
+static void memory_refusal_should_compare_need_plus_held_with_the_machine_and_say_both(void **state) {
+    (void)state;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) skip(); /* unknown size: nothing is refused */
+    double machine = (double)pages * (double)page;
+    me_error err = {0};
+    assert_int_equal(me_refuse_beyond_memory(1.0, 0.0, NULL, &err, "one byte"), ME_OK);
+    assert_int_equal(me_refuse_beyond_memory(machine / 2, machine / 4, NULL, &err, "half"), ME_OK);
+    assert_int_equal(me_refuse_beyond_memory(2 * machine, 0.0, "; try less", &err, "thing %d needs %.1f GiB", 7,
+                                             2 * machine / 1073741824.0),
+                     ME_ERR_CONFIG);
+    char want[256];
+    snprintf(want, sizeof want, "thing 7 needs %.1f GiB, but this machine has %.1f GiB; try less",
+             2 * machine / 1073741824.0, machine / 1073741824.0);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(err.status, ME_ERR_CONFIG);
+    /* what is already held counts against the machine too */
+    assert_int_equal(me_refuse_beyond_memory(machine / 2, machine, NULL, &err, "the rest"), ME_ERR_CONFIG);
+    snprintf(want, sizeof want, "the rest, but this machine has %.1f GiB", machine / 1073741824.0);
+    assert_string_equal(err.msg, want);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(memory_refusal_should_compare_need_plus_held_with_the_machine_and_say_both),
         cmocka_unit_test(tag_model_with_learned_positions_and_ignored_targets_should_match_finite_differences),
         cmocka_unit_test(tag_model_with_sinusoidal_positions_pre_ln_and_dropout_should_match_finite_differences),
         cmocka_unit_test(classify_model_with_mean_pooling_over_padding_should_match_finite_differences),
