@@ -1,4 +1,5 @@
-/* Run configuration: a table of known keys drives parsing, range checks, origins and writing.
+/* Run configuration: one table of known keys (KEYS) drives defaults, parsing, range checks, origins,
+ * writing and the comparisons a checkpoint makes.
  *
  * Files go through inih's ini_parse_stream with our own line reader. The reader hands inih one
  * physical line per call, so its line counter is the line number the handler reports. It also

@@ -315,7 +315,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
                        me_train_result *res, me_error *err) {
     run *r = calloc(1, sizeof *r);
     if (!r) return me_error_set(err, ME_ERR_NOMEM, "out of memory");
-    r->cfg = *cfg; /* the run's own copy: its paths are made absolute for config.ini */
+    r->cfg = *cfg;
     me_config_absolute_paths(&r->cfg);
     snprintf(r->dir, sizeof r->dir, "%s", cfg->log.out_dir);
     res->steps_done = 0;
