@@ -17,6 +17,7 @@ const char *me_status_string(me_status s) {
     case ME_ERR_NUMERIC: return "numeric";
     case ME_ERR_INTERRUPTED: return "interrupted";
     case ME_ERR_CHECK: return "check";
+    case ME_ERR_FONT: return "font";
     }
     return "unknown";
 }

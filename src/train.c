@@ -14,6 +14,7 @@
 
 #include "minienc/checkpoint.h"
 #include "minienc/history.h"
+#include "minienc/metrics.h"
 #include "minienc/ops.h"
 #include "minienc/optim.h"
 
@@ -25,62 +26,21 @@ static const char *const run_files[] = {"config.ini", "metrics.csv", "checkpoint
                                         "layernorm.csv"};
 
 
-/* ---- a growable text buffer for metrics.csv ---- */
-typedef struct {
-    char *s;
-    size_t len, cap;
-} text_buf;
-
-static int tb_append(text_buf *b, const char *text, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) return 0;
-        b->s = s;
-        b->cap = cap;
+/* The rows of an existing metrics.csv (read strictly) up to max_step, appended to log; a missing
+ * file leaves log as it is (no metrics yet: the file starts afresh). */
+static me_status reload_metrics(me_metrics_log *log, const char *path, int64_t max_step, long eval_every,
+                                me_error *err) {
+    if (me_file_probe(path) == ME_PATH_ABSENT) return ME_OK;
+    me_metrics m;
+    me_status st = me_metrics_read(&m, path, err);
+    for (size_t i = 0; st == ME_OK && i < m.n && (int64_t)m.step[i] <= max_step; i++) {
+        me_metrics_row row = me_metrics_row_at(&m, i);
+        /* an evaluation taken only because the earlier run ended here: the uninterrupted run has none */
+        if (row.step == max_step && (eval_every <= 0 || row.step % eval_every != 0))
+            row.valid_loss = row.valid_acc = NAN;
+        st = me_metrics_log_append(log, &row, err);
     }
-    memcpy(b->s + b->len, text, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-    return 1;
-}
-
-#define METRICS_HEADER "step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n"
-
-/* Loads an existing metrics.csv keeping the rows whose step is <= max_step (the last one without an
- * evaluation that is off the eval_every grid). */
-static me_status load_metrics(text_buf *b, const char *path, long max_step, int eval_every, me_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!tb_append(b, METRICS_HEADER, strlen(METRICS_HEADER)))
-        return me_error_set(err, ME_ERR_NOMEM, "out of memory reading %s", path);
-    if (!f) return ME_OK; /* no metrics yet: start the file afresh */
-    char line[1024];
-    long lineno = 0;
-    me_status st = ME_OK;
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        if (lineno == 1) continue;
-        char *end;
-        long step = strtol(line, &end, 10);
-        if (end == line || *end != ',') {
-            st = me_error_set(err, ME_ERR_FORMAT, "%s:%ld: expected a row starting with an integer step", path, lineno);
-            break;
-        }
-        if (step > max_step) break;
-        if (step == max_step && (eval_every <= 0 || step % eval_every != 0)) {
-            /* an evaluation taken only because the earlier run ended here: the uninterrupted run has
-             * none, so drop valid_loss and valid_acc (the 6th and 7th fields) */
-            char *p = line;
-            for (int commas = 0; *p && commas < 5; p++) commas += *p == ',';
-            if (*p) strcpy(p, ",\n");
-        }
-        if (!tb_append(b, line, strlen(line))) {
-            st = me_error_set(err, ME_ERR_NOMEM, "out of memory reading %s", path);
-            break;
-        }
-    }
-    fclose(f);
+    me_metrics_free(&m);
     return st;
 }
 
@@ -132,7 +92,7 @@ typedef struct {
     int has_valid;
     me_sampler sampler;
     me_train_state state;
-    text_buf metrics;
+    me_metrics_log metrics;
     int32_t *tokens, *targets;
     uint8_t *pad;
     size_t *idx;
@@ -148,7 +108,7 @@ static void run_free(run *r) {
     me_dataset_free(&r->train);
     me_dataset_free(&r->valid);
     me_sampler_free(&r->sampler);
-    free(r->metrics.s);
+    me_metrics_log_free(&r->metrics);
     free(r->tokens), free(r->targets), free(r->pad), free(r->idx);
 }
 
@@ -169,7 +129,7 @@ static me_status save_all(run *r, int final, me_error *err) {
     join(path, sizeof path, r->dir, "layernorm.csv");
     if ((st = me_history_write_csv(&r->hist, path, err))) return st;
     join(path, sizeof path, r->dir, "metrics.csv");
-    if ((st = me_file_write_atomic(path, r->metrics.s, r->metrics.len, err))) return st;
+    if ((st = me_metrics_log_write(&r->metrics, path, err))) return st;
     me_sampler_get_state(&r->sampler, &r->state.sampler_seed, &r->state.sampler_epoch, &r->state.sampler_pos);
     join(path, sizeof path, r->dir, "checkpoint.safetensors");
     return me_checkpoint_save(path, &r->cfg, &r->model.params, &r->optim, &r->state, err);
@@ -294,11 +254,11 @@ static me_status setup(run *r, int resume, me_error *err) {
             me_history_free(&r->hist);
             r->hist = old;
         }
+    }
+    if ((st = me_metrics_log_init(&r->metrics, err))) return st;
+    if (resume) {
         join(path, sizeof path, r->dir, "metrics.csv");
-        if ((st = load_metrics(&r->metrics, path, r->state.step, r->cfg.train.eval_every, err))) return st;
-    } else {
-        if (!tb_append(&r->metrics, METRICS_HEADER, strlen(METRICS_HEADER)))
-            return me_error_set(err, ME_ERR_NOMEM, "out of memory");
+        if ((st = reload_metrics(&r->metrics, path, r->state.step, r->cfg.train.eval_every, err))) return st;
     }
     if (r->replace && (st = remove_run_files(r->dir, err))) return st;
     if (!resume && (st = me_file_mkdir_p(r->dir, err))) return st;
@@ -372,7 +332,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
         if (!isfinite(loss) || !isfinite(gnorm)) {
             char path[ME_PATH_MAX + 64];
             join(path, sizeof path, r->dir, "metrics.csv");
-            me_file_write_atomic(path, r->metrics.s, r->metrics.len, NULL);
+            me_metrics_log_write(&r->metrics, path, NULL);
             st = me_error_set(err, ME_ERR_NUMERIC,
                               "step %ld: %s is %g; training stopped, the last good checkpoint in %s is kept "
                               "(try a lower train.lr or set train.clip_grad_norm)",
@@ -400,16 +360,9 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
             pr.valid_acc = ev.accuracy;
             pr.evaluated = 1;
         }
-        char row[512];
-        int n = snprintf(row, sizeof row, "%ld,%.9g,%.9g,%.9g,%.6g,", pr.step, loss, lr, gnorm, pr.tokens_per_s);
-        if (pr.evaluated)
-            n += snprintf(row + n, sizeof row - (size_t)n, "%.9g,%.9g\n", pr.valid_loss, pr.valid_acc);
-        else
-            n += snprintf(row + n, sizeof row - (size_t)n, ",\n");
-        if (!tb_append(&r->metrics, row, (size_t)n)) {
-            st = me_error_set(err, ME_ERR_NOMEM, "out of memory for metrics");
-            goto done;
-        }
+        me_metrics_row row = {r->state.step, loss, lr, gnorm, pr.tokens_per_s, pr.evaluated ? pr.valid_loss : NAN,
+                              pr.evaluated ? pr.valid_acc : NAN};
+        if ((st = me_metrics_log_append(&r->metrics, &row, err))) goto done;
         if (tc->steps > 0 && r->cfg.log.history_every > 0 && r->state.step % r->cfg.log.history_every == 0 &&
             (st = me_history_record(&r->hist, &r->model.params, r->state.step, err)))
             goto done;

@@ -1,6 +1,6 @@
-/* Tests for run reports: the strict metrics.csv reader, the inspect analysis on a synthetic history with
- * planted dimensions, the PNG charts (decode, size, determinism, 10 and 10,000 snapshots, d_model 16 and
- * 512) and the `plot` / `inspect` commands. Every run directory is synthetic, built in a temp dir.
+/* Tests for run reports: the inspect analysis on a synthetic history with planted dimensions, the PNG
+ * charts (decode, size, determinism, 10 and 10,000 snapshots, d_model 16 and 512, skipped without the
+ * font) and the `plot` / `inspect` commands. Every run directory is synthetic, built in a temp dir.
  * Set MINIENC_KEEP_PLOTS=DIR to keep the run directories for viewing. */
 #include "test_util.h"
 
@@ -171,64 +171,6 @@ static void plot_and_check_norms(const char *run, int n_norms) {
 }
 
 static void plot_and_check(const char *run) { plot_and_check_norms(run, 3); }
-
-/* ---- metrics.csv ---- */
-
-static void metrics_reader_should_read_rows_and_leave_missing_validation_nan(void **state) {
-    fixture *fx = *state;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/ok.csv", fx->dir);
-    write_text(path, "step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\r\n"
-                     "1,2.5,0.001,1.25,1000,,\r\n"
-                     "2,2.25,0.002,1e-3,2000,2.75,0.125\n"
-                     "7,nan,0,-inf,1.5E+3,,0.5");
-    me_metrics m;
-    me_error err = {0};
-    if (me_metrics_read(&m, path, &err) != ME_OK) fail_msg("%s", err.msg);
-    assert_int_equal(m.n, 3);
-    assert_true(m.step[0] == 1 && m.step[1] == 2 && m.step[2] == 7);
-    assert_true(m.loss[0] == 2.5 && m.loss[1] == 2.25 && isnan(m.loss[2]));
-    assert_true(m.lr[1] == 0.002 && m.grad_norm[1] == 1e-3 && m.tokens_per_s[1] == 2000);
-    assert_true(isinf(m.grad_norm[2]) && m.grad_norm[2] < 0 && m.tokens_per_s[2] == 1500);
-    assert_true(isnan(m.valid_loss[0]) && isnan(m.valid_acc[0]));
-    assert_true(m.valid_loss[1] == 2.75 && m.valid_acc[1] == 0.125);
-    assert_true(isnan(m.valid_loss[2]) && m.valid_acc[2] == 0.5);
-    me_metrics_free(&m);
-}
-
-static void metrics_reader_should_refuse_malformed_rows_with_file_and_line(void **state) {
-    fixture *fx = *state;
-    static const struct {
-        const char *text, *where, *what;
-    } cases[] = {
-        {"step,loss,lr\n1,2,3\n", ":1:", "header"},
-        {"", ":1:", "empty file"},
-        {"step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n1,2,3,4,5,,\n2,2,3,4,5,\n", ":3:", "6 fields"},
-        {"step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n1,2,3,4,5,,\n2,2,3,4,5,,,\n", ":3:", "8 fields"},
-        {"step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n1,abc,3,4,5,,\n", ":2:", "loss 'abc'"},
-        {"step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n1,1,,4,5,,\n", ":2:", "lr ''"},
-        {"step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n1,1,3,4,5,0.5x,\n", ":2:", "valid_loss"},
-        {"step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n1.5,1,3,4,5,,\n", ":2:", "step '1.5'"},
-        {"step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n5,1,3,4,5,,\n5,1,3,4,5,,\n", ":3:", "increasing"},
-        {"step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n1,1,3,4,5,,\n\n2,1,3,4,5,,\n", ":3:", "empty line"},
-        {"step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n1, 1,3,4,5,,\n", ":2:", "loss ' 1'"},
-        {"step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n1,0x1p3,3,4,5,,\n", ":2:", "loss '0x1p3'"},
-        {"step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc\n1,1,3,4,5,,infinity\n", ":2:", "valid_acc"},
-    };
-    char path[1024];
-    snprintf(path, sizeof path, "%s/bad.csv", fx->dir);
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        write_text(path, cases[i].text);
-        me_metrics m;
-        me_error err = {0};
-        assert_int_equal(me_metrics_read(&m, path, &err), ME_ERR_FORMAT);
-        char where[1100];
-        snprintf(where, sizeof where, "%s%s", path, cases[i].where);
-        if (strncmp(err.msg, where, strlen(where)) != 0 || !strstr(err.msg, cases[i].what))
-            fail_msg("case %zu: message '%s', expected it to start with '%s' and mention '%s'", i, err.msg, where,
-                     cases[i].what);
-    }
-}
 
 /* ---- inspect ---- */
 
@@ -455,6 +397,40 @@ static void plots_should_refuse_a_corrupt_history_as_format(void **state) {
     assert_int_equal(me_report_plots(run, &err), ME_ERR_FORMAT);
 }
 
+/* Without the font file nothing is drawn: a distinct status (training turns it into a warning), a
+ * message naming the font, its package and the command that draws the charts later, and no plots/
+ * folder. The run itself is checked first, and with the font the same run draws. */
+static void plots_without_the_font_should_skip_with_the_font_status_naming_the_package(void **state) {
+    fixture *fx = *state;
+    char run[600], path[1024];
+    snprintf(run, sizeof run, "%s/nofont", fx->dir);
+    make_run(run, 16, 10, 20);
+    const char *missing = "/nonexistent/minienc/DejaVuSans.ttf";
+    me_report_files files;
+    me_error err = {0};
+    assert_int_equal(me_report_plots_font(run, missing, &files, &err), ME_ERR_FONT);
+    assert_int_equal(err.status, ME_ERR_FONT);
+    assert_int_equal(files.n, 0);
+    me_report_files_free(&files);
+    assert_non_null(strstr(err.msg, missing));
+    assert_non_null(strstr(err.msg, ME_FONT_PACKAGE));
+    assert_non_null(strstr(err.msg, "minienc plot"));
+    assert_null(strchr(err.msg, '\n'));
+    snprintf(path, sizeof path, "%s/plots", run);
+    struct stat sb;
+    assert_int_not_equal(stat(path, &sb), 0);
+    /* A file that is not a font is the same case. */
+    snprintf(path, sizeof path, "%s/metrics.csv", run);
+    assert_int_equal(me_report_plots_font(run, path, NULL, &err), ME_ERR_FONT);
+    /* A broken run is still reported as such, font or not. */
+    snprintf(path, sizeof path, "%s/missing-run", fx->dir);
+    assert_int_equal(me_report_plots_font(path, missing, NULL, &err), ME_ERR_USAGE);
+    /* With the font, the same run draws. */
+    assert_int_equal(me_report_plots_font(run, me_font_default_path(), &files, &err), ME_OK);
+    assert_int_equal(files.n, (int)N_PNG);
+    me_report_files_free(&files);
+}
+
 /* ---- command line ---- */
 
 /* The library draws the charts once, the command draws them again: same bytes, and it lists them. */
@@ -570,8 +546,6 @@ static void cli_should_fail_with_one_error_line_and_the_right_exit_code(void **s
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(metrics_reader_should_read_rows_and_leave_missing_validation_nan),
-        cmocka_unit_test(metrics_reader_should_refuse_malformed_rows_with_file_and_line),
         cmocka_unit_test(inspect_should_rank_the_planted_jump_first_with_its_jump_step),
         cmocka_unit_test(inspect_should_report_a_gamma_that_drops_to_0_01_as_switched_off),
         cmocka_unit_test(inspect_fastest_change_should_divide_by_the_step_gap),
@@ -584,6 +558,7 @@ int main(void) {
         cmocka_unit_test(plots_should_refuse_a_directory_without_a_history),
         cmocka_unit_test(plots_should_refuse_malformed_metrics_with_file_and_line),
         cmocka_unit_test(plots_should_refuse_a_corrupt_history_as_format),
+        cmocka_unit_test(plots_without_the_font_should_skip_with_the_font_status_naming_the_package),
         cmocka_unit_test(cli_plot_should_list_the_files_and_redraw_them_byte_identically),
         cmocka_unit_test(cli_inspect_json_should_parse_and_name_the_planted_dimensions),
         cmocka_unit_test(cli_should_fail_with_one_error_line_and_the_right_exit_code),

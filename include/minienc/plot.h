@@ -4,7 +4,7 @@
  *
  * Typical use (one chart per image):
  *
- *     me_font font;  me_font_load(&font, me_font_default_path(), NULL);  // falls back to a bitmap font
+ *     me_font font;  me_font_load(&font, me_font_default_path(), err);   // fails without the font file
  *     me_canvas cv;  me_canvas_init(&cv, ME_PLOT_DEFAULT_W, ME_PLOT_DEFAULT_H, err);
  *     me_chart_line(&cv, &font, me_canvas_rect(&cv), &spec, NULL, err);
  *     me_canvas_write_png(&cv, "gamma.png", err);
@@ -30,26 +30,24 @@
 
 /* ---- fonts ---------------------------------------------------------------------------------------- */
 
-/* A font context, created by the caller with me_font_load and released with me_font_free. Either a
- * TrueType font (bytes owned here) or the built-in 5x8 ASCII bitmap font, scaled to the asked size. */
+/* A TrueType font, loaded by the caller with me_font_load and released with me_font_free. Every chart
+ * needs a loaded one: there is no fallback font. */
 typedef struct {
-    unsigned char *ttf; /* font file contents, owned; NULL for the built-in font */
-    void *info;         /* stbtt_fontinfo over ttf, owned; NULL for the built-in font */
-    int builtin;        /* 1 when the built-in bitmap font is in use */
+    unsigned char *ttf; /* font file contents, owned; NULL when not loaded */
+    void *info;         /* stbtt_fontinfo over ttf, owned; NULL when not loaded */
 } me_font;
 
-/* The compiled-in font path (MINIENC_FONT_PATH, DejaVu Sans). */
+/* The compiled-in font path (MINIENC_FONT_PATH, DejaVu Sans) and the Debian package that installs it. */
 const char *me_font_default_path(void);
+#define ME_FONT_PACKAGE "fonts-dejavu-core"
 
-/* Loads the TrueType font at path. The font is always usable afterwards: when path is NULL, or the
- * file is missing, unreadable or not a font, f holds the built-in bitmap font instead. Returns ME_OK
- * when the TrueType font was loaded; otherwise the status says why it fell back (ME_ERR_IO,
- * ME_ERR_FORMAT, ME_ERR_NOMEM; ME_ERR_USAGE for a NULL path) with the detail in err. Callers that
- * accept the fallback may ignore the status. */
+/* Loads the TrueType font at path. Fails with ME_ERR_IO when the file is missing or unreadable,
+ * ME_ERR_FORMAT when it is not a TrueType font, ME_ERR_NOMEM, and ME_ERR_USAGE for a NULL path; f is
+ * then not loaded (me_font_free is still safe). */
 me_status me_font_load(me_font *f, const char *path, me_error *err);
 void me_font_free(me_font *f);
 
-/* Width in pixels of text (UTF-8) at pixel height px. */
+/* Width in pixels of text (UTF-8) at pixel height px; 0 when f is not loaded. */
 double me_font_text_width(const me_font *f, double px, const char *text);
 
 /* ---- canvas --------------------------------------------------------------------------------------- */
@@ -84,7 +82,7 @@ enum { ME_TEXT_TOP = 0, ME_TEXT_MIDDLE = 1, ME_TEXT_BASELINE = 2 };     /* verti
                                                                          /* cap middle, baseline     */
 /* Draws UTF-8 text (e.g. a figure title over several panels) at pixel height px, anchored at (x, y).
  * vertical != 0 rotates it to read bottom to top, centred on (x, y) (anchors ignored). Characters
- * the font lacks are drawn as '?'. Fails only on allocation. */
+ * the font lacks are drawn as '?'. Fails on allocation and with ME_ERR_USAGE when f is not loaded. */
 me_status me_canvas_text(me_canvas *c, const me_font *f, double x, double y, double px, me_rgb color,
                          int halign, int valign, int vertical, const char *text, me_error *err);
 
@@ -149,7 +147,8 @@ typedef struct {
 /* Draws a line chart into rectangle r of the canvas (everything outside r is left untouched; r is
  * clipped to the canvas). area (may be NULL) receives the plot rectangle and axis ranges used.
  * Fails with ME_ERR_CONFIG on an inconsistent spec (n > 0 with NULL y, one band array without the
- * other, fixed range with min >= max, r too small for a plot: under 120 x 80) and ME_ERR_NOMEM. */
+ * other, fixed range with min >= max, r too small for a plot: under 120 x 80), ME_ERR_USAGE when f is
+ * not loaded, and ME_ERR_NOMEM. */
 me_status me_chart_line(me_canvas *c, const me_font *f, me_rect r, const me_line_chart *spec,
                         me_plot_area *area, me_error *err);
 
@@ -166,7 +165,8 @@ typedef struct {
 
 /* Draws a heatmap (blue below center, white at center, red above) with a colour bar into rectangle r.
  * Columns and rows are averaged when there are more of them than pixels and repeated (nearest) when
- * fewer. area as for me_chart_line. Fails with ME_ERR_CONFIG on a bad spec and ME_ERR_NOMEM. */
+ * fewer. area as for me_chart_line. Fails with ME_ERR_CONFIG on a bad spec, ME_ERR_USAGE when f is not
+ * loaded, and ME_ERR_NOMEM. */
 me_status me_chart_heatmap(me_canvas *c, const me_font *f, me_rect r, const me_heatmap_spec *spec,
                            me_plot_area *area, me_error *err);
 

@@ -2,8 +2,7 @@
  * training curves, and an "inspect" analysis of how each γ and β moved.
  *
  * A run directory (written by `minienc train`) holds history.safetensors (see history.h) and
- * metrics.csv (header `step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc`, one row per step,
- * the valid columns empty except at evaluation steps). The run name is the directory's base name.
+ * metrics.csv (see metrics.h). The run name is the directory's base name.
  *
  * Charts (me_report_plots), written atomically into RUN_DIR/plots/, deterministic (same inputs give
  * byte-identical files):
@@ -13,7 +12,8 @@
  *   training.png             training/validation loss and validation accuracy against step
  * <norm> is the LayerNorm's parameter prefix without a leading "encoder." ("layers.0.norm1", "norm").
  *
- * Depends on history, plot and safetensors; prints nothing. */
+ * Code: report.c (the run directory), report_inspect.c (inspect), report_plots.c (charts). Depends on
+ * history, metrics and plot; prints nothing. */
 #ifndef MINIENC_REPORT_H
 #define MINIENC_REPORT_H
 
@@ -30,23 +30,6 @@
 #define ME_REPORT_OFF_THRESHOLD 0.1
 #define ME_REPORT_DEFAULT_TOP 5
 
-/* ---- metrics.csv ---------------------------------------------------------------------------------- */
-
-/* The columns of metrics.csv, each [n]. valid_loss/valid_acc are NaN on rows without evaluation. */
-typedef struct {
-    size_t n;
-    double *step, *loss, *lr, *grad_norm, *tokens_per_s, *valid_loss, *valid_acc; /* [n] each, owned */
-} me_metrics;
-
-/* Reads metrics.csv strictly: the exact header, 7 comma-separated fields per row, an integer step that
- * increases from row to row, numbers in the five always-present columns, a number or nothing in the
- * two valid columns (decimal as printf's %g writes it, including nan and inf). A trailing newline is
- * optional; CRLF line ends are accepted. Any other content is
- * refused with ME_ERR_FORMAT and "PATH:LINE: what is wrong, what is expected". A missing file is
- * ME_ERR_IO. Release with me_metrics_free. */
-me_status me_metrics_read(me_metrics *m, const char *path, me_error *err);
-void me_metrics_free(me_metrics *m);
-
 /* ---- charts --------------------------------------------------------------------------------------- */
 
 /* Paths of the files written, in the order written; released with me_report_files_free. */
@@ -58,14 +41,18 @@ typedef struct {
 void me_report_files_free(me_report_files *f);
 
 /* Reads RUN_DIR/history.safetensors and RUN_DIR/metrics.csv, creates RUN_DIR/plots/ if needed and
- * writes every chart listed at the top of this header. A run directory without those files is refused
- * with ME_ERR_USAGE; a malformed one with ME_ERR_FORMAT (history or metrics, naming the file); a failed
- * write with ME_ERR_IO. Uses the default font (me_font_default_path()), or the built-in one when it is
- * missing. */
+ * writes every chart listed at the top of this header, its text in the default font
+ * (me_font_default_path()). A run directory without those files is refused with ME_ERR_USAGE; a
+ * malformed one with ME_ERR_FORMAT (history or metrics, naming the file); a failed write with ME_ERR_IO.
+ * When the font cannot be loaded (missing, unreadable, not a font), nothing is drawn and the status is
+ * ME_ERR_FONT, with one line naming the font, the package that installs it (ME_FONT_PACKAGE) and
+ * 'minienc plot RUN_DIR': training reports that as a warning and goes on. */
 me_status me_report_plots(const char *run_dir, me_error *err);
 /* The same, also listing the written files in *written (may be NULL); *written is filled even on
  * failure (the files written before it) and must be released with me_report_files_free. */
 me_status me_report_plots_list(const char *run_dir, me_report_files *written, me_error *err);
+/* The same with the font at font_path instead of the default. */
+me_status me_report_plots_font(const char *run_dir, const char *font_path, me_report_files *written, me_error *err);
 
 /* ---- inspect -------------------------------------------------------------------------------------- */
 

@@ -20,7 +20,9 @@ typedef enum {
     ME_ERR_IO,          /* read/write/rename failed                    -> exit 1 */
     ME_ERR_NUMERIC,     /* NaN or Inf in loss or gradients             -> exit 1 */
     ME_ERR_INTERRUPTED, /* stopped by a signal, state saved            -> exit 130 */
-    ME_ERR_CHECK        /* a self-check failed (count formula != live) -> exit 1 */
+    ME_ERR_CHECK,       /* a self-check failed (count formula != live) -> exit 1 */
+    ME_ERR_FONT         /* the chart font is missing or unusable, no charts drawn -> exit 1
+                           (training reports it as a warning and goes on) */
 } me_status;
 
 #define ME_ERROR_MSG_MAX 1024

@@ -172,7 +172,10 @@ int cmd_train(int argc, char **argv) {
     if (view.tty) fputc('\n', stderr);
     if (st == ME_OK || st == ME_ERR_INTERRUPTED) {
         me_error perr = {0};
-        if (cli_write_plots(cfg.log.out_dir, &perr)) {
+        me_status pst = cli_write_plots(cfg.log.out_dir, &perr);
+        if (pst == ME_ERR_FONT) { /* the run is complete without its charts */
+            fprintf(stderr, "minienc: warning: %s\n", perr.msg);
+        } else if (pst) {
             fprintf(stderr, "minienc: error: %s\n", perr.msg);
             if (st == ME_OK) return me_status_exit_code(perr.status);
         }
