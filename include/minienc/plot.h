@@ -1,6 +1,8 @@
 /* Chart rendering to PNG: line charts (with ±std bands and min/max envelopes), diverging heatmaps and
- * several panels in one image. Depends only on the C library and stb (stb_truetype for text,
- * stb_image_write for PNG); no global state.
+ * several panels in one image. Depends only on the C library, stb (stb_truetype for text,
+ * stb_image_write for PNG) and the private file module (atomic writes); no global state. Code:
+ * src/plot_text.c (fonts, text), plot_raster.c (canvas, coverage buffer), plot_axes.c (ticks, layout),
+ * plot_line.c, plot_heatmap.c (charts), plot_png.c (output); src/plot_draw.h is what they share.
  *
  * Typical use (one chart per image):
  *

@@ -2,8 +2,8 @@
  *
  * Run directory (cfg->log.out_dir):
  *   config.ini              the resolved config, every key written out
- *   metrics.csv             step,loss,lr,grad_norm,tokens_per_s,valid_loss,valid_acc (one row per step;
- *                           the valid columns are empty except at evaluation steps)
+ *   metrics.csv             one row per step: loss, lr, grad_norm, tokens/s, and the validation loss
+ *                           and accuracy at evaluation steps; see metrics.h
  *   checkpoint.safetensors  see checkpoint.h
  *   history.safetensors     gamma/beta snapshots, see history.h (step 0, every history_every, last step)
  *   layernorm.csv           per snapshot and tensor statistics, see history.h
