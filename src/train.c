@@ -25,7 +25,6 @@
 static const char *const run_files[] = {"config.ini", "metrics.csv", "checkpoint.safetensors", "history.safetensors",
                                         "layernorm.csv"};
 
-
 /* The rows of an existing metrics.csv (read strictly) up to max_step, appended to log; a missing
  * file leaves log as it is (no metrics yet: the file starts afresh). */
 static me_status reload_metrics(me_metrics_log *log, const char *path, int64_t max_step, long eval_every,
