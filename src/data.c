@@ -9,17 +9,17 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Loader                                                                                          */
 
 typedef struct {
-    const char *path;
+    const char *path; /* the name in messages */
     size_t line;
     me_error *err;
     me_dataset *ds;
-    size_t tok_cap, tgt_cap, ex_cap; /* capacities of tokens, targets and the per-example arrays */
 } loader;
 
 /* "PATH:LINE:COL: message" with ME_ERR_DATA. */
@@ -135,41 +135,45 @@ static me_status parse_field(loader *L, const char *b, size_t len, size_t *p, co
 static me_status parse_line(loader *L, const char *b, size_t len) {
     me_dataset *ds = L->ds;
     size_t e = ds->n;
-    size_t old_cap = L->ex_cap;
-    if (!grow((void **)&ds->offsets, &L->ex_cap, e + 2, sizeof *ds->offsets)) goto nomem;
-    if (L->ex_cap != old_cap) { /* the other per-example arrays share ex_cap */
-        size_t *o = realloc(ds->target_offsets, L->ex_cap * sizeof *o);
+    size_t old_cap = ds->cap_examples;
+    if (!grow((void **)&ds->offsets, &ds->cap_examples, e + 2, sizeof *ds->offsets)) goto nomem;
+    if (ds->cap_examples != old_cap) { /* the other per-example arrays share cap_examples */
+        size_t *o = realloc(ds->target_offsets, ds->cap_examples * sizeof *o);
         if (!o) goto nomem;
         ds->target_offsets = o;
-        size_t *ln = realloc(ds->lines, L->ex_cap * sizeof *ln);
+        size_t *ln = realloc(ds->lines, ds->cap_examples * sizeof *ln);
         if (!ln) goto nomem;
         ds->lines = ln;
     }
     size_t tok0 = ds->offsets[e], tgt0 = ds->target_offsets[e];
+    int optional = (ds->flags & ME_DATA_TARGETS_OPTIONAL) != 0;
 
+    if (len == 0) return bad(L, 1, "no input tokens; expected at least one input token");
     if (b[0] == '\t') return bad(L, 1, "no input tokens before the tab; expected at least one input token");
     field_rules in = {"input token", "an input token", "vocab_size", ds->vocab_size, (size_t)ds->max_len,
                       "more than max_len=%zu input tokens; expected at most max_len input tokens"};
     size_t p = 0, n_in = 0, n_tg = 0;
-    me_status st = parse_field(L, b, len, &p, &in, &ds->tokens, &L->tok_cap, tok0, &n_in);
+    me_status st = parse_field(L, b, len, &p, &in, &ds->tokens, &ds->cap_tokens, tok0, &n_in);
     if (st != ME_OK) return st;
-    if (p == len)
+    if (p == len && !optional)
         return bad(L, len + 1, "missing tab after the input tokens; expected input tokens, one TAB, then target tokens");
-    p++; /* the tab */
-
-    field_rules tg = {"target", "a target", "n_classes", ds->n_classes, ds->task == ME_TASK_TAG ? n_in : 1,
-                      ds->task == ME_TASK_TAG
-                          ? "more targets than the %zu input tokens; task tag expects one target per input token"
-                          : "more than %zu target; task classify expects exactly one class label"};
-    st = parse_field(L, b, len, &p, &tg, &ds->targets, &L->tgt_cap, tgt0, &n_tg);
-    if (st != ME_OK) return st;
-    if (p < len) return bad(L, p + 1, "a second tab; expected exactly one tab between inputs and targets");
-    if (n_tg == 0)
-        return bad(L, len + 1, "no targets after the tab; expected %s",
-                   ds->task == ME_TASK_TAG ? "one target per input token" : "one class label");
-    if (ds->task == ME_TASK_TAG && n_tg < n_in)
-        return bad(L, len + 1, "only %zu target%s for %zu input tokens; task tag expects one target per input token",
-                   n_tg, n_tg == 1 ? "" : "s", n_in);
+    if (p < len) {
+        p++; /* the tab */
+        field_rules tg = {"target", "a target", "n_classes", ds->n_classes, ds->task == ME_TASK_TAG ? n_in : 1,
+                          ds->task == ME_TASK_TAG
+                              ? "more targets than the %zu input tokens; task tag expects one target per input token"
+                              : "more than %zu target; task classify expects exactly one class label"};
+        st = parse_field(L, b, len, &p, &tg, &ds->targets, &ds->cap_targets, tgt0, &n_tg);
+        if (st != ME_OK) return st;
+        if (p < len) return bad(L, p + 1, "a second tab; expected exactly one tab between inputs and targets");
+        if (n_tg == 0)
+            return bad(L, len + 1, "no targets after the tab; expected %s",
+                       ds->task == ME_TASK_TAG ? "one target per input token" : "one class label");
+        if (ds->task == ME_TASK_TAG && n_tg < n_in)
+            return bad(L, len + 1,
+                       "only %zu target%s for %zu input tokens; task tag expects one target per input token", n_tg,
+                       n_tg == 1 ? "" : "s", n_in);
+    }
 
     ds->offsets[e + 1] = tok0 + n_in;
     ds->target_offsets[e + 1] = tgt0 + n_tg;
@@ -201,6 +205,86 @@ static int read_line(FILE *f, char *buf, size_t cap, size_t *len) {
     return n > 0 ? 1 : 0;
 }
 
+me_status me_dataset_init(me_dataset *ds, me_task task, int vocab_size, int n_classes, int max_len, unsigned flags,
+                          const char *name, me_error *err) {
+    memset(ds, 0, sizeof *ds);
+    if (task != ME_TASK_TAG && task != ME_TASK_CLASSIFY)
+        return me_error_set(err, ME_ERR_CONFIG, "%s: unknown task %d; expected tag or classify", name, (int)task);
+    if (vocab_size < 1 || n_classes < 1 || max_len < 1)
+        return me_error_set(err, ME_ERR_CONFIG,
+                            "%s: vocab_size=%d n_classes=%d max_len=%d; expected all of them >= 1", name,
+                            vocab_size, n_classes, max_len);
+    ds->task = task;
+    ds->vocab_size = vocab_size;
+    ds->n_classes = n_classes;
+    ds->max_len = max_len;
+    ds->flags = flags;
+    if (!grow((void **)&ds->offsets, &ds->cap_examples, 2, sizeof *ds->offsets) ||
+        !(ds->target_offsets = calloc(ds->cap_examples, sizeof *ds->target_offsets)) ||
+        !(ds->lines = calloc(ds->cap_examples, sizeof *ds->lines))) {
+        me_dataset_free(ds);
+        return me_error_set(err, ME_ERR_NOMEM, "%s: out of memory", name);
+    }
+    ds->offsets[0] = 0;
+    ds->target_offsets[0] = 0;
+    return ME_OK;
+}
+
+me_status me_dataset_add_line(me_dataset *ds, const char *text, size_t len, const char *name, size_t line,
+                              me_error *err) {
+    loader L = {name, line, err, ds};
+    if (len > ME_DATA_LINE_MAX)
+        return bad(&L, (size_t)ME_DATA_LINE_MAX + 1, "line longer than %d bytes; expected shorter lines",
+                   ME_DATA_LINE_MAX);
+    const char *nul = memchr(text, '\0', len);
+    if (nul) return bad(&L, (size_t)(nul - text) + 1, "NUL byte; expected text");
+    return parse_line(&L, text, len);
+}
+
+me_status me_dataset_read(me_dataset *ds, FILE *f, const char *name, me_task task, int vocab_size, int n_classes,
+                          int max_len, unsigned flags, me_error *err) {
+    me_status st = me_dataset_init(ds, task, vocab_size, n_classes, max_len, flags, name, err);
+    if (st != ME_OK) return st;
+    loader L = {name, 0, err, ds};
+    /* one spare byte so that a line of exactly ME_DATA_LINE_MAX bytes may still end in '\r' */
+    size_t cap = (size_t)ME_DATA_LINE_MAX + 1;
+    char *buf = malloc(cap);
+    if (!buf) {
+        st = me_error_set(err, ME_ERR_NOMEM, "%s: out of memory", name);
+        goto done;
+    }
+    for (;;) {
+        size_t len;
+        int r = read_line(f, buf, cap, &len);
+        if (r == 0) break;
+        L.line++;
+        if (r == 1 && len > 0 && buf[len - 1] == '\r') len--;
+        if (r == 2) len = cap;
+        const char *nul = memchr(buf, '\0', len); /* refused even in a comment: the file is not text */
+        if (nul) {
+            st = bad(&L, (size_t)(nul - buf) + 1, "NUL byte; expected text");
+            goto done;
+        }
+        if (len == 0 || buf[0] == '#') continue;
+        st = me_dataset_add_line(ds, buf, len, name, L.line, err);
+        if (st != ME_OK) goto done;
+    }
+    if (ferror(f)) {
+        st = me_error_set(err, ME_ERR_IO, "%s:%zu: read error: %s", name, L.line + 1, strerror(errno));
+        goto done;
+    }
+    if (ds->n == 0) {
+        L.line++;
+        st = bad(&L, 1, "no examples in the file; expected at least one line 'input tokens%s'",
+                 flags & ME_DATA_TARGETS_OPTIONAL ? "[<TAB>target tokens]" : "<TAB>target tokens");
+        goto done;
+    }
+done:
+    free(buf);
+    if (st != ME_OK) me_dataset_free(ds);
+    return st;
+}
+
 me_status me_dataset_load(me_dataset *ds, const char *path, me_task task, int vocab_size, int n_classes,
                           int max_len, me_error *err) {
     memset(ds, 0, sizeof *ds);
@@ -211,63 +295,14 @@ me_status me_dataset_load(me_dataset *ds, const char *path, me_task task, int vo
                             "%s: vocab_size=%d n_classes=%d max_len=%d; expected all of them >= 1", path,
                             vocab_size, n_classes, max_len);
     FILE *f = fopen(path, "rb");
-    if (!f) return me_error_set(err, ME_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-
-    ds->task = task;
-    ds->vocab_size = vocab_size;
-    ds->n_classes = n_classes;
-    ds->max_len = max_len;
-    loader L = {path, 0, err, ds, 0, 0, 0};
-    me_status st = ME_OK;
-    /* one spare byte so that a line of exactly ME_DATA_LINE_MAX bytes may still end in '\r' */
-    size_t cap = (size_t)ME_DATA_LINE_MAX + 1;
-    char *buf = malloc(cap);
-    if (!buf || !grow((void **)&ds->offsets, &L.ex_cap, 2, sizeof *ds->offsets)) {
-        st = me_error_set(err, ME_ERR_NOMEM, "%s: out of memory", path);
-        goto done;
+    if (!f) return me_error_set(err, ME_ERR_NOFILE, "%s: cannot open data file: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(f);
+        return me_error_set(err, ME_ERR_NOFILE, "%s: is a directory, expected a data file", path);
     }
-    ds->target_offsets = calloc(L.ex_cap, sizeof *ds->target_offsets);
-    ds->lines = calloc(L.ex_cap, sizeof *ds->lines);
-    if (!ds->target_offsets || !ds->lines) {
-        st = me_error_set(err, ME_ERR_NOMEM, "%s: out of memory", path);
-        goto done;
-    }
-    ds->offsets[0] = 0;
-    ds->target_offsets[0] = 0;
-
-    for (;;) {
-        size_t len;
-        int r = read_line(f, buf, cap, &len);
-        if (r == 0) break;
-        L.line++;
-        if (r == 1 && len > 0 && buf[len - 1] == '\r') len--;
-        if (r == 2 || len > ME_DATA_LINE_MAX) {
-            st = bad(&L, (size_t)ME_DATA_LINE_MAX + 1, "line longer than %d bytes; expected shorter lines",
-                     ME_DATA_LINE_MAX);
-            goto done;
-        }
-        const char *nul = memchr(buf, '\0', len);
-        if (nul) {
-            st = bad(&L, (size_t)(nul - buf) + 1, "NUL byte; expected text");
-            goto done;
-        }
-        if (len == 0 || buf[0] == '#') continue;
-        st = parse_line(&L, buf, len);
-        if (st != ME_OK) goto done;
-    }
-    if (ferror(f)) {
-        st = me_error_set(err, ME_ERR_IO, "%s:%zu: read error: %s", path, L.line + 1, strerror(errno));
-        goto done;
-    }
-    if (ds->n == 0) {
-        L.line++;
-        st = bad(&L, 1, "no examples in the file; expected at least one line 'input tokens<TAB>target tokens'");
-        goto done;
-    }
-done:
-    free(buf);
+    me_status st = me_dataset_read(ds, f, path, task, vocab_size, n_classes, max_len, 0, err);
     fclose(f);
-    if (st != ME_OK) me_dataset_free(ds);
     return st;
 }
 
@@ -294,18 +329,19 @@ size_t me_dataset_batch(const me_dataset *ds, const size_t *idx, size_t B, int32
     for (size_t b = 0; b < B; b++) {
         size_t i = idx[b], l = me_dataset_len(ds, i);
         const int32_t *x = ds->tokens + ds->offsets[i];
-        const int32_t *y = ds->targets + ds->target_offsets[i];
         int32_t *trow = tokens + b * S;     /* [S] */
         uint8_t *mrow = pad_mask + b * S;   /* [S] */
         for (size_t t = 0; t < S; t++) {
             trow[t] = t < l ? x[t] : 0;
             mrow[t] = t < l ? 0 : 1;
         }
+        int has = me_dataset_has_targets(ds, i);
+        const int32_t *y = has ? ds->targets + ds->target_offsets[i] : NULL;
         if (ds->task == ME_TASK_TAG) {
             int32_t *yrow = targets + b * S; /* [S] */
-            for (size_t t = 0; t < S; t++) yrow[t] = t < l ? y[t] : -1;
+            for (size_t t = 0; t < S; t++) yrow[t] = has && t < l ? y[t] : -1;
         } else {
-            targets[b] = y[0];
+            targets[b] = has ? y[0] : -1;
         }
     }
     return S;

@@ -12,6 +12,7 @@ const char *me_status_string(me_status s) {
     case ME_ERR_SHAPE: return "shape";
     case ME_ERR_DATA: return "data";
     case ME_ERR_EXISTS: return "exists";
+    case ME_ERR_NOFILE: return "no such file";
     case ME_ERR_NOMEM: return "out of memory";
     case ME_ERR_IO: return "io";
     case ME_ERR_NUMERIC: return "numeric";
@@ -30,7 +31,8 @@ int me_status_exit_code(me_status s) {
     case ME_ERR_FORMAT:
     case ME_ERR_SHAPE:
     case ME_ERR_DATA:
-    case ME_ERR_EXISTS: return 2;
+    case ME_ERR_EXISTS:
+    case ME_ERR_NOFILE: return 2;
     case ME_ERR_INTERRUPTED: return 130;
     default: return 1;
     }

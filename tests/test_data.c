@@ -184,16 +184,18 @@ static void load_should_refuse_each_malformed_file_naming_line_and_column(void *
     }
 }
 
-static void load_should_report_a_missing_file_as_an_io_error(void **state) {
+static void load_should_report_a_missing_file_as_bad_input(void **state) {
     (void)state;
     char path[600];
     snprintf(path, sizeof path, "%s/does-not-exist.txt", tmp_dir);
     me_dataset ds;
     me_error err = {0};
-    assert_int_equal(me_dataset_load(&ds, path, ME_TASK_TAG, 8, 8, 8, &err), ME_ERR_IO);
+    assert_int_equal(me_dataset_load(&ds, path, ME_TASK_TAG, 8, 8, 8, &err), ME_ERR_NOFILE);
     assert_non_null(strstr(err.msg, "does-not-exist.txt: cannot open"));
-    /* a folder opens but cannot be read */
-    assert_int_equal(me_dataset_load(&ds, tmp_dir, ME_TASK_TAG, 8, 8, 8, &err), ME_ERR_IO);
+    assert_int_equal(me_status_exit_code(ME_ERR_NOFILE), 2);
+    /* a folder opens but is not a data file */
+    assert_int_equal(me_dataset_load(&ds, tmp_dir, ME_TASK_TAG, 8, 8, 8, &err), ME_ERR_NOFILE);
+    assert_non_null(strstr(err.msg, "is a directory"));
 }
 
 static void load_should_refuse_nonpositive_sizes_as_config_errors(void **state) {
@@ -591,7 +593,7 @@ int main(void) {
         cmocka_unit_test(load_should_parse_comments_blank_lines_and_crlf_to_exact_values),
         cmocka_unit_test(load_should_parse_a_classify_file_with_one_target_per_line),
         cmocka_unit_test(load_should_refuse_each_malformed_file_naming_line_and_column),
-        cmocka_unit_test(load_should_report_a_missing_file_as_an_io_error),
+        cmocka_unit_test(load_should_report_a_missing_file_as_bad_input),
         cmocka_unit_test(load_should_refuse_nonpositive_sizes_as_config_errors),
         cmocka_unit_test(load_should_accept_a_line_at_the_limit_and_refuse_one_byte_more),
         cmocka_unit_test(batch_should_pad_with_zeros_mask_padding_and_ignore_padded_targets),

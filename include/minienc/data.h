@@ -15,7 +15,11 @@
  *   - a file must hold at least one example.
  * Every violation is refused with "FILE:LINE:COLUMN: what is wrong, what is expected" (COLUMN is the
  * 1-based byte column of the offending token or character; the end of a line is its length + 1) and
- * ME_ERR_DATA. A file that cannot be opened or read gives ME_ERR_IO. */
+ * ME_ERR_DATA. A file that cannot be opened (missing, unreadable, a directory) gives ME_ERR_NOFILE, a
+ * read error after that ME_ERR_IO.
+ *
+ * Inputs to predict on use the same format with ME_DATA_TARGETS_OPTIONAL: a line may then be input
+ * tokens alone (no TAB, no targets); when the TAB is there, the targets follow the rules above. */
 #ifndef MINIENC_DATA_H
 #define MINIENC_DATA_H
 
@@ -48,12 +52,38 @@ typedef struct {
     me_task task;
     int vocab_size, n_classes, max_len; /* as given to me_dataset_load */
     int max_len_seen;         /* longest example's input length */
+    unsigned flags;           /* ME_DATA_* as given */
+    size_t cap_tokens, cap_targets, cap_examples; /* allocated lengths (internal) */
 } me_dataset;
 
-/* Loads and checks a data file (see the format above). On failure *ds is left empty (safe to free).
+/* Flags of me_dataset_read / me_dataset_init. */
+enum {
+    ME_DATA_TARGETS_OPTIONAL = 1u << 0 /* a line may hold input tokens alone (inputs to predict on) */
+};
+
+/* Loads and checks a data file (see the format above; every line needs its targets). On failure *ds
+ * is left empty (safe to free).
  * vocab_size, n_classes and max_len must be >= 1 (ME_ERR_CONFIG otherwise). */
 me_status me_dataset_load(me_dataset *ds, const char *path, me_task task, int vocab_size, int n_classes,
                           int max_len, me_error *err);
+
+/* The same from an open stream (read to its end, not closed); name is used in messages (a path,
+ * "stdin"). flags: ME_DATA_*. */
+me_status me_dataset_read(me_dataset *ds, FILE *f, const char *name, me_task task, int vocab_size, int n_classes,
+                          int max_len, unsigned flags, me_error *err);
+
+/* An empty data set to fill line by line with me_dataset_add_line (name is used in messages). */
+me_status me_dataset_init(me_dataset *ds, me_task task, int vocab_size, int n_classes, int max_len, unsigned flags,
+                          const char *name, me_error *err);
+/* Checks one line text[len] (no line end; blank and '#' lines are not skipped here but refused) and
+ * appends its example; refusals name "NAME:LINE:COLUMN". On failure ds keeps its earlier examples. */
+me_status me_dataset_add_line(me_dataset *ds, const char *text, size_t len, const char *name, size_t line,
+                              me_error *err);
+
+/* 1 when example i has targets (always, unless loaded with ME_DATA_TARGETS_OPTIONAL). */
+static inline int me_dataset_has_targets(const me_dataset *ds, size_t i) {
+    return ds->target_offsets[i + 1] > ds->target_offsets[i];
+}
 
 /* Releases everything and zeroes *ds. Safe on a zeroed or already freed data set. */
 void me_dataset_free(me_dataset *ds);
@@ -66,7 +96,8 @@ static inline size_t me_dataset_len(const me_dataset *ds, size_t i) { return ds-
  * as its longest example. No allocation.
  *   tokens   [B, S] input ids, 0 at padding positions
  *   pad_mask [B, S] 1 at padding positions, 0 at real tokens (PyTorch's src_key_padding_mask)
- *   targets  tag: [B, S] with -1 (ignore) at padding positions; classify: [B]
+ *   targets  tag: [B, S] with -1 (ignore) at padding positions; classify: [B]; -1 throughout for an
+ *            example without targets
  * Each array needs room for B * ds->max_len_seen entries (B * max_len always suffices).
  * Indices must be < ds->n (asserted). */
 size_t me_dataset_batch(const me_dataset *ds, const size_t *idx, size_t B, int32_t *tokens, uint8_t *pad_mask,

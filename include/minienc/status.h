@@ -16,6 +16,7 @@ typedef enum {
     ME_ERR_SHAPE,       /* a tensor's shape disagrees with the model   -> exit 2 */
     ME_ERR_DATA,        /* bad data file content                       -> exit 2 */
     ME_ERR_EXISTS,      /* refusing to overwrite an existing run       -> exit 2 */
+    ME_ERR_NOFILE,      /* an input file is missing or unreadable      -> exit 2 */
     ME_ERR_NOMEM,       /* allocation failed                           -> exit 1 */
     ME_ERR_IO,          /* read/write/rename failed                    -> exit 1 */
     ME_ERR_NUMERIC,     /* NaN or Inf in loss or gradients             -> exit 1 */
