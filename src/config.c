@@ -638,7 +638,9 @@ static me_status load_source(me_config *c, load_state *s, const char *name, cons
     free(s->buf);
     s->buf = NULL;
     if (s->io_failed) {
-        st = me_error_set(err, ME_ERR_IO, "%s: cannot read config file: %s", name, strerror(s->io_errno));
+        /* a directory opens but does not read: bad input, like a missing file */
+        st = me_error_set(err, s->io_errno == EISDIR ? ME_ERR_NOFILE : ME_ERR_IO, "%s: cannot read config file: %s",
+                          name, strerror(s->io_errno));
     } else if (rc == -2 || s->nomem) {
         st = me_error_set(err, ME_ERR_NOMEM, "%s: out of memory parsing the config", name);
     } else if (rc > 0 && (!s->failed || rc < s->err_line)) {
@@ -671,7 +673,7 @@ me_status me_config_load(me_config *c, const char *path, me_error *err) {
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
 
     FILE *f = fopen(path, "r");
-    if (!f) return me_error_set(err, ME_ERR_IO, "%s: cannot open config file: %s", path, strerror(errno));
+    if (!f) return me_error_set(err, ME_ERR_NOFILE, "%s: cannot open config file: %s", path, strerror(errno));
     load_state *s = calloc(1, sizeof *s);
     if (!s) {
         fclose(f);

@@ -139,7 +139,7 @@ me_status me_file_read_all(const char *path, const char *expected, char **out, s
     *out = NULL;
     *size = 0;
     FILE *fp = fopen(path, "rb");
-    if (!fp) return me_error_set(err, ME_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!fp) return me_error_set(err, ME_ERR_NOFILE, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fileno(fp), &sb) != 0) {
         int e = errno;
@@ -148,7 +148,7 @@ me_status me_file_read_all(const char *path, const char *expected, char **out, s
     }
     if (S_ISDIR(sb.st_mode)) {
         fclose(fp);
-        return me_error_set(err, ME_ERR_IO, "%s: cannot read: %s", path, strerror(EISDIR));
+        return me_error_set(err, ME_ERR_NOFILE, "%s: cannot read: %s", path, strerror(EISDIR));
     }
     /* Read to EOF rather than trusting st_size, so pipes and files that change size work too; one byte
      * more than the data for the terminating NUL. */

@@ -25,8 +25,8 @@ me_status me_file_write_atomic(const char *path, const void *data, size_t size, 
 /* Reads a whole file into *out (malloc'd, NUL-terminated one byte past *size; the caller frees it).
  * Reads to end of file rather than trusting st_size, so pipes work too; a file that is not a regular
  * one and still goes on after 1 GiB (/dev/zero) is refused with ME_ERR_FORMAT "... expected EXPECTED"
- * (e.g. "a safetensors file"). Errors: "PATH: cannot open: ...", "PATH: cannot read: ..." (ME_ERR_IO),
- * ME_ERR_NOMEM. */
+ * (e.g. "a safetensors file"). Errors: "PATH: cannot open: ..." and a directory (ME_ERR_NOFILE: the
+ * input is missing or unreadable), "PATH: cannot read: ..." (ME_ERR_IO), ME_ERR_NOMEM. */
 me_status me_file_read_all(const char *path, const char *expected, char **out, size_t *size, me_error *err);
 
 typedef enum {

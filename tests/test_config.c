@@ -338,18 +338,20 @@ static void load_should_refuse_duplicates_syntax_errors_and_overlong_lines(void 
     REFUSE("[model]\nd_model = x\nn_heads = y\n", "bad.ini:2: key 'model.d_model'");
 }
 
-static void load_should_report_a_missing_file_as_an_io_error(void **state) {
+static void load_should_report_a_missing_file_as_bad_input(void **state) {
     fixture *fx = *state;
     char path[1024];
     snprintf(path, sizeof path, "%s/does-not-exist.ini", fx->dir);
     me_config c;
     me_config_defaults(&c);
     me_error err = {0};
-    assert_int_equal(me_config_load(&c, path, &err), ME_ERR_IO);
-    assert_int_equal(err.status, ME_ERR_IO);
+    assert_int_equal(me_config_load(&c, path, &err), ME_ERR_NOFILE);
+    assert_int_equal(err.status, ME_ERR_NOFILE);
     assert_msg_contains(err.msg, path);
     /* A NULL error context is allowed. */
-    assert_int_equal(me_config_load(&c, path, NULL), ME_ERR_IO);
+    assert_int_equal(me_config_load(&c, path, NULL), ME_ERR_NOFILE);
+    /* a directory is not a config file either */
+    assert_int_equal(me_config_load(&c, fx->dir, &err), ME_ERR_NOFILE);
 }
 
 static void a_refused_load_should_leave_the_config_unchanged(void **state) {
@@ -953,7 +955,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(load_should_refuse_bad_booleans_enums_and_empty_values, setup, teardown),
         cmocka_unit_test_setup_teardown(load_should_refuse_duplicates_syntax_errors_and_overlong_lines, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(load_should_report_a_missing_file_as_an_io_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(load_should_report_a_missing_file_as_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(a_refused_load_should_leave_the_config_unchanged, setup, teardown),
         cmocka_unit_test_setup_teardown(set_should_override_values_and_record_its_origin, setup, teardown),
         cmocka_unit_test(set_should_refuse_bad_assignments_with_a_set_prefix),

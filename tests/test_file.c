@@ -49,12 +49,12 @@ static void read_all_should_refuse_missing_files_and_directories_naming_the_path
     me_error err = {0};
     char *got = (char *)1;
     size_t n = 7;
-    assert_int_equal(me_file_read_all(path, "a test file", &got, &n, &err), ME_ERR_IO);
+    assert_int_equal(me_file_read_all(path, "a test file", &got, &n, &err), ME_ERR_NOFILE);
     assert_null(got);
     assert_int_equal(n, 0);
     assert_non_null(strstr(err.msg, path));
     assert_non_null(strstr(err.msg, "cannot open"));
-    assert_int_equal(me_file_read_all(dir, "a test file", &got, &n, &err), ME_ERR_IO);
+    assert_int_equal(me_file_read_all(dir, "a test file", &got, &n, &err), ME_ERR_NOFILE);
     assert_non_null(strstr(err.msg, "cannot read"));
     rmdir(dir);
 }

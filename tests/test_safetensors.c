@@ -599,25 +599,25 @@ static void write_over_a_directory_fails_and_removes_the_temporary_file(void **s
     me_remove_tree(dir);
 }
 
-static void read_of_a_missing_file_is_an_io_error_naming_the_path(void **state) {
+static void read_of_a_missing_file_is_bad_input_naming_the_path(void **state) {
     (void)state;
     me_st_file f;
     me_error err = {0};
-    assert_int_equal(me_st_read(&f, "/nonexistent/minienc/x.safetensors", &err), ME_ERR_IO);
-    assert_int_equal(err.status, ME_ERR_IO);
+    assert_int_equal(me_st_read(&f, "/nonexistent/minienc/x.safetensors", &err), ME_ERR_NOFILE);
+    assert_int_equal(err.status, ME_ERR_NOFILE);
     assert_contains(err.msg, "/nonexistent/minienc/x.safetensors");
     assert_contains(err.msg, "No such file or directory");
     assert_file_empty(&f);
     me_st_free(&f);
 }
 
-static void read_of_a_directory_is_an_io_error(void **state) {
+static void read_of_a_directory_is_bad_input(void **state) {
     (void)state;
     char dir[256];
     me_make_temp_dir(dir, sizeof dir);
     me_st_file f;
     me_error err = {0};
-    assert_int_equal(me_st_read(&f, dir, &err), ME_ERR_IO);
+    assert_int_equal(me_st_read(&f, dir, &err), ME_ERR_NOFILE);
     assert_contains(err.msg, dir);
     assert_contains(err.msg, "Is a directory");
     assert_file_empty(&f);
@@ -742,8 +742,8 @@ int main(void) {
         cmocka_unit_test(write_file_atomic_writes_the_exact_bytes),
         cmocka_unit_test(write_into_a_missing_folder_is_an_io_error_naming_the_path),
         cmocka_unit_test(write_over_a_directory_fails_and_removes_the_temporary_file),
-        cmocka_unit_test(read_of_a_missing_file_is_an_io_error_naming_the_path),
-        cmocka_unit_test(read_of_a_directory_is_an_io_error),
+        cmocka_unit_test(read_of_a_missing_file_is_bad_input_naming_the_path),
+        cmocka_unit_test(read_of_a_directory_is_bad_input),
         cmocka_unit_test(read_of_a_malformed_file_names_the_path),
         cmocka_unit_test(writer_add_rejects_bad_names_and_dimension_counts),
         cmocka_unit_test(reader_survives_random_corruption),
