@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "minienc/safetensors.h"
 
@@ -122,6 +123,39 @@ static int parse_u64_list(const char *s, uint64_t *out, int n, int base) {
         s = end + 1;
     }
     return 1;
+}
+
+me_status me_checkpoint_locate(const char *arg, char *out, size_t cap, me_error *err) {
+    struct stat sb;
+    int n;
+    if (stat(arg, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        n = snprintf(out, cap, "%s/checkpoint.safetensors", arg);
+        if (n < 0 || (size_t)n >= cap) return me_error_set(err, ME_ERR_USAGE, "%.100s...: path too long", arg);
+        if (stat(out, &sb) != 0)
+            return me_error_set(err, ME_ERR_NOFILE, "%s: no checkpoint.safetensors in this directory, expected a run "
+                                "directory written by minienc train or a checkpoint file", arg);
+        return ME_OK;
+    }
+    n = snprintf(out, cap, "%s", arg);
+    if (n < 0 || (size_t)n >= cap) return me_error_set(err, ME_ERR_USAGE, "%.100s...: path too long", arg);
+    if (stat(arg, &sb) != 0)
+        return me_error_set(err, ME_ERR_NOFILE, "%s: %s, expected a run directory or a checkpoint file", arg,
+                            strerror(errno));
+    return ME_OK;
+}
+
+me_status me_checkpoint_read_step(const char *path, int64_t *step, me_error *err) {
+    me_st_file f;
+    me_status st = me_st_read(&f, path, err);
+    if (st) return st;
+    const char *text = me_st_meta(&f, "step");
+    uint64_t v = 0;
+    if (text && (!parse_u64_list(text, &v, 1, 10) || v > INT64_MAX))
+        st = me_error_set(err, ME_ERR_FORMAT, "%s: step '%s' is not an integer in [0, 2^63), expected the update "
+                          "count of a minienc checkpoint", path, text);
+    *step = (int64_t)v;
+    me_st_free(&f);
+    return st;
 }
 
 me_status me_checkpoint_load(const char *path, me_params *p, me_optim *o, me_train_state *s, me_error *err) {

@@ -238,6 +238,28 @@ double me_model_forward(me_model *m, const int32_t *tokens, const uint8_t *pad, 
     return m->loss;
 }
 
+void me_model_top_k(const me_model *m, int k, int32_t *idx, float *p) {
+    int cl = m->cfg.n_classes;
+    size_t rows = m->task == ME_TASK_TAG ? (size_t)m->b * (size_t)m->s : (size_t)m->b;
+    for (size_t r = 0; r < rows; r++) {
+        const float *z = m->logits + r * (size_t)cl; /* [C] probabilities */
+        int32_t *out = idx + r * (size_t)k;
+        /* insertion into the k best so far: strictly greater moves up, so equal values keep class order */
+        int have = 0;
+        for (int j = 0; j < cl; j++) {
+            if (have == k && !(z[j] > z[out[k - 1]])) continue;
+            int at = have < k ? have++ : k - 1;
+            while (at > 0 && z[j] > z[out[at - 1]]) {
+                out[at] = out[at - 1];
+                at--;
+            }
+            out[at] = j;
+        }
+        if (p)
+            for (int i = 0; i < k; i++) p[r * (size_t)k + (size_t)i] = z[out[i]];
+    }
+}
+
 void me_model_backward(me_model *m) {
     const me_model_config *c = &m->cfg;
     me_params *p = &m->params;

@@ -50,36 +50,6 @@ me_status me_train_load_data(me_dataset *ds, const char *path, const me_config *
                            err);
 }
 
-me_status me_evaluate(me_model *m, const me_dataset *ds, int batch_size, me_eval_result *out, me_error *err) {
-    memset(out, 0, sizeof *out);
-    size_t cap = (size_t)batch_size * (size_t)ds->max_len_seen;
-    int32_t *tokens = malloc(cap * sizeof *tokens), *targets = malloc(cap * sizeof *targets);
-    uint8_t *pad = malloc(cap);
-    size_t *idx = malloc((size_t)batch_size * sizeof *idx);
-    if (!tokens || !targets || !pad || !idx) {
-        free(tokens), free(targets), free(pad), free(idx);
-        return me_error_set(err, ME_ERR_NOMEM, "out of memory for evaluation batches");
-    }
-    double loss_sum = 0;
-    size_t right = 0;
-    for (size_t start = 0; start < ds->n; start += (size_t)batch_size) {
-        size_t b = ds->n - start < (size_t)batch_size ? ds->n - start : (size_t)batch_size;
-        for (size_t i = 0; i < b; i++) idx[i] = start + i;
-        size_t s = me_dataset_batch(ds, idx, b, tokens, pad, targets);
-        size_t correct = 0;
-        double loss = me_model_forward(m, tokens, pad, targets, (int)b, (int)s, 0, NULL, &correct);
-        loss_sum += loss * (double)m->n_targets;
-        out->targets += m->n_targets;
-        right += correct;
-        for (size_t i = 0; i < b; i++) out->tokens += me_dataset_len(ds, idx[i]);
-    }
-    out->examples = ds->n;
-    out->loss = out->targets ? loss_sum / (double)out->targets : NAN;
-    out->accuracy = out->targets ? (double)right / (double)out->targets : NAN;
-    free(tokens), free(targets), free(pad), free(idx);
-    return ME_OK;
-}
-
 typedef struct {
     me_config cfg; /* a copy, not a pointer: the run makes its paths absolute (config.ini, checkpoints)
                       and the caller's config stays as given */
@@ -278,7 +248,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
     me_config_absolute_paths(&r->cfg);
     snprintf(r->dir, sizeof r->dir, "%s", cfg->log.out_dir);
     res->steps_done = 0;
-    res->valid_loss = res->valid_acc = NAN;
+    res->valid_loss = res->valid_acc = res->valid_seq_acc = NAN;
     me_status st = prepare_dir(r, resume, force, err);
     if (!st) st = setup(r, resume, err);
     if (st) goto done;
@@ -286,7 +256,8 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
     me_train_progress pr = {0};
     pr.steps = tc->steps;
     pr.start_step = r->state.step;
-    pr.valid_loss = pr.valid_acc = NAN;
+    pr.valid_loss = pr.valid_acc = pr.valid_seq_acc = NAN;
+    pr.valid_step = -1;
     char note[2 * ME_PATH_MAX + 200];
     r->state.threads = me_ops_threads();
     if (hooks && hooks->note && resume && r->resumed_threads && r->resumed_threads != r->state.threads) {
@@ -357,6 +328,8 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
             if ((st = me_evaluate(&r->model, &r->valid, b, &ev, err))) goto done;
             pr.valid_loss = ev.loss;
             pr.valid_acc = ev.accuracy;
+            pr.valid_seq_acc = ev.seq_accuracy;
+            pr.valid_step = (long)r->state.step;
             pr.evaluated = 1;
         }
         me_metrics_row row = {r->state.step, loss, lr, gnorm, pr.tokens_per_s, pr.evaluated ? pr.valid_loss : NAN,
@@ -380,6 +353,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
     st = save_all(r, 0, err);
     res->valid_loss = pr.valid_loss;
     res->valid_acc = pr.valid_acc;
+    res->valid_seq_acc = pr.valid_seq_acc;
 done:
     res->steps_done = (long)r->state.step;
     run_free(r);

@@ -33,6 +33,15 @@ me_status me_checkpoint_save(const char *path, const me_config *cfg, const me_pa
 /* Reads the stored config (defaults, then the stored text) into cfg. ME_ERR_FORMAT if absent. */
 me_status me_checkpoint_read_config(const char *path, me_config *cfg, me_error *err);
 
+/* The checkpoint a command-line argument names: a run directory means RUN_DIR/checkpoint.safetensors,
+ * anything else the file itself. Writes the path into out[cap]. ME_ERR_NOFILE when the file (or the
+ * run directory's checkpoint) does not exist, ME_ERR_USAGE when the path does not fit. */
+me_status me_checkpoint_locate(const char *arg, char *out, size_t cap, me_error *err);
+
+/* The step stored in a checkpoint's __metadata__ (updates done); 0 when absent (a file of parameters
+ * alone). ME_ERR_FORMAT when it is not a non-negative integer. */
+me_status me_checkpoint_read_step(const char *path, int64_t *step, me_error *err);
+
 /* Compares the architecture a checkpoint was trained with (stored) with the one a config asks for
  * (cfg): every key the config table flags ME_KEY_ARCH (the model.* keys that change tensors or
  * computation, and data.task). ME_ERR_CONFIG naming the first key that differs, both values as a

@@ -79,6 +79,12 @@ me_status me_model_alloc(me_model *m, int max_b, int max_s, me_error *err);
 double me_model_forward(me_model *m, const int32_t *tokens, const uint8_t *pad, const int32_t *targets, int b,
                         int s, int training, me_rng *rng, size_t *correct);
 
+/* The k most probable classes of every output row of the last me_model_forward (tag: B*S positions,
+ * classify: B sequences), most probable first, ties to the lower class (as the loss's argmax):
+ * idx[rows, k] class ids and p[rows, k] their softmax probabilities (p may be NULL). 1 <= k <= n_classes.
+ * Call before me_model_backward, which overwrites the probabilities with gradients. */
+void me_model_top_k(const me_model *m, int k, int32_t *idx, float *p);
+
 /* Backward of the last me_model_forward: adds d(loss)/d(params) into m->params.grad. */
 void me_model_backward(me_model *m);
 

@@ -18,11 +18,15 @@
 #include "minienc/config.h"
 #include "minienc/data.h"
 #include "minienc/model.h"
+#include "minienc/predict.h" /* me_evaluate */
 
 typedef struct {
     long step, steps;          /* updates done, target */
     double loss, lr, grad_norm, tokens_per_s;
-    double valid_loss, valid_acc; /* NaN until the first evaluation */
+    double valid_loss, valid_acc; /* last evaluation (NaN until the first): loss and accuracy per token
+                                     (tag) or per sequence (classify) */
+    double valid_seq_acc;      /* last evaluation: sequences whose every target is right (exact match) */
+    long valid_step;           /* the step the validation figures belong to, -1 before the first */
     int evaluated;             /* this step ran an evaluation */
     double elapsed_s;          /* wall time since the run (or resume) started */
     long start_step;           /* step the run (or resume) started from */
@@ -41,6 +45,7 @@ typedef struct {
 typedef struct {
     long steps_done;    /* updates in the checkpoint at the end */
     double valid_loss, valid_acc; /* last evaluation, NaN if none */
+    double valid_seq_acc;         /* its sequence (exact-match) accuracy, NaN if none */
 } me_train_result;
 
 /* Trains per cfg. resume: continue the run in cfg->log.out_dir from its checkpoint (metrics and history
@@ -49,16 +54,6 @@ typedef struct {
  * Returns ME_ERR_INTERRUPTED after saving everything when *hooks->stop was set. */
 me_status me_train_run(const me_config *cfg, int resume, int force, const me_train_hooks *hooks,
                        me_train_result *res, me_error *err);
-
-/* Mean loss and accuracy of a model over a whole data set (no dropout), in batches of batch_size.
- * Accuracy is per token for tag and per sequence for classify. The model must be allocated for
- * batch_size x ds->max_len_seen. */
-typedef struct {
-    double loss, accuracy;
-    size_t examples, tokens, targets;
-} me_eval_result;
-
-me_status me_evaluate(me_model *m, const me_dataset *ds, int batch_size, me_eval_result *out, me_error *err);
 
 /* Loads the data set named by path with the model's sizes (vocab, classes, max_len, task). */
 me_status me_train_load_data(me_dataset *ds, const char *path, const me_config *cfg, me_error *err);

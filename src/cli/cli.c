@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include "minienc/ops.h"
+#include "minienc/predict.h"
 #include "minienc/report.h"
 
 #include <errno.h>
@@ -98,4 +99,8 @@ int cli_set_threads(int threads) {
     return threads;
 }
 
-me_status cli_write_plots(const char *run_dir, me_error *err) { return me_report_plots(run_dir, err); }
+me_status cli_write_plots(const char *run_dir, me_error *err) {
+    int written;
+    me_status st = me_report_plots(run_dir, err);
+    return st ? st : me_predict_plot_run(run_dir, &written, err);
+}

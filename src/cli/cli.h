@@ -60,13 +60,19 @@ me_status cli_load_config(me_config *cfg, const char *path, const cli_common *c,
 /* Sets OpenBLAS's thread count (0 = all cores) and returns the count in use. */
 int cli_set_threads(int threads);
 
-/* Redraws a run's charts into RUN_DIR/plots/ (after training or an interruption). */
+/* Redraws a run's charts into RUN_DIR/plots/ (after training or an interruption), the attention
+ * chart of its first validation example included. */
 me_status cli_write_plots(const char *run_dir, me_error *err);
 
 int cmd_count(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+
+/* Prints the first n validation examples of a run with the model's answers to stderr (after
+ * training); problems are reported there too and do not fail the command. */
+void cli_show_examples(const char *run_dir, int n);
 int cmd_data(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);

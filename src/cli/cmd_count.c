@@ -2,8 +2,10 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
+#include "minienc/checkpoint.h"
 #include "minienc/count.h"
 #include "minienc/model.h"
 #include "minienc/params.h"
@@ -85,9 +87,15 @@ int cmd_count(int argc, char **argv) {
         if (c.n_positional == 1) return cli_usage("count", "one CONFIG or CHECKPOINT expected, got '%s' too", argv[i]);
         c.positional[c.n_positional++] = argv[i];
     }
-    if (c.n_positional != 1) return cli_usage("count", "expected CONFIG.ini or CHECKPOINT.safetensors");
+    if (c.n_positional != 1) return cli_usage("count", "expected CONFIG.ini, CHECKPOINT.safetensors or RUN_DIR");
     const char *path = c.positional[0];
     me_error err = {0};
+    char located[ME_PATH_MAX + 64];
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) { /* a run directory: count its checkpoint */
+        if (me_checkpoint_locate(path, located, sizeof located, &err)) return cli_fail(&err);
+        path = located;
+    }
     me_count_tensor *t = NULL;
     int n = 0, code = 0;
     me_model_config mc;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "minienc/predict.h"
 #include "minienc/report.h"
 
 int cmd_plot(int argc, char **argv) {
@@ -20,6 +21,9 @@ int cmd_plot(int argc, char **argv) {
     me_status st = me_report_plots_list(run_dir, &files, &err);
     for (int i = 0; i < files.n; i++) printf("%s\n", files.paths[i]);
     me_report_files_free(&files);
+    int attention = 0;
+    if (!st && (st = me_predict_plot_run(run_dir, &attention, &err)) == ME_OK && attention)
+        printf("%s/plots/attention.png\n", run_dir);
     if (st) return cli_fail(&err);
     return 0;
 }

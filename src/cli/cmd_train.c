@@ -1,4 +1,4 @@
-/* minienc train / eval / data. */
+/* minienc train / data. */
 #include <dirent.h>
 #include <sys/stat.h>
 #include <errno.h>
@@ -33,9 +33,13 @@ static void on_signal(int sig) {
     (void)w;
 }
 
-/* configs/default.ini from the working directory, else next to the binary's source tree. */
-static const char *default_config(char *buf, size_t cap) {
+/* configs/default.ini from the working directory, else next to the binary's source tree; NULL (with
+ * where it looked in `looked`) when neither exists. */
+static const char *default_config(char *buf, size_t cap, char *looked, size_t looked_cap) {
     if (access("configs/default.ini", R_OK) == 0) return "configs/default.ini";
+    char cwd[PATH_MAX] = "the working directory";
+    if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, "the working directory");
+    snprintf(looked, looked_cap, "%s/configs/default.ini", cwd);
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
@@ -45,9 +49,11 @@ static const char *default_config(char *buf, size_t cap) {
             *slash = '\0';
             snprintf(buf, cap, "%s/../configs/default.ini", exe);
             if (access(buf, R_OK) == 0) return buf;
+            size_t used = strlen(looked);
+            snprintf(looked + used, looked_cap - used, " and %s", buf);
         }
     }
-    return "configs/default.ini";
+    return NULL;
 }
 
 /* 1 if path is a directory with entries, or any other existing file. */
@@ -73,6 +79,7 @@ static int pick_free_run_dir(me_config *cfg) {
 typedef struct {
     int threads;
     int tty;
+    int tag; /* task tag: token and sequence accuracy; classify: one accuracy */
     long every;
     long last_line_step;
 } progress_view;
@@ -84,25 +91,42 @@ static void fmt_eta(char *buf, size_t cap, double s) {
     else snprintf(buf, cap, "%.0fs", s);
 }
 
+/* "valid loss 0.0123 token acc 99.50% seq acc 97.00%" (tag) or "valid loss 0.0123 acc 97.00%". */
+static void fmt_valid(char *buf, size_t cap, const progress_view *v, const me_train_progress *p) {
+    if (v->tag)
+        snprintf(buf, cap, "valid loss %.4f token acc %.2f%% seq acc %.2f%%", p->valid_loss, 100.0 * p->valid_acc,
+                 100.0 * p->valid_seq_acc);
+    else
+        snprintf(buf, cap, "valid loss %.4f acc %.2f%%", p->valid_loss, 100.0 * p->valid_acc);
+}
+
+/* Validation figures appear on a line only when they were measured at that step; the live bar shows
+ * the last ones with the step they belong to. */
 static void show_progress(void *user, const me_train_progress *p) {
     progress_view *v = user;
     double done = (double)(p->step - p->start_step);
     double eta = done > 0 ? p->elapsed_s / done * (double)(p->steps - p->step) : NAN;
-    char eta_s[32], acc[32];
+    char eta_s[32], valid[160] = "";
     fmt_eta(eta_s, sizeof eta_s, eta);
-    if (isnan(p->valid_acc)) snprintf(acc, sizeof acc, "--");
-    else snprintf(acc, sizeof acc, "%.2f%%", 100.0 * p->valid_acc);
     if (v->tty) {
         int width = 24, filled = p->steps > 0 ? (int)((double)width * (double)p->step / (double)p->steps) : width;
-        char bar[32];
+        char bar[32], last[200] = "";
         for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
         bar[width] = '\0';
-        fprintf(stderr, "\r[%s] %ld/%ld loss %.4f valid acc %s  %.0f tok/s  ETA %s   ", bar, p->step, p->steps, p->loss,
-                acc, p->tokens_per_s, eta_s);
+        if (p->valid_step >= 0) {
+            fmt_valid(valid, sizeof valid, v, p);
+            snprintf(last, sizeof last, "  [step %ld] %s", p->valid_step, valid);
+        }
+        fprintf(stderr, "\r[%s] %ld/%ld loss %.4f%s  %.0f tok/s  ETA %s   ", bar, p->step, p->steps, p->loss, last,
+                p->tokens_per_s, eta_s);
         if (p->step == p->steps) fputc('\n', stderr);
     } else if (p->step % v->every == 0 || p->step == p->steps || p->evaluated) {
-        fprintf(stderr, "step %ld/%ld loss %.4f lr %.3g grad_norm %.3g valid_acc %s tok/s %.0f elapsed %.1fs eta %s\n",
-                p->step, p->steps, p->loss, p->lr, p->grad_norm, acc, p->tokens_per_s, p->elapsed_s, eta_s);
+        if (p->evaluated) {
+            valid[0] = ' ';
+            fmt_valid(valid + 1, sizeof valid - 1, v, p);
+        }
+        fprintf(stderr, "step %ld/%ld loss %.4f lr %.3g grad_norm %.3g tok/s %.0f elapsed %.1fs eta %s%s\n", p->step,
+                p->steps, p->loss, p->lr, p->grad_norm, p->tokens_per_s, p->elapsed_s, eta_s, valid);
     }
     fflush(stderr);
 }
@@ -139,7 +163,15 @@ int cmd_train(int argc, char **argv) {
     else if (resume) {
         snprintf(buf, sizeof buf, "%s/config.ini", resume);
         path = buf;
-    } else path = default_config(buf, sizeof buf);
+    } else {
+        char looked[2 * PATH_MAX + 16];
+        path = default_config(buf, sizeof buf, looked, sizeof looked);
+        if (!path) {
+            fprintf(stderr, "minienc: error: configs/default.ini: not found (looked at %s); run minienc from the "
+                            "repository's folder, or give a config: minienc train path/to/config.ini\n", looked);
+            return 2;
+        }
+    }
     me_error err = {0};
     me_config cfg;
     me_config_defaults(&cfg);
@@ -158,7 +190,10 @@ int cmd_train(int argc, char **argv) {
             return cli_usage("train", "%s and %s-2 .. -999 are all taken; set log.out_dir", base, base);
     }
     int threads = cli_set_threads(cfg.train.threads);
-    progress_view view = {.threads = threads, .tty = isatty(2), .every = cfg.train.steps >= 20 ? cfg.train.steps / 20 : 1};
+    progress_view view = {.threads = threads,
+                          .tty = isatty(2),
+                          .tag = cfg.data.task == ME_TASK_TAG,
+                          .every = cfg.train.steps >= 20 ? cfg.train.steps / 20 : 1};
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -181,75 +216,16 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if (st) return cli_fail(&err);
-    if (!isnan(res.valid_acc))
+    cli_show_examples(cfg.log.out_dir, 3);
+    if (!isnan(res.valid_acc) && view.tag)
+        fprintf(stderr, "minienc: done: %ld steps, validation loss %.4f, token accuracy %.2f%%, sequence accuracy "
+                "%.2f%%; run in %s\n", res.steps_done, res.valid_loss, 100.0 * res.valid_acc, 100.0 * res.valid_seq_acc,
+                cfg.log.out_dir);
+    else if (!isnan(res.valid_acc))
         fprintf(stderr, "minienc: done: %ld steps, validation loss %.4f, accuracy %.2f%%; run in %s\n", res.steps_done,
                 res.valid_loss, 100.0 * res.valid_acc, cfg.log.out_dir);
     else
         fprintf(stderr, "minienc: done: %ld steps; run in %s\n", res.steps_done, cfg.log.out_dir);
-    return 0;
-}
-
-int cmd_eval(int argc, char **argv) {
-    cli_common c = {0};
-    const char *ckpt = NULL, *data = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_option(&c, "eval", CLI_JSON, argc, argv, &i);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if ((r = cli_option_value("--checkpoint", "eval", argc, argv, &i, &ckpt)) ||
-            (r = cli_option_value("--data", "eval", argc, argv, &i, &data))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        if (argv[i][0] == '-' && argv[i][1]) return cli_usage("eval", "unknown option '%s'", argv[i]);
-        if (c.n_positional == 1) return cli_usage("eval", "one CONFIG expected, got '%s' too", argv[i]);
-        c.positional[c.n_positional++] = argv[i];
-    }
-    if (c.n_positional != 1 || !ckpt) return cli_usage("eval", "expected CONFIG --checkpoint FILE");
-    me_error err = {0};
-    me_config cfg;
-    if (cli_load_config(&cfg, c.positional[0], &c, &err)) return cli_fail(&err);
-    if (!data) data = cfg.data.valid;
-    if (!data[0]) return cli_usage("eval", "no --data given and the config has no data.valid");
-    if (cfg.model.vocab_size <= 0)
-        return cli_usage("eval", "%s has no model.vocab_size: eval needs a full model", c.positional[0]);
-    cli_set_threads(cfg.train.threads);
-    me_dataset ds;
-    me_model m;
-    memset(&m, 0, sizeof m);
-    me_eval_result ev;
-    me_status st;
-    me_config stored;
-    me_error ignored;
-    /* a minienc checkpoint names its architecture: it must be the config's (files without a stored
-     * config, e.g. written by other tools, are checked by tensor shapes alone) */
-    if (me_checkpoint_read_config(ckpt, &stored, &ignored) == ME_OK &&
-        me_checkpoint_check_config(ckpt, &stored, &cfg, &err))
-        return cli_fail(&err);
-    if ((st = me_train_load_data(&ds, data, &cfg, &err))) return cli_fail(&err);
-    if ((st = me_model_build(&m, &cfg, &err)) || (st = me_checkpoint_load(ckpt, &m.params, NULL, NULL, &err)) ||
-        (st = me_model_alloc(&m, cfg.train.batch_size, ds.max_len_seen, &err)) ||
-        (st = me_evaluate(&m, &ds, cfg.train.batch_size, &ev, &err))) {
-        me_dataset_free(&ds);
-        me_model_free(&m);
-        return cli_fail(&err);
-    }
-    if (c.json) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "loss", ev.loss);
-        cJSON_AddNumberToObject(o, "accuracy", ev.accuracy);
-        cJSON_AddNumberToObject(o, "examples", (double)ev.examples);
-        cJSON_AddNumberToObject(o, "tokens", (double)ev.tokens);
-        char *s = cJSON_PrintUnformatted(o);
-        if (s) printf("%s\n", s);
-        free(s);
-        cJSON_Delete(o);
-    } else {
-        printf("%s: loss %.6f, %s accuracy %.4f%% over %zu examples (%zu tokens)\n", data, ev.loss,
-               cfg.data.task == ME_TASK_TAG ? "token" : "sequence", 100.0 * ev.accuracy, ev.examples, ev.tokens);
-    }
-    me_dataset_free(&ds);
-    me_model_free(&m);
     return 0;
 }
 

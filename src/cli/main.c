@@ -17,11 +17,17 @@ static const command commands[] = {
      "minienc train [CONFIG] [--set section.key=value ...] [--resume RUN_DIR] [--force]\n"
      "  Train a model on a toy task (default configs/default.ini); writes out_dir/{config.ini, metrics.csv,\n"
      "  checkpoint.safetensors, history.safetensors, layernorm.csv, plots/}."},
+    {"predict", cmd_predict,
+     "minienc predict RUN_DIR|CHECKPOINT [--input \"TOKENS\"]... [--data FILE|-] [--top K] [--json]\n"
+     "                [--attention OUT_DIR]\n"
+     "  The model's answer for each input (config and weights from the checkpoint); with targets, right or\n"
+     "  wrong and the accuracy; --attention writes every layer's attention weights and a chart per input."},
     {"eval", cmd_eval,
-     "minienc eval CONFIG --checkpoint FILE [--data FILE] [--set ...] [--json]\n"
-     "  Loss and accuracy of a checkpoint on a data file (default: the config's valid set)."},
+     "minienc eval RUN_DIR|CHECKPOINT [--data FILE] [--errors N] [--json]\n"
+     "  Loss, token and sequence accuracy of a checkpoint on a data file (default: its config's valid set);\n"
+     "  --errors N lists the first N wrong examples. (Also: eval CONFIG --checkpoint FILE [--set ...].)"},
     {"count", cmd_count,
-     "minienc count CONFIG.ini | CHECKPOINT.safetensors [--set ...] [--json]\n"
+     "minienc count CONFIG.ini | CHECKPOINT.safetensors | RUN_DIR [--set ...] [--json]\n"
      "  Parameter audit from live tensors: per tensor, per group with its closed-form formula, totals."},
     {"forward", cmd_forward,
      "minienc forward CONFIG.ini --weights W.safetensors --input IN.safetensors --output OUT.safetensors\n"
@@ -89,7 +95,7 @@ int main(int argc, char **argv) {
             }
             return finish(commands[i].run(argc - 1, argv + 1));
         }
-    fprintf(stderr, "minienc: error: unknown command '%s', expected one of: train eval count forward data plot "
-                    "inspect bench (see 'minienc help')\n", argv[1]);
+    fprintf(stderr, "minienc: error: unknown command '%s', expected one of: train predict eval count forward data "
+                    "plot inspect bench (see 'minienc help')\n", argv[1]);
     return 2;
 }

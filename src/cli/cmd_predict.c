@@ -1,0 +1,322 @@
+/* minienc predict / eval: a trained model on inputs and data files; the validation examples shown
+ * at the end of training. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "minienc/attention.h"
+#include "minienc/predict.h"
+
+#define MAX_INPUTS 4096
+#define MAX_CHARTS 16
+
+static cJSON *int_array(const int32_t *v, size_t n) {
+    cJSON *a = cJSON_CreateArray();
+    for (size_t j = 0; a && j < n; j++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[j]));
+    return a;
+}
+
+/* Probabilities to 6 decimals, so that JSON shows 0.98 rather than 0.98000001907348633. */
+static double rounded(float p) { return round((double)p * 1e6) / 1e6; }
+
+/* One example as predict's JSON object. */
+static cJSON *example_json(const me_predictions *p, const me_dataset *ds, size_t i) {
+    cJSON *o = cJSON_CreateObject();
+    size_t r0 = p->row[i], nr = p->row[i + 1] - p->row[i];
+    cJSON_AddItemToObject(o, "input", int_array(ds->tokens + ds->offsets[i], me_dataset_len(ds, i)));
+    cJSON_AddItemToObject(o, "prediction", int_array(p->pred + r0, nr));
+    if (me_dataset_has_targets(ds, i)) {
+        cJSON_AddItemToObject(o, "target", int_array(ds->targets + ds->target_offsets[i],
+                                                     ds->target_offsets[i + 1] - ds->target_offsets[i]));
+        cJSON_AddBoolToObject(o, "correct", p->correct[i]);
+    }
+    if (p->top_k > 0) {
+        cJSON *top = cJSON_AddArrayToObject(o, "top");
+        for (size_t r = r0; r < r0 + nr; r++) {
+            cJSON *row = cJSON_CreateArray();
+            for (int k = 0; k < p->top_k; k++) {
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddNumberToObject(e, "token", p->top[r * (size_t)p->top_k + (size_t)k]);
+                cJSON_AddNumberToObject(e, "p", rounded(p->top_p[r * (size_t)p->top_k + (size_t)k]));
+                cJSON_AddItemToArray(row, e);
+            }
+            cJSON_AddItemToArray(top, row);
+        }
+    }
+    return o;
+}
+
+static int print_json(cJSON *o, int pretty) {
+    char *s = o ? (pretty ? cJSON_Print(o) : cJSON_PrintUnformatted(o)) : NULL;
+    cJSON_Delete(o);
+    if (!s) {
+        fprintf(stderr, "minienc: error: out of memory building JSON\n");
+        return 1;
+    }
+    printf("%s\n", s);
+    free(s);
+    return 0;
+}
+
+/* "token accuracy 93.33% (56/60), sequence accuracy 80.00% (8/10)" or "accuracy 80.00% (8/10)". */
+static void accuracy_text(const me_eval_result *e, me_task task, char *buf, size_t cap) {
+    if (task == ME_TASK_TAG)
+        snprintf(buf, cap, "token accuracy %.2f%% (%zu/%zu), sequence accuracy %.2f%% (%zu/%zu)", 100.0 * e->accuracy,
+                 e->right, e->targets, 100.0 * e->seq_accuracy, e->seq_right, e->sequences);
+    else
+        snprintf(buf, cap, "accuracy %.2f%% (%zu/%zu)", 100.0 * e->seq_accuracy, e->seq_right, e->sequences);
+}
+
+/* Writes OUT_DIR/attention.safetensors and a chart per input (the first MAX_CHARTS). */
+static me_status write_attention(const char *dir, const me_predictor *p, const me_predictions *out,
+                                 const me_dataset *ds, int *charts, me_error *err) {
+    char path[ME_PATH_MAX + 64], title[2048], line[1536];
+    *charts = 0;
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return me_error_set(err, ME_ERR_IO, "%s: cannot create the attention folder: %s", dir, strerror(errno));
+    snprintf(path, sizeof path, "%s/attention.safetensors", dir);
+    me_status st = me_attention_write(&out->attention, path, p->checkpoint, p->step, err);
+    for (size_t i = 0; i < out->n && i < MAX_CHARTS && !st; i++) {
+        snprintf(path, sizeof path, "%s/attention_%zu.png", dir, i);
+        snprintf(title, sizeof title, "input %zu: %s  (%s, step %" PRId64 ")", i,
+                 me_predict_describe(out, ds, i, 1, line, sizeof line), p->checkpoint, p->step);
+        if ((st = me_attention_png(&out->attention, i, title, path, err)) == ME_OK) (*charts)++;
+    }
+    return st;
+}
+
+int cmd_predict(int argc, char **argv) {
+    cli_common c = {0};
+    const char **inputs = calloc(MAX_INPUTS, sizeof *inputs);
+    const char *data = NULL, *attention = NULL, *v;
+    int n_inputs = 0;
+    long top = -1;
+    if (!inputs) return cli_usage("predict", "out of memory");
+    for (int i = 1; i < argc; i++) {
+        const cli_int_opt opt = {"--top", &top, 1, 1000000};
+        int r = cli_int_option(&opt, 1, "predict", argc, argv, &i);
+        if (r == 0) r = cli_common_option(&c, "predict", CLI_JSON, argc, argv, &i);
+        if (r == 0 && (r = cli_option_value("--input", "predict", argc, argv, &i, &v)) > 0) {
+            if (n_inputs == MAX_INPUTS) {
+                free(inputs);
+                return cli_usage("predict", "more than %d --input options; put them in a file for --data", MAX_INPUTS);
+            }
+            inputs[n_inputs++] = v;
+        }
+        if (r == 0) r = cli_option_value("--data", "predict", argc, argv, &i, &data);
+        if (r == 0) r = cli_option_value("--attention", "predict", argc, argv, &i, &attention);
+        if (r < 0 || (r == 0 && argv[i][0] == '-' && argv[i][1])) {
+            free(inputs);
+            return r < 0 ? 2 : cli_usage("predict", "unknown option '%s'", argv[i]);
+        }
+        if (r > 0) continue;
+        if (c.n_positional == 1) {
+            free(inputs);
+            return cli_usage("predict", "one RUN_DIR or CHECKPOINT expected, got '%s' too", argv[i]);
+        }
+        c.positional[c.n_positional++] = argv[i];
+    }
+    const char *problem = NULL;
+    if (c.n_sets) problem = "--set does not apply: the model and its config come from the checkpoint";
+    else if (c.n_positional != 1) problem = "expected RUN_DIR or CHECKPOINT";
+    else if (!n_inputs && !data) problem = "expected inputs: --input \"TOKENS\" (one per sequence) or --data FILE|-";
+    else if (n_inputs && data) problem = "--input and --data exclude each other";
+    if (problem) {
+        free(inputs);
+        return cli_usage("predict", "%s", problem);
+    }
+    me_error err = {0};
+    me_predictor p;
+    me_dataset ds;
+    me_predictions out;
+    memset(&ds, 0, sizeof ds);
+    memset(&out, 0, sizeof out);
+    int code = 0;
+    if (me_predictor_open(&p, c.positional[0], &err)) {
+        free(inputs);
+        return cli_fail(&err);
+    }
+    const me_model_config *mc = &p.cfg.model;
+    if (top > mc->n_classes) {
+        code = cli_usage("predict", "--top %ld is more than the model's %d classes", top, mc->n_classes);
+        goto done;
+    }
+    me_status st;
+    if (data) {
+        st = me_predictor_load_data(&p, &ds, data, ME_DATA_TARGETS_OPTIONAL, &err);
+    } else {
+        st = me_dataset_init(&ds, p.cfg.data.task, mc->vocab_size, mc->n_classes, mc->max_len, ME_DATA_TARGETS_OPTIONAL,
+                             "--input", &err);
+        for (int i = 0; i < n_inputs && !st; i++)
+            st = me_dataset_add_line(&ds, inputs[i], strlen(inputs[i]), "--input", (size_t)i + 1, &err);
+    }
+    if (st) {
+        code = cli_fail(&err);
+        goto done;
+    }
+    cli_set_threads(p.cfg.train.threads);
+    me_predict_options o = {.top_k = top > 0                                   ? (int)top
+                                     : mc->n_classes < ME_PREDICT_DEFAULT_TOP ? mc->n_classes
+                                                                              : ME_PREDICT_DEFAULT_TOP,
+                            .attention = attention != NULL};
+    if (me_predict(&p, &ds, &o, &out, &err)) {
+        code = cli_fail(&err);
+        goto done;
+    }
+    char line[8192];
+    for (size_t i = 0; i < out.n && !code; i++) {
+        if (c.json) code = print_json(example_json(&out, &ds, i), 0);
+        else printf("%s\n", me_predict_describe(&out, &ds, i, 1, line, sizeof line));
+    }
+    if (!c.json && out.eval.sequences) {
+        accuracy_text(&out.eval, ds.task, line, sizeof line);
+        printf("%s%s\n", line, out.eval.sequences < out.n ? " over the inputs with targets" : "");
+    }
+    if (attention && !code) {
+        int charts;
+        if (write_attention(attention, &p, &out, &ds, &charts, &err)) {
+            code = cli_fail(&err);
+            goto done;
+        }
+        fprintf(stderr, "minienc: wrote %s/attention.safetensors (%d layers x %zu inputs x %d heads) and %d chart%s "
+                        "%s/attention_0.png%s\n", attention, out.attention.layers, out.attention.n, out.attention.heads,
+                charts, charts == 1 ? "" : "s", attention, charts > 1 ? " .." : "");
+    }
+done:
+    me_predictions_free(&out);
+    me_dataset_free(&ds);
+    me_predictor_free(&p);
+    free(inputs);
+    return code;
+}
+
+int cmd_eval(int argc, char **argv) {
+    cli_common c = {0};
+    const char *ckpt = NULL, *data = NULL;
+    long errors = 0;
+    for (int i = 1; i < argc; i++) {
+        const cli_int_opt opt = {"--errors", &errors, 0, 1000000000};
+        int r = cli_int_option(&opt, 1, "eval", argc, argv, &i);
+        if (r == 0) r = cli_common_option(&c, "eval", CLI_JSON, argc, argv, &i);
+        if (r == 0) r = cli_option_value("--checkpoint", "eval", argc, argv, &i, &ckpt);
+        if (r == 0) r = cli_option_value("--data", "eval", argc, argv, &i, &data);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if (argv[i][0] == '-' && argv[i][1]) return cli_usage("eval", "unknown option '%s'", argv[i]);
+        if (c.n_positional == 1) return cli_usage("eval", "one RUN_DIR or CHECKPOINT expected, got '%s' too", argv[i]);
+        c.positional[c.n_positional++] = argv[i];
+    }
+    if (c.n_positional != 1) return cli_usage("eval", "expected RUN_DIR or CHECKPOINT (or CONFIG --checkpoint FILE)");
+    if (c.n_sets && !ckpt)
+        return cli_usage("eval", "--set applies to a CONFIG given with --checkpoint FILE; the model and its config "
+                                 "come from the checkpoint");
+    me_error err = {0};
+    me_predictor p;
+    if (ckpt) { /* the older form: eval CONFIG --checkpoint FILE */
+        me_config cfg;
+        if (cli_load_config(&cfg, c.positional[0], &c, &err) || me_predictor_open_config(&p, ckpt, &cfg, &err))
+            return cli_fail(&err);
+    } else if (me_predictor_open(&p, c.positional[0], &err)) {
+        return cli_fail(&err);
+    }
+    if (!data) data = p.cfg.data.valid;
+    if (!data[0]) {
+        me_predictor_free(&p);
+        return cli_usage("eval", "no --data given and the stored config has no data.valid");
+    }
+    cli_set_threads(p.cfg.train.threads);
+    me_dataset ds;
+    me_predictions out;
+    memset(&ds, 0, sizeof ds);
+    memset(&out, 0, sizeof out);
+    int code = 0;
+    me_predict_options o = {0};
+    if (me_predictor_load_data(&p, &ds, data, 0, &err) || me_predict(&p, &ds, &o, &out, &err)) {
+        code = cli_fail(&err);
+        goto done;
+    }
+    const me_eval_result *e = &out.eval;
+    int tag = ds.task == ME_TASK_TAG;
+    if (c.json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "checkpoint", p.checkpoint);
+        cJSON_AddNumberToObject(j, "step", (double)p.step);
+        cJSON_AddStringToObject(j, "data", data);
+        cJSON_AddStringToObject(j, "task", tag ? "tag" : "classify");
+        cJSON_AddNumberToObject(j, "examples", (double)e->examples);
+        cJSON_AddNumberToObject(j, "tokens", (double)e->tokens);
+        cJSON_AddNumberToObject(j, "loss", e->loss);
+        if (tag) {
+            cJSON_AddNumberToObject(j, "token_accuracy", e->accuracy);
+            cJSON_AddNumberToObject(j, "sequence_accuracy", e->seq_accuracy);
+        } else {
+            cJSON_AddNumberToObject(j, "accuracy", e->seq_accuracy);
+        }
+        if (errors > 0) {
+            cJSON *list = cJSON_AddArrayToObject(j, "errors");
+            long shown = 0;
+            for (size_t i = 0; i < out.n && shown < errors; i++)
+                if (!out.correct[i]) {
+                    cJSON_AddItemToArray(list, example_json(&out, &ds, i));
+                    shown++;
+                }
+        }
+        code = print_json(j, 0);
+    } else {
+        char acc[512], line[8192];
+        accuracy_text(e, ds.task, acc, sizeof acc);
+        printf("%s (step %" PRId64 ") on %s: %zu examples, %zu tokens\nloss %.6f, %s\n", p.checkpoint, p.step, data,
+               e->examples, e->tokens, e->loss, acc);
+        if (errors > 0) {
+            size_t wrong = e->sequences - e->seq_right;
+            long shown = 0;
+            printf("%zu wrong example%s%s\n", wrong, wrong == 1 ? "" : "s",
+                   wrong ? (wrong > (size_t)errors ? ", the first ones:" : ":") : "");
+            for (size_t i = 0; i < out.n && shown < errors; i++)
+                if (!out.correct[i]) {
+                    printf("  %s:%zu: %s\n", data, ds.lines[i], me_predict_describe(&out, &ds, i, 1, line, sizeof line));
+                    shown++;
+                }
+        }
+    }
+done:
+    me_predictions_free(&out);
+    me_dataset_free(&ds);
+    me_predictor_free(&p);
+    return code;
+}
+
+void cli_show_examples(const char *run_dir, int n) {
+    me_error err = {0};
+    me_predictor p;
+    me_dataset ds;
+    me_predictions out;
+    memset(&ds, 0, sizeof ds);
+    memset(&out, 0, sizeof out);
+    if (me_predictor_open(&p, run_dir, &err)) {
+        fprintf(stderr, "minienc: error: %s\n", err.msg);
+        return;
+    }
+    me_predict_options o = {.max_examples = (size_t)n};
+    if (p.cfg.data.valid[0]) {
+        if (me_predictor_load_data(&p, &ds, p.cfg.data.valid, 0, &err) || me_predict(&p, &ds, &o, &out, &err)) {
+            fprintf(stderr, "minienc: error: %s\n", err.msg);
+        } else {
+            char line[1024];
+            fprintf(stderr, "minienc: the first %zu validation example%s (input -> prediction):\n", out.n,
+                    out.n == 1 ? "" : "s");
+            for (size_t i = 0; i < out.n; i++)
+                fprintf(stderr, "  %s\n", me_predict_describe(&out, &ds, i, 1, line, sizeof line));
+        }
+    }
+    me_predictions_free(&out);
+    me_dataset_free(&ds);
+    me_predictor_free(&p);
+}
