@@ -124,7 +124,7 @@ me_status me_model_alloc(me_model *m, int max_b, int max_s, me_error *err) {
     /* activations and tables, on top of the parameters, gradients and AdamW state already taken (an
      * activation size that overflows is refused by me_encoder_alloc) */
     size_t act = me_encoder_activation_bytes(c, max_b, max_s, NULL, NULL);
-    double need = (double)act + 4.0 * sizeof(float) * (double)max_b * max_s * (c->d_model + (c->n_classes > 0 ? c->n_classes : 1));
+    double need = (double)act + 4.0 * sizeof(float) * (double)max_b * max_s * (c->d_model + 2 * (c->n_classes > 0 ? c->n_classes : 1));
     if (c->vocab_size > 0 && c->positional == ME_POS_SINUSOIDAL) need += sizeof(float) * (double)c->max_len * c->d_model;
     if (act > 0 && me_refuse_beyond_memory(need, 16.0 * (double)m->params.total, "; lower train.batch_size or "
                                            "model.max_len", err, "batch %d x seq %d needs %.1f GiB of activations and "
@@ -142,6 +142,7 @@ me_status me_model_alloc(me_model *m, int max_b, int max_s, me_error *err) {
     m->pooled = me_alloc((size_t)max_b * d * sizeof(float));
     m->dpooled = me_alloc((size_t)max_b * d * sizeof(float));
     m->logits = me_alloc(t * cl * sizeof(float));
+    m->probs = me_alloc(t * cl * sizeof(float));
     if (c->vocab_size > 0 && c->positional == ME_POS_SINUSOIDAL) {
         m->sin_pos = me_alloc((size_t)c->max_len * d * sizeof(float));
         if (m->sin_pos) {
@@ -154,20 +155,21 @@ me_status me_model_alloc(me_model *m, int max_b, int max_s, me_error *err) {
                 }
         }
     }
-    if (!m->x || !m->dx || !m->dout || !m->pooled || !m->dpooled || !m->logits ||
+    if (!m->x || !m->dx || !m->dout || !m->pooled || !m->dpooled || !m->logits || !m->probs ||
         (c->vocab_size > 0 && c->positional == ME_POS_SINUSOIDAL && !m->sin_pos))
         return me_error_set(err, ME_ERR_NOMEM, "cannot allocate model activations for batch %d x seq %d", max_b,
                             max_s);
     return ME_OK;
 }
 
-/* Softmax over each row of logits[R,C] in place; returns the summed -log p[target] over rows whose
+/* probs[R,C] = softmax of each row of logits[R,C]; returns the summed -log p[target] over rows whose
  * target is >= 0 and counts them; right counts argmax == target. */
-static double softmax_xent(float *logits, const int32_t *targets, size_t rows, int c, size_t *counted,
-                           size_t *right) {
+static double softmax_xent(float *probs, const float *logits, const int32_t *targets, size_t rows, int c,
+                           size_t *counted, size_t *right) {
     double loss = 0.0;
     for (size_t r = 0; r < rows; r++) {
-        float *z = logits + r * (size_t)c;
+        const float *z = logits + r * (size_t)c;
+        float *pr = probs + r * (size_t)c;
         int arg = 0;
         for (int j = 1; j < c; j++)
             if (z[j] > z[arg]) arg = j;
@@ -181,7 +183,7 @@ static double softmax_xent(float *logits, const int32_t *targets, size_t rows, i
             if (arg == tg) (*right)++;
         }
         double inv = 1.0 / sum;
-        for (int j = 0; j < c; j++) z[j] = (float)(exp((double)(z[j] - mx)) * inv);
+        for (int j = 0; j < c; j++) pr[j] = (float)(exp((double)(z[j] - mx)) * inv);
     }
     return loss;
 }
@@ -212,7 +214,7 @@ double me_model_forward(me_model *m, const int32_t *tokens, const uint8_t *pad, 
         /* logits[T,C] = out[T,D] * trans(head.weight[C,D]) + head.bias */
         me_linear_forward(m->logits, out, me_params_data(p, m->head_w), me_params_data(p, m->head_b), (int)t, (int)d,
                           cl);
-        loss = softmax_xent(m->logits, targets, t, cl, &counted, &right);
+        loss = softmax_xent(m->probs, m->logits, targets, t, cl, &counted, &right);
     } else {
         /* pooled[b,:] = mean over non-padded s of out[b,s,:] */
         for (int bi = 0; bi < b; bi++) {
@@ -230,7 +232,7 @@ double me_model_forward(me_model *m, const int32_t *tokens, const uint8_t *pad, 
         }
         me_linear_forward(m->logits, m->pooled, me_params_data(p, m->head_w), me_params_data(p, m->head_b), b,
                           (int)d, cl);
-        loss = softmax_xent(m->logits, targets, (size_t)b, cl, &counted, &right);
+        loss = softmax_xent(m->probs, m->logits, targets, (size_t)b, cl, &counted, &right);
     }
     m->n_targets = counted;
     m->loss = counted ? loss / (double)counted : NAN;
@@ -242,7 +244,7 @@ void me_model_top_k(const me_model *m, int k, int32_t *idx, float *p) {
     int cl = m->cfg.n_classes;
     size_t rows = m->task == ME_TASK_TAG ? (size_t)m->b * (size_t)m->s : (size_t)m->b;
     for (size_t r = 0; r < rows; r++) {
-        const float *z = m->logits + r * (size_t)cl; /* [C] probabilities */
+        const float *z = m->probs + r * (size_t)cl; /* [C] */
         int32_t *out = idx + r * (size_t)k;
         /* insertion into the k best so far: strictly greater moves up, so equal values keep class order */
         int have = 0;
@@ -268,9 +270,9 @@ void me_model_backward(me_model *m) {
     if (m->n_targets == 0) return;
     float inv = 1.0f / (float)m->n_targets;
     size_t rows = m->task == ME_TASK_TAG ? t : (size_t)b;
-    /* dlogits = (softmax - onehot(target)) / n_targets, zero for ignored rows (in place in logits) */
+    /* dlogits = (softmax - onehot(target)) / n_targets, zero for ignored rows (in place in probs) */
     for (size_t r = 0; r < rows; r++) {
-        float *z = m->logits + r * (size_t)cl;
+        float *z = m->probs + r * (size_t)cl;
         int32_t tg = m->targets[r];
         if (tg < 0) {
             memset(z, 0, (size_t)cl * sizeof(float));
@@ -281,11 +283,11 @@ void me_model_backward(me_model *m) {
     const float *out = m->enc.out;
     memset(m->dout, 0, t * d * sizeof(float));
     if (m->task == ME_TASK_TAG) {
-        me_linear_backward(m->dout, me_params_grad(p, m->head_w), me_params_grad(p, m->head_b), m->logits, out,
+        me_linear_backward(m->dout, me_params_grad(p, m->head_w), me_params_grad(p, m->head_b), m->probs, out,
                            me_params_data(p, m->head_w), (int)t, (int)d, cl);
     } else {
         memset(m->dpooled, 0, (size_t)b * d * sizeof(float));
-        me_linear_backward(m->dpooled, me_params_grad(p, m->head_w), me_params_grad(p, m->head_b), m->logits,
+        me_linear_backward(m->dpooled, me_params_grad(p, m->head_w), me_params_grad(p, m->head_b), m->probs,
                            m->pooled, me_params_data(p, m->head_w), b, (int)d, cl);
         for (int bi = 0; bi < b; bi++) {
             int n = 0;
@@ -323,6 +325,7 @@ void me_model_free(me_model *m) {
     me_free(m->pooled);
     me_free(m->dpooled);
     me_free(m->logits);
+    me_free(m->probs);
     me_free(m->sin_pos);
     memset(m, 0, sizeof *m);
     m->embed = m->pos = m->head_w = m->head_b = -1;

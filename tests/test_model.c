@@ -258,7 +258,11 @@ static void check_forward_against_naive(model_case *c, double loss, size_t corre
         double se = 0;
         for (int k = 0; k < cl; k++) se += exp(z[k] - mx);
         for (int k = 0; k < cl; k++) {
-            double prob = exp(z[k] - mx) / se, got = m->logits[(size_t)r * cl + k];
+            double prob = exp(z[k] - mx) / se, got = m->probs[(size_t)r * cl + k];
+            if (!(fabs((double)m->logits[(size_t)r * cl + k] - z[k]) <= 1e-5 * (1 + fabs(z[k])))) {
+                print_error("logit [%d,%d] = %.9g, want %.9g\n", r, k, (double)m->logits[(size_t)r * cl + k], z[k]);
+                fail();
+            }
             if (!(fabs(got - prob) <= 1e-5)) {
                 print_error("probability [%d,%d] = %.9g, want %.9g\n", r, k, got, prob);
                 fail();

@@ -765,19 +765,25 @@ static void checkpoint_should_load_back_to_the_same_model_and_evaluation_with_op
     assert_int_equal(me_evaluate(&m, &ds, stored.train.batch_size, &ev, &err), ME_OK);
     assert_true(ev.loss == res.valid_loss);
     assert_true(ev.accuracy == res.valid_acc);
-    char out[4096];
-    int code = run_bin(out, sizeof out, "eval '%s' --checkpoint '%s' --json", ini, ckp);
-    assert_int_equal(code, 0);
-    const char *lp = strstr(out, "\"loss\":"), *ap = strstr(out, "\"accuracy\":");
-    if (!lp || !ap) {
-        print_error("no loss/accuracy in: %s\n", out);
-        fail();
-    }
-    double bin_loss = strtod(lp + 7, NULL), bin_acc = strtod(ap + 11, NULL);
-    if (!(fabs(bin_loss - ev.loss) <= 1e-12 * fabs(ev.loss)) || !(fabs(bin_acc - ev.accuracy) <= 1e-12)) {
-        print_error("minienc eval: loss %.17g acc %.17g; in process: loss %.17g acc %.17g\n", bin_loss, bin_acc, ev.loss,
-                    ev.accuracy);
-        fail();
+    /* the binary, in the older form (CONFIG --checkpoint FILE) and from the checkpoint alone */
+    for (int form = 0; form < 2; form++) {
+        char out[4096];
+        int code = form == 0 ? run_bin(out, sizeof out, "eval '%s' --checkpoint '%s' --json", ini, ckp)
+                             : run_bin(out, sizeof out, "eval '%s' --json", ckp);
+        assert_int_equal(code, 0);
+        const char *lp = strstr(out, "\"loss\":"), *ap = strstr(out, "\"token_accuracy\":");
+        const char *sp = strstr(out, "\"sequence_accuracy\":");
+        if (!lp || !ap || !sp) {
+            print_error("no loss/token_accuracy/sequence_accuracy in: %s\n", out);
+            fail();
+        }
+        double bin_loss = strtod(lp + 7, NULL), bin_acc = strtod(ap + 17, NULL), bin_seq = strtod(sp + 20, NULL);
+        if (!(fabs(bin_loss - ev.loss) <= 1e-12 * fabs(ev.loss)) || !(fabs(bin_acc - ev.accuracy) <= 1e-12) ||
+            !(fabs(bin_seq - ev.seq_accuracy) <= 1e-12)) {
+            print_error("minienc eval: loss %.17g acc %.17g seq %.17g; in process: loss %.17g acc %.17g seq %.17g\n",
+                        bin_loss, bin_acc, bin_seq, ev.loss, ev.accuracy, ev.seq_accuracy);
+            fail();
+        }
     }
     me_dataset_free(&ds);
     me_optim_free(&o);

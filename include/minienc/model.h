@@ -31,7 +31,8 @@ typedef struct {
     float *pooled;   /* [B,D] classify: mean of non-padded outputs */
     float *dpooled;  /* [B,D] */
     float *dout;     /* [B,S,D] gradient w.r.t. the encoder output */
-    float *logits;   /* [B*S,C] (tag) or [B,C] (classify); after forward: softmax probabilities */
+    float *logits;   /* [B*S,C] (tag) or [B,C] (classify): the head's output */
+    float *probs;    /* [B*S,C] or [B,C]: softmax of logits; backward turns it into d(loss)/d(logits) */
     float *sin_pos;  /* [max_len,D] sinusoidal table when positional = sinusoidal */
     /* last forward pass */
     int b, s;
