@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "minienc/params.h"
+#include "internal.h"
 #include "minienc/safetensors.h"
 
 #define LAYER_FMT "encoder.layers.%d.self_attn.weights"

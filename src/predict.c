@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "file.h"
 #include "minienc/checkpoint.h"
 #include "minienc/ops.h"
 
@@ -323,10 +324,7 @@ me_status me_predict_plot_run(const char *run_dir, int *written, me_error *err) 
     me_ops_set_threads(threads);
     if (st) goto done;
     snprintf(path, sizeof path, "%s/plots", run_dir);
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-        st = me_error_set(err, ME_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-        goto done;
-    }
+    if ((st = me_file_mkdir_p(path, err))) goto done;
     snprintf(title, sizeof title, "first validation example, step %" PRId64 ": %s", p.step,
              me_predict_describe(&out, &ds, 0, 1, line, sizeof line));
     snprintf(path, sizeof path, "%s/plots/attention.png", run_dir);

@@ -1,16 +1,15 @@
 /* minienc predict / eval: a trained model on inputs and data files; the validation examples shown
  * at the end of training. */
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "file.h"
 #include "minienc/attention.h"
 #include "minienc/predict.h"
 
@@ -79,10 +78,10 @@ static me_status write_attention(const char *dir, const me_predictor *p, const m
                                  const me_dataset *ds, int *charts, me_error *err) {
     char path[ME_PATH_MAX + 64], title[2048], line[1536];
     *charts = 0;
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return me_error_set(err, ME_ERR_IO, "%s: cannot create the attention folder: %s", dir, strerror(errno));
+    me_status st = me_file_mkdir_p(dir, err);
+    if (st) return st;
     snprintf(path, sizeof path, "%s/attention.safetensors", dir);
-    me_status st = me_attention_write(&out->attention, path, p->checkpoint, p->step, err);
+    st = me_attention_write(&out->attention, path, p->checkpoint, p->step, err);
     for (size_t i = 0; i < out->n && i < MAX_CHARTS && !st; i++) {
         snprintf(path, sizeof path, "%s/attention_%zu.png", dir, i);
         snprintf(title, sizeof title, "input %zu: %s  (%s, step %" PRId64 ")", i,
