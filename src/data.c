@@ -287,6 +287,11 @@ done:
 
 me_status me_dataset_load(me_dataset *ds, const char *path, me_task task, int vocab_size, int n_classes,
                           int max_len, me_error *err) {
+    return me_dataset_load_flags(ds, path, task, vocab_size, n_classes, max_len, 0, err);
+}
+
+me_status me_dataset_load_flags(me_dataset *ds, const char *path, me_task task, int vocab_size, int n_classes,
+                                int max_len, unsigned flags, me_error *err) {
     memset(ds, 0, sizeof *ds);
     if (task != ME_TASK_TAG && task != ME_TASK_CLASSIFY)
         return me_error_set(err, ME_ERR_CONFIG, "%s: unknown task %d; expected tag or classify", path, (int)task);
@@ -301,7 +306,7 @@ me_status me_dataset_load(me_dataset *ds, const char *path, me_task task, int vo
         fclose(f);
         return me_error_set(err, ME_ERR_NOFILE, "%s: is a directory, expected a data file", path);
     }
-    me_status st = me_dataset_read(ds, f, path, task, vocab_size, n_classes, max_len, 0, err);
+    me_status st = me_dataset_read(ds, f, path, task, vocab_size, n_classes, max_len, flags, err);
     fclose(f);
     return st;
 }

@@ -1,7 +1,6 @@
 /* Predictions, evaluation and attention maps of a trained model (see predict.h). */
 #include "minienc/predict.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -211,18 +210,7 @@ me_status me_predictor_load_data(const me_predictor *p, me_dataset *ds, const ch
     const me_model_config *c = &p->cfg.model;
     if (strcmp(path, "-") == 0)
         return me_dataset_read(ds, stdin, "stdin", p->cfg.data.task, c->vocab_size, c->n_classes, c->max_len, flags, err);
-    if (!(flags & ME_DATA_TARGETS_OPTIONAL))
-        return me_dataset_load(ds, path, p->cfg.data.task, c->vocab_size, c->n_classes, c->max_len, err);
-    FILE *f = fopen(path, "rb");
-    if (!f) return me_error_set(err, ME_ERR_NOFILE, "%s: cannot open data file: %s", path, strerror(errno));
-    struct stat sb;
-    me_status st;
-    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode))
-        st = me_error_set(err, ME_ERR_NOFILE, "%s: is a directory, expected a data file", path);
-    else
-        st = me_dataset_read(ds, f, path, p->cfg.data.task, c->vocab_size, c->n_classes, c->max_len, flags, err);
-    fclose(f);
-    return st;
+    return me_dataset_load_flags(ds, path, p->cfg.data.task, c->vocab_size, c->n_classes, c->max_len, flags, err);
 }
 
 me_status me_predict(me_predictor *p, const me_dataset *ds, const me_predict_options *o, me_predictions *out,

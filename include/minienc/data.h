@@ -67,6 +67,10 @@ enum {
 me_status me_dataset_load(me_dataset *ds, const char *path, me_task task, int vocab_size, int n_classes,
                           int max_len, me_error *err);
 
+/* The same with flags (ME_DATA_*). */
+me_status me_dataset_load_flags(me_dataset *ds, const char *path, me_task task, int vocab_size, int n_classes,
+                                int max_len, unsigned flags, me_error *err);
+
 /* The same from an open stream (read to its end, not closed); name is used in messages (a path,
  * "stdin"). flags: ME_DATA_*. */
 me_status me_dataset_read(me_dataset *ds, FILE *f, const char *name, me_task task, int vocab_size, int n_classes,
