@@ -422,10 +422,11 @@ static const struct {
     const char *name;
     gen_task id;
     me_task kind;
+    int vocab; /* the default vocabulary, as data/README.md describes the task */
 } gen_tasks[] = {
-    {"reverse", GEN_REVERSE, ME_TASK_TAG},     {"sort", GEN_SORT, ME_TASK_TAG},
-    {"histogram", GEN_HISTOGRAM, ME_TASK_TAG}, {"copy", GEN_COPY, ME_TASK_TAG},
-    {"parity", GEN_PARITY, ME_TASK_CLASSIFY},  {"majority", GEN_MAJORITY, ME_TASK_CLASSIFY},
+    {"reverse", GEN_REVERSE, ME_TASK_TAG, 8},     {"sort", GEN_SORT, ME_TASK_TAG, 8},
+    {"histogram", GEN_HISTOGRAM, ME_TASK_TAG, 8}, {"copy", GEN_COPY, ME_TASK_TAG, 8},
+    {"parity", GEN_PARITY, ME_TASK_CLASSIFY, 2},  {"majority", GEN_MAJORITY, ME_TASK_CLASSIFY, 8},
 };
 
 static int find_task(const char *task) {
@@ -452,6 +453,11 @@ me_status me_data_task_info(const char *task, int vocab, int max_len, int *vocab
     if (n_classes) *n_classes = nc;
     if (kind) *kind = gen_tasks[t].kind;
     return ME_OK;
+}
+
+int me_data_default_vocab(const char *task) {
+    int t = find_task(task);
+    return t < 0 ? 8 : gen_tasks[t].vocab;
 }
 
 static int cmp_i32(const void *a, const void *b) {
@@ -559,5 +565,163 @@ me_status me_data_generate_file(const char *path, const char *task, size_t n, in
     if (st == ME_OK) st = me_file_write_atomic(path, buf, len, err);
     else if (err && st != ME_ERR_CONFIG) me_error_prefix(err, "%s", path);
     free(buf);
+    return st;
+}
+
+/* ---- a train/validation split with no input in both --------------------------------------------- */
+
+/* The validation inputs, for membership tests: tokens back to back, an open-addressing table of
+ * example indices keyed by a hash of the tokens. */
+typedef struct {
+    int32_t *tok;   /* [n * max_len] example i at i * max_len */
+    size_t *len;    /* [n] */
+    size_t *slot;   /* [cap] example index + 1, 0 = empty */
+    size_t n, cap, distinct;
+    int max_len;
+} seen_set;
+
+static uint64_t hash_tokens(const int32_t *x, size_t l) {
+    uint64_t h = me_rng_mix64((uint64_t)l);
+    for (size_t j = 0; j < l; j++) h = me_rng_mix64(h ^ (uint64_t)(uint32_t)x[j]);
+    return h;
+}
+
+/* 1 if x[l] is in the set; *at gets its slot or the empty slot where it would go. */
+static int seen_find(const seen_set *S, const int32_t *x, size_t l, size_t *at) {
+    size_t i = (size_t)hash_tokens(x, l) & (S->cap - 1);
+    while (S->slot[i]) {
+        size_t e = S->slot[i] - 1;
+        if (S->len[e] == l && memcmp(S->tok + e * (size_t)S->max_len, x, l * sizeof *x) == 0) {
+            *at = i;
+            return 1;
+        }
+        i = (i + 1) & (S->cap - 1);
+    }
+    *at = i;
+    return 0;
+}
+
+/* Number of distinct inputs of lengths min_len..max_len over vocab tokens, capped at cap. */
+static uint64_t input_space(int min_len, int max_len, int vocab, uint64_t cap) {
+    uint64_t total = 0, p = 1;
+    for (int l = 1; l <= max_len; l++) {
+        p = p > cap / (uint64_t)vocab ? cap : p * (uint64_t)vocab;
+        if (l >= min_len) total = total > cap - p ? cap : total + p;
+    }
+    return total;
+}
+
+/* The comment line opening each file of a split. */
+static int split_header(FILE *out, const char *task, const char *part, size_t n_train, size_t n_valid, int min_len,
+                        int max_len, int vocab, uint64_t seed, int vs, int nc, me_task kind) {
+    return fprintf(out,
+                   "# minienc data: task=%s part=%s n_train=%zu n_valid=%zu min_len=%d max_len=%d vocab=%d seed=%" PRIu64
+                   " vocab_size=%d n_classes=%d kind=%s\n",
+                   task, part, n_train, n_valid, min_len, max_len, vocab, seed, vs, nc,
+                   kind == ME_TASK_TAG ? "tag" : "classify") >= 0;
+}
+
+me_status me_data_generate_split(FILE *train, FILE *valid, const char *task, size_t n_train, size_t n_valid,
+                                 int min_len, int max_len, int vocab, uint64_t seed, me_error *err) {
+    int vs, nc;
+    me_task kind;
+    me_status st = me_data_task_info(task, vocab, max_len, &vs, &nc, &kind, err);
+    if (st != ME_OK) return st;
+    if (n_train < 1 || n_valid < 1)
+        return me_error_set(err, ME_ERR_CONFIG, "generate %s: n_train=%zu n_valid=%zu; expected both >= 1", task,
+                            n_train, n_valid);
+    if (min_len < 1 || min_len > max_len)
+        return me_error_set(err, ME_ERR_CONFIG, "generate %s: min_len=%d max_len=%d; expected 1 <= min_len <= max_len",
+                            task, min_len, max_len);
+    if (n_valid > ((size_t)1 << 40) / (size_t)max_len)
+        return me_error_set(err, ME_ERR_CONFIG, "generate %s: n_valid=%zu x max_len=%d tokens is too many to hold", task,
+                            n_valid, max_len);
+    gen_task id = gen_tasks[find_task(task)].id;
+    seen_set S = {0};
+    S.max_len = max_len;
+    S.cap = 16;
+    while (S.cap < 2 * n_valid) S.cap *= 2;
+    S.tok = malloc(n_valid * (size_t)max_len * sizeof *S.tok);
+    S.len = malloc(n_valid * sizeof *S.len);
+    S.slot = calloc(S.cap, sizeof *S.slot);
+    int32_t *x = malloc((size_t)max_len * sizeof *x), *y = malloc((size_t)max_len * sizeof *y); /* [max_len] */
+    if (!S.tok || !S.len || !S.slot || !x || !y) {
+        st = me_error_set(err, ME_ERR_NOMEM, "generate %s: out of memory for %zu validation examples", task, n_valid);
+        goto done;
+    }
+    me_rng rng;
+    me_rng_seed(&rng, seed);
+    int ok = split_header(valid, task, "valid", n_train, n_valid, min_len, max_len, vocab, seed, vs, nc, kind) &&
+             split_header(train, task, "train", n_train, n_valid, min_len, max_len, vocab, seed, vs, nc, kind);
+    size_t ny = kind == ME_TASK_TAG ? 0 : 1;
+    /* the validation set first, then training examples whose input it does not hold: an input decides
+     * its target, so no example is in both */
+    for (size_t i = 0; ok && i < n_valid; i++) {
+        size_t l = (size_t)min_len + (size_t)me_rng_below(&rng, (uint64_t)(max_len - min_len + 1)), at;
+        int32_t *xi = S.tok + i * (size_t)max_len;
+        for (size_t j = 0; j < l; j++) xi[j] = (int32_t)me_rng_below(&rng, (uint64_t)vocab);
+        S.len[i] = l;
+        if (!seen_find(&S, xi, l, &at)) {
+            S.slot[at] = i + 1;
+            S.distinct++;
+        }
+        gen_targets(id, xi, l, y);
+        ok = write_tokens(valid, xi, l, '\t') && write_tokens(valid, y, ny ? ny : l, '\n');
+    }
+    if (ok && input_space(min_len, max_len, vocab, UINT64_MAX / 2) <= (uint64_t)S.distinct) {
+        st = me_error_set(err, ME_ERR_CONFIG,
+                          "generate %s: the %zu validation examples hold every one of the task's %zu possible inputs "
+                          "(lengths %d..%d, vocab %d), so no training example can differ; lower --valid or raise "
+                          "--max-len or --vocab", task, n_valid, S.distinct, min_len, max_len, vocab);
+        goto done;
+    }
+    /* rejection sampling; bounded, since a nearly exhausted input space makes it slow */
+    size_t tries = 0, limit = n_train > SIZE_MAX / 1000 - 1000000 ? SIZE_MAX : 1000 * n_train + 1000000;
+    for (size_t i = 0; ok && i < n_train;) {
+        size_t l = (size_t)min_len + (size_t)me_rng_below(&rng, (uint64_t)(max_len - min_len + 1)), at;
+        for (size_t j = 0; j < l; j++) x[j] = (int32_t)me_rng_below(&rng, (uint64_t)vocab);
+        if (++tries > limit) {
+            st = me_error_set(err, ME_ERR_CONFIG,
+                              "generate %s: only %zu of %zu training examples drawn outside the validation set after "
+                              "%zu tries; the task has few inputs left (lengths %d..%d, vocab %d): lower --valid or "
+                              "raise --max-len or --vocab", task, i, n_train, limit, min_len, max_len, vocab);
+            goto done;
+        }
+        if (seen_find(&S, x, l, &at)) continue;
+        gen_targets(id, x, l, y);
+        ok = write_tokens(train, x, l, '\t') && write_tokens(train, y, ny ? ny : l, '\n');
+        i++;
+    }
+    if (!ok || fflush(train) != 0 || ferror(train) || fflush(valid) != 0 || ferror(valid))
+        st = me_error_set(err, ME_ERR_IO, "generate %s: write failed: %s", task, strerror(errno));
+done:
+    free(S.tok), free(S.len), free(S.slot), free(x), free(y);
+    return st;
+}
+
+me_status me_data_generate_split_dir(const char *dir, const char *task, size_t n_train, size_t n_valid, int min_len,
+                                     int max_len, int vocab, uint64_t seed, me_error *err) {
+    char *tbuf = NULL, *vbuf = NULL;
+    size_t tlen = 0, vlen = 0;
+    FILE *tf = open_memstream(&tbuf, &tlen), *vf = open_memstream(&vbuf, &vlen);
+    me_status st = !tf || !vf ? me_error_set(err, ME_ERR_NOMEM, "%s: out of memory", dir) : ME_OK;
+    if (!st) st = me_data_generate_split(tf, vf, task, n_train, n_valid, min_len, max_len, vocab, seed, err);
+    if (tf && fclose(tf) != 0 && !st) st = me_error_set(err, ME_ERR_NOMEM, "%s: out of memory", dir);
+    if (vf && fclose(vf) != 0 && !st) st = me_error_set(err, ME_ERR_NOMEM, "%s: out of memory", dir);
+    size_t n = strlen(dir) + 16;
+    char *path = malloc(n);
+    if (!st && !path) st = me_error_set(err, ME_ERR_NOMEM, "%s: out of memory", dir);
+    if (!st) st = me_file_mkdir_p(dir, err);
+    if (!st) {
+        snprintf(path, n, "%s/valid.txt", dir);
+        st = me_file_write_atomic(path, vbuf, vlen, err);
+    }
+    if (!st) {
+        snprintf(path, n, "%s/train.txt", dir);
+        st = me_file_write_atomic(path, tbuf, tlen, err);
+    }
+    free(path);
+    free(tbuf);
+    free(vbuf);
     return st;
 }

@@ -536,6 +536,165 @@ static void generators_should_refuse_bad_arguments(void **state) {
 
 /* ---------------------------------------------------------------------------------------------- */
 
+/* Input i of ds as text (for comparing inputs across files). */
+static void input_text(const me_dataset *ds, size_t i, char *buf, size_t cap) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t j = 0; j < me_dataset_len(ds, i) && used < cap; j++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%" PRId32, j ? " " : "", ds->tokens[ds->offsets[i] + j]);
+}
+
+static void split_should_share_no_input_between_train_and_valid_and_follow_the_task(void **state) {
+    (void)state;
+    static const char *tasks[] = {"reverse", "parity", "histogram"};
+    for (size_t t = 0; t < sizeof tasks / sizeof tasks[0]; t++) {
+        char dir[600], path[700];
+        snprintf(dir, sizeof dir, "%s/split-%s/sub", tmp_dir, tasks[t]); /* parents made too */
+        int vocab = me_data_default_vocab(tasks[t]), vs, nc;
+        me_task kind;
+        me_error err = {0};
+        /* a small input space (vocab^2 + ... + vocab^6), so that repeats are likely */
+        assert_int_equal(me_data_generate_split_dir(dir, tasks[t], 600, 120, 2, 6, vocab, 3, &err), ME_OK);
+        assert_int_equal(me_data_task_info(tasks[t], vocab, 6, &vs, &nc, &kind, NULL), ME_OK);
+        me_dataset tr, va;
+        snprintf(path, sizeof path, "%s/train.txt", dir);
+        assert_int_equal(me_dataset_load(&tr, path, kind, vs, nc, 6, &err), ME_OK);
+        snprintf(path, sizeof path, "%s/valid.txt", dir);
+        assert_int_equal(me_dataset_load(&va, path, kind, vs, nc, 6, &err), ME_OK);
+        assert_int_equal(tr.n, 600);
+        assert_int_equal(va.n, 120);
+        size_t repeats = 0;
+        for (size_t i = 0; i < tr.n; i++) {
+            char a[64], b[64];
+            input_text(&tr, i, a, sizeof a);
+            assert_true(example_is_correct(tasks[t], tr.tokens + tr.offsets[i], me_dataset_len(&tr, i),
+                                           tr.targets + tr.target_offsets[i],
+                                           tr.target_offsets[i + 1] - tr.target_offsets[i], vocab));
+            for (size_t j = 0; j < va.n; j++) {
+                input_text(&va, j, b, sizeof b);
+                if (strcmp(a, b) == 0) {
+                    print_error("%s: training line %zu and validation line %zu hold the same input %s\n", tasks[t],
+                                tr.lines[i], va.lines[j], a);
+                    fail();
+                }
+            }
+            for (size_t k = 0; k < i && !repeats; k++) { /* the space is small enough that training repeats */
+                char c[64];
+                input_text(&tr, k, c, sizeof c);
+                repeats += strcmp(a, c) == 0;
+            }
+        }
+        assert_true(repeats > 0 || t == 0); /* parity and histogram have few inputs: repeats happen */
+        me_dataset_free(&tr);
+        me_dataset_free(&va);
+    }
+    /* the same arguments, the same bytes; a different seed, different bytes */
+    char a[700], b[700];
+    snprintf(a, sizeof a, "%s/split-a", tmp_dir);
+    snprintf(b, sizeof b, "%s/split-b", tmp_dir);
+    assert_int_equal(me_data_generate_split_dir(a, "sort", 50, 20, 2, 5, 6, 9, NULL), ME_OK);
+    assert_int_equal(me_data_generate_split_dir(b, "sort", 50, 20, 2, 5, 6, 9, NULL), ME_OK);
+    for (int k = 0; k < 2; k++) {
+        char pa[800], pb[800];
+        snprintf(pa, sizeof pa, "%s/%s", a, k ? "valid.txt" : "train.txt");
+        snprintf(pb, sizeof pb, "%s/%s", b, k ? "valid.txt" : "train.txt");
+        size_t la, lb;
+        char *ta = read_all(pa, &la), *tb = read_all(pb, &lb);
+        assert_int_equal(la, lb);
+        assert_memory_equal(ta, tb, la);
+        free(ta), free(tb);
+    }
+}
+
+static void split_should_refuse_a_validation_set_that_leaves_no_training_input(void **state) {
+    (void)state;
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/split-full", tmp_dir);
+    me_error err = {0};
+    /* parity of 1 or 2 tokens: 2 + 4 = 6 inputs, all drawn by 200 validation examples */
+    assert_int_equal(me_data_generate_split_dir(dir, "parity", 10, 200, 1, 2, 2, 0, &err), ME_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "6 possible inputs"));
+    char path[700];
+    snprintf(path, sizeof path, "%s/train.txt", dir);
+    assert_int_equal(access(path, F_OK), -1); /* nothing written */
+}
+
+static void data_command_should_write_to_stdout_and_default_parity_to_tokens_0_and_1(void **state) {
+    (void)state;
+    char cmd[1200], out[1 << 14];
+    snprintf(cmd, sizeof cmd, "%s data parity --out - --n 40 2>/dev/null", me_test_bin());
+    assert_int_equal(me_run_capture(cmd, out, sizeof out), 0);
+    /* data/README.md: parity over tokens 0 and 1 (vocab 2), lengths 2..10 */
+    assert_non_null(strstr(out, "# minienc data: task=parity n=40 min_len=2 max_len=10 vocab=2 "));
+    char path[700];
+    snprintf(path, sizeof path, "%s/stdout.txt", tmp_dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs(out, f);
+    fclose(f);
+    me_dataset ds;
+    me_error err = {0};
+    assert_int_equal(me_dataset_load(&ds, path, ME_TASK_CLASSIFY, 2, 2, 10, &err), ME_OK); /* tokens < 2 */
+    assert_int_equal(ds.n, 40);
+    me_dataset_free(&ds);
+    snprintf(cmd, sizeof cmd, "%s data reverse --out - --valid 3", me_test_bin());
+    assert_int_equal(me_run_capture(cmd, out, sizeof out), 2);
+}
+
+static void inputs_should_take_optional_targets_and_refuse_with_name_line_and_column(void **state) {
+    (void)state;
+    me_dataset ds;
+    me_error err = {0};
+    assert_int_equal(me_dataset_init(&ds, ME_TASK_TAG, 8, 8, 6, ME_DATA_TARGETS_OPTIONAL, "--input", &err), ME_OK);
+    const char *a = "3 1 2", *b = "4 5\t5 4";
+    assert_int_equal(me_dataset_add_line(&ds, a, strlen(a), "--input", 1, &err), ME_OK);
+    assert_int_equal(me_dataset_add_line(&ds, b, strlen(b), "--input", 2, &err), ME_OK);
+    assert_int_equal(ds.n, 2);
+    assert_false(me_dataset_has_targets(&ds, 0));
+    assert_true(me_dataset_has_targets(&ds, 1));
+    int32_t tokens[12], targets[12];
+    uint8_t pad[12];
+    size_t idx[2] = {0, 1};
+    assert_int_equal(me_dataset_batch(&ds, idx, 2, tokens, pad, targets), 3);
+    for (int j = 0; j < 3; j++) assert_int_equal(targets[j], -1); /* no targets: nothing counts */
+    assert_int_equal(targets[3], 5);
+    assert_int_equal(targets[4], 4);
+    assert_int_equal(targets[5], -1);
+    static const struct {
+        const char *text, *where, *phrase;
+    } bad_inputs[] = {
+        {"1 9", "--input:3:3: ", "out of range"},
+        {"", "--input:3:1: ", "no input tokens"},
+        {"1  2", "--input:3:3: ", "two spaces"},
+        {"1 2 3 4 5 6 7", "--input:3:13: ", "max_len"},
+        {"1 2\t", "--input:3:5: ", "no targets after the tab"},
+        {"# 1", "--input:3:1: ", "unexpected '#'"},
+        {"1\n2", "--input:3:2: ", "byte 0x0a"},
+    };
+    for (size_t i = 0; i < sizeof bad_inputs / sizeof bad_inputs[0]; i++) {
+        me_status st = me_dataset_add_line(&ds, bad_inputs[i].text, strlen(bad_inputs[i].text), "--input", 3, &err);
+        if (st != ME_ERR_DATA || strncmp(err.msg, bad_inputs[i].where, strlen(bad_inputs[i].where)) != 0 ||
+            !strstr(err.msg, bad_inputs[i].phrase)) {
+            print_error("input '%s': status %d, message '%s'; want '%s...%s'\n", bad_inputs[i].text, (int)st, err.msg,
+                        bad_inputs[i].where, bad_inputs[i].phrase);
+            fail();
+        }
+    }
+    assert_int_equal(ds.n, 2); /* refused lines add nothing */
+    me_dataset_free(&ds);
+    /* a file of inputs, some with targets */
+    char path[700];
+    static const char text[] = "# inputs\n1 2 3\n3 2\t2 3\n\n0\n";
+    write_bytes("inputs.txt", text, sizeof text - 1, path, sizeof path);
+    assert_int_equal(me_dataset_load_flags(&ds, path, ME_TASK_TAG, 8, 8, 6, ME_DATA_TARGETS_OPTIONAL, &err), ME_OK);
+    assert_int_equal(ds.n, 3);
+    assert_int_equal(ds.lines[2], 5);
+    me_dataset_free(&ds);
+    /* without the flag, targets are required as before */
+    assert_int_equal(me_dataset_load(&ds, path, ME_TASK_TAG, 8, 8, 6, &err), ME_ERR_DATA);
+    assert_non_null(strstr(err.msg, ":2:6: missing tab"));
+}
+
 static void shipped_data_should_load_with_its_stated_sizes_and_match_the_generator(void **state) {
     (void)state;
     static const char *files[] = {"reverse/train.txt",   "reverse/valid.txt", "sort/train.txt",
@@ -605,6 +764,10 @@ int main(void) {
         cmocka_unit_test(generators_should_write_lines_that_satisfy_each_tasks_definition),
         cmocka_unit_test(generators_should_be_deterministic_in_the_seed),
         cmocka_unit_test(generators_should_refuse_bad_arguments),
+        cmocka_unit_test(split_should_share_no_input_between_train_and_valid_and_follow_the_task),
+        cmocka_unit_test(split_should_refuse_a_validation_set_that_leaves_no_training_input),
+        cmocka_unit_test(data_command_should_write_to_stdout_and_default_parity_to_tokens_0_and_1),
+        cmocka_unit_test(inputs_should_take_optional_targets_and_refuse_with_name_line_and_column),
         cmocka_unit_test(shipped_data_should_load_with_its_stated_sizes_and_match_the_generator),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);

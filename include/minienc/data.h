@@ -161,4 +161,22 @@ me_status me_data_generate(FILE *out, const char *task, size_t n, int min_len, i
 me_status me_data_generate_file(const char *path, const char *task, size_t n, int min_len, int max_len,
                                 int vocab, uint64_t seed, me_error *err);
 
+/* The default vocabulary of a generator task, as data/README.md describes it: 2 for parity (tokens
+ * 0 and 1), 8 otherwise (also for an unknown name). */
+int me_data_default_vocab(const char *task);
+
+/* A training and a validation set with no input in both (so no example in both): n_valid examples are
+ * drawn first, then n_train examples whose input is not among the validation inputs (an input decides
+ * its target). Each file opens with one comment line
+ *   # minienc data: task=T part=train|valid n_train=N n_valid=M min_len=A max_len=B vocab=V seed=S
+ *     vocab_size=V n_classes=C kind=tag
+ * The same arguments always give the same bytes. ME_ERR_CONFIG for bad arguments and when the
+ * validation set leaves (almost) no input for training (lower n_valid or widen the task). */
+me_status me_data_generate_split(FILE *train, FILE *valid, const char *task, size_t n_train, size_t n_valid,
+                                 int min_len, int max_len, int vocab, uint64_t seed, me_error *err);
+
+/* The same into DIR/train.txt and DIR/valid.txt (DIR created if needed), each written atomically. */
+me_status me_data_generate_split_dir(const char *dir, const char *task, size_t n_train, size_t n_valid, int min_len,
+                                     int max_len, int vocab, uint64_t seed, me_error *err);
+
 #endif

@@ -231,15 +231,16 @@ int cmd_train(int argc, char **argv) {
 
 int cmd_data(int argc, char **argv) {
     const char *out = NULL;
-    long n = 2000, min_len = 2, max_len = 10, vocab = 8, seed = 0;
+    long n = 2000, n_valid = 0, min_len = 2, max_len = 10, vocab = 0, seed = 0;
     const char *task = NULL;
     for (int i = 1; i < argc; i++) {
         const cli_int_opt ints[] = {{"--n", &n, 1, 100000000},
+                                    {"--valid", &n_valid, 1, 100000000},
                                     {"--min-len", &min_len, 1, ME_DATA_GEN_MAX_LEN},
                                     {"--max-len", &max_len, 1, ME_DATA_GEN_MAX_LEN},
                                     {"--vocab", &vocab, 2, 1000000},
                                     {"--seed", &seed, 0, LONG_MAX}};
-        int r = cli_int_option(ints, 5, "data", argc, argv, &i);
+        int r = cli_int_option(ints, 6, "data", argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
         if ((r = cli_option_value("--out", "data", argc, argv, &i, &out))) {
@@ -250,15 +251,34 @@ int cmd_data(int argc, char **argv) {
         if (task) return cli_usage("data", "one TASK expected, got '%s' too", argv[i]);
         task = argv[i];
     }
-    if (!task || !out) return cli_usage("data", "expected TASK --out FILE");
+    if (!task || !out) return cli_usage("data", "expected TASK --out FILE (or --out DIR with --valid M)");
     if (min_len > max_len) return cli_usage("data", "--min-len %ld is above --max-len %ld", min_len, max_len);
+    if (n_valid && strcmp(out, "-") == 0)
+        return cli_usage("data", "--valid writes two files, DIR/train.txt and DIR/valid.txt: give --out DIR, not -");
+    if (!vocab) vocab = me_data_default_vocab(task);
     me_error err = {0};
     int vs, nc;
     me_task kind;
-    if (me_data_task_info(task, (int)vocab, (int)max_len, &vs, &nc, &kind, &err) ||
-        me_data_generate_file(out, task, (size_t)n, (int)min_len, (int)max_len, (int)vocab, (uint64_t)seed, &err))
+    if (me_data_task_info(task, (int)vocab, (int)max_len, &vs, &nc, &kind, &err)) return cli_fail(&err);
+    const char *kind_name = kind == ME_TASK_TAG ? "tag" : "classify";
+    if (n_valid) {
+        if (me_data_generate_split_dir(out, task, (size_t)n, (size_t)n_valid, (int)min_len, (int)max_len, (int)vocab,
+                                       (uint64_t)seed, &err))
+            return cli_fail(&err);
+        printf("wrote %ld training and %ld validation %s examples, no input in both, to %s/train.txt and "
+               "%s/valid.txt; config: [model] vocab_size = %d, n_classes = %d, max_len >= %ld; [data] task = %s, "
+               "train = %s/train.txt, valid = %s/valid.txt\n",
+               n, n_valid, task, out, out, vs, nc, max_len, kind_name, out, out);
+        return 0;
+    }
+    if (strcmp(out, "-") == 0) {
+        if (me_data_generate(stdout, task, (size_t)n, (int)min_len, (int)max_len, (int)vocab, (uint64_t)seed, &err))
+            return cli_fail(&err);
+        return 0;
+    }
+    if (me_data_generate_file(out, task, (size_t)n, (int)min_len, (int)max_len, (int)vocab, (uint64_t)seed, &err))
         return cli_fail(&err);
     printf("wrote %ld %s examples to %s; config: [model] vocab_size = %d, n_classes = %d, max_len >= %ld; "
-           "[data] task = %s\n", n, task, out, vs, nc, max_len, kind == ME_TASK_TAG ? "tag" : "classify");
+           "[data] task = %s\n", n, task, out, vs, nc, max_len, kind_name);
     return 0;
 }

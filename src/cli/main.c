@@ -33,8 +33,11 @@ static const command commands[] = {
      "minienc forward CONFIG.ini --weights W.safetensors --input IN.safetensors --output OUT.safetensors\n"
      "  Run the encoder stack alone (dropout off); with dy in IN also the backward pass."},
     {"data", cmd_data,
-     "minienc data TASK --out FILE [--n N] [--min-len A] [--max-len B] [--vocab V] [--seed S]\n"
-     "  Generate a toy data set (tasks: reverse, sort, histogram, copy, parity, majority)."},
+     "minienc data TASK --out FILE|- [--n N] [--min-len A] [--max-len B] [--vocab V] [--seed S]\n"
+     "minienc data TASK --out DIR --valid M [--n N] ...\n"
+     "  Generate a toy data set (tasks: reverse, sort, histogram, copy, parity, majority; --vocab defaults\n"
+     "  to 2 for parity, 8 otherwise); with --valid M, DIR/train.txt (N examples) and DIR/valid.txt (M) with\n"
+     "  no input in both."},
     {"plot", cmd_plot, "minienc plot RUN_DIR\n  Redraw a run's charts into RUN_DIR/plots/."},
     {"inspect", cmd_inspect,
      "minienc inspect RUN_DIR [--top K] [--json]\n  Summarise how each LayerNorm's gamma and beta moved."},
