@@ -110,8 +110,8 @@ me_status me_attention_png(const me_attention *a, size_t idx, const char *title,
     int qlab_w = (int)ceil(tok_w) + 6, klab_h = (int)ceil(lab_px) + 6;
     int layer_w = (int)ceil(HEAD_PX) + 10;
     int col_w = qlab_w + panel + GAP_X, row_h = panel + klab_h + GAP_Y;
-    int grid_x = MARGIN + layer_w, grid_y = MARGIN + (int)ceil(TITLE_PX) + 10 + (int)ceil(NOTE_PX) + 12 +
-                                            (int)ceil(HEAD_PX) + 8;
+    int note_h = (int)ceil(NOTE_PX) + 5;
+    int grid_x = MARGIN + layer_w, grid_y = MARGIN + (int)ceil(TITLE_PX) + 10 + 2 * note_h + 8 + (int)ceil(HEAD_PX) + 8;
     int bar_x = grid_x + H * col_w + 10;
     int bar_h = L * row_h - GAP_Y - klab_h;
     if (bar_h > 320) bar_h = 320;
@@ -145,11 +145,16 @@ me_status me_attention_png(const me_attention *a, size_t idx, const char *title,
     fit_text(&font, TITLE_PX, title ? title : "", width - 2.0 * MARGIN, line, 4096);
     st = me_canvas_text(&cv, &font, MARGIN, y, TITLE_PX, INK, ME_TEXT_LEFT, ME_TEXT_TOP, 0, line, err);
     y += (int)ceil(TITLE_PX) + 10;
-    snprintf(line, 4096, "attention probabilities: rows are queries (the token attending), columns are keys (the "
-             "token attended to); %d layer%s x %d head%s", L, L == 1 ? "" : "s", H, H == 1 ? "" : "s");
     char fitted[4096];
-    fit_text(&font, NOTE_PX, line, width - 2.0 * MARGIN, fitted, sizeof fitted);
-    if (!st) st = me_canvas_text(&cv, &font, MARGIN, y, NOTE_PX, GREY, ME_TEXT_LEFT, ME_TEXT_TOP, 0, fitted, err);
+    for (int k = 0; k < 2 && !st; k++, y += note_h) {
+        if (k == 0)
+            snprintf(line, 4096, "attention probabilities of %d layer%s x %d head%s", L, L == 1 ? "" : "s", H,
+                     H == 1 ? "" : "s");
+        else
+            snprintf(line, 4096, "rows: queries (the token attending); columns: keys (the token attended to)");
+        fit_text(&font, NOTE_PX, line, width - 2.0 * MARGIN, fitted, sizeof fitted);
+        st = me_canvas_text(&cv, &font, MARGIN, y, NOTE_PX, GREY, ME_TEXT_LEFT, ME_TEXT_TOP, 0, fitted, err);
+    }
 
     /* column headers and row labels */
     for (int h = 0; h < H && !st; h++) {
