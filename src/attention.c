@@ -15,8 +15,9 @@ me_status me_attention_alloc(me_attention *a, size_t n, int layers, int heads, i
     memset(a, 0, sizeof *a);
     size_t per, total, ntok;
     if (n == 0 || layers < 1 || heads < 1 || s < 1)
-        return me_error_set(err, ME_ERR_USAGE, "attention: %zu inputs, %d layers, %d heads, length %d; expected all >= 1",
-                            n, layers, heads, s);
+        return me_error_set(err, ME_ERR_USAGE,
+                            "attention: %zu inputs, %d layers, %d heads, length %d; expected all >= 1", n, layers,
+                            heads, s);
     if (!me_mul_ok((size_t)s, (size_t)s, &per) || !me_mul_ok(per, (size_t)heads, &per) || !me_mul_ok(per, n, &per) ||
         !me_mul_ok(per, (size_t)layers, &total) || !me_mul_ok(total, sizeof(float), &total) ||
         !me_mul_ok(n, (size_t)s, &ntok) || !me_mul_ok(ntok, sizeof(int64_t), &ntok))
@@ -111,8 +112,8 @@ me_status me_attention_read(me_attention *a, const char *path, me_error *err) {
             t->shape[2] != (size_t)s || t->shape[3] != (size_t)s) {
             char got[96];
             me_shape_string(got, sizeof got, t->ndim, t->shape);
-            st = me_error_set(err, ME_ERR_FORMAT, "%s: tensor '%s' is %s %s, expected F32 [%zu, %d, %d, %d]", path, name,
-                              me_dtype_name(t->dtype), got, n, heads, s, s);
+            st = me_error_set(err, ME_ERR_FORMAT, "%s: tensor '%s' is %s %s, expected F32 [%zu, %d, %d, %d]", path,
+                              name, me_dtype_name(t->dtype), got, n, heads, s, s);
             break;
         }
         me_st_to_f32(t, me_attention_at(a, l, 0));

@@ -156,7 +156,8 @@ static me_status parse_line(loader *L, const char *b, size_t len) {
     me_status st = parse_field(L, b, len, &p, &in, &ds->tokens, &ds->cap_tokens, tok0, &n_in);
     if (st != ME_OK) return st;
     if (p == len && !optional)
-        return bad(L, len + 1, "missing tab after the input tokens; expected input tokens, one TAB, then target tokens");
+        return bad(L, len + 1,
+                   "missing tab after the input tokens; expected input tokens, one TAB, then target tokens");
     if (p < len) {
         p++; /* the tab */
         field_rules tg = {"target", "a target", "n_classes", ds->n_classes, ds->task == ME_TASK_TAG ? n_in : 1,
@@ -615,8 +616,8 @@ static uint64_t input_space(int min_len, int max_len, int vocab, uint64_t cap) {
 static int split_header(FILE *out, const char *task, const char *part, size_t n_train, size_t n_valid, int min_len,
                         int max_len, int vocab, uint64_t seed, int vs, int nc, me_task kind) {
     return fprintf(out,
-                   "# minienc data: task=%s part=%s n_train=%zu n_valid=%zu min_len=%d max_len=%d vocab=%d seed=%" PRIu64
-                   " vocab_size=%d n_classes=%d kind=%s\n",
+                   "# minienc data: task=%s part=%s n_train=%zu n_valid=%zu min_len=%d max_len=%d vocab=%d "
+                   "seed=%" PRIu64 " vocab_size=%d n_classes=%d kind=%s\n",
                    task, part, n_train, n_valid, min_len, max_len, vocab, seed, vs, nc,
                    kind == ME_TASK_TAG ? "tag" : "classify") >= 0;
 }
@@ -634,8 +635,8 @@ me_status me_data_generate_split(FILE *train, FILE *valid, const char *task, siz
         return me_error_set(err, ME_ERR_CONFIG, "generate %s: min_len=%d max_len=%d; expected 1 <= min_len <= max_len",
                             task, min_len, max_len);
     if (n_valid > ((size_t)1 << 40) / (size_t)max_len)
-        return me_error_set(err, ME_ERR_CONFIG, "generate %s: n_valid=%zu x max_len=%d tokens is too many to hold", task,
-                            n_valid, max_len);
+        return me_error_set(err, ME_ERR_CONFIG, "generate %s: n_valid=%zu x max_len=%d tokens is too many to hold",
+                            task, n_valid, max_len);
     gen_task id = gen_tasks[find_task(task)].id;
     seen_set S = {0};
     S.max_len = max_len;

@@ -124,7 +124,9 @@ me_status me_model_alloc(me_model *m, int max_b, int max_s, me_error *err) {
     /* activations and tables, on top of the parameters, gradients and AdamW state already taken (an
      * activation size that overflows is refused by me_encoder_alloc) */
     size_t act = me_encoder_activation_bytes(c, max_b, max_s, NULL, NULL);
-    double need = (double)act + 4.0 * sizeof(float) * (double)max_b * max_s * (c->d_model + 2 * (c->n_classes > 0 ? c->n_classes : 1));
+    /* x, dx, dout [T,D] and the logits and their probabilities [T,C], with room to spare */
+    double need = (double)act + 4.0 * sizeof(float) * (double)max_b * max_s *
+                                    (c->d_model + 2 * (c->n_classes > 0 ? c->n_classes : 1));
     if (c->vocab_size > 0 && c->positional == ME_POS_SINUSOIDAL) need += sizeof(float) * (double)c->max_len * c->d_model;
     if (act > 0 && me_refuse_beyond_memory(need, 16.0 * (double)m->params.total, "; lower train.batch_size or "
                                            "model.max_len", err, "batch %d x seq %d needs %.1f GiB of activations and "

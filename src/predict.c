@@ -209,7 +209,8 @@ me_status me_predictor_load_data(const me_predictor *p, me_dataset *ds, const ch
                                  me_error *err) {
     const me_model_config *c = &p->cfg.model;
     if (strcmp(path, "-") == 0)
-        return me_dataset_read(ds, stdin, "stdin", p->cfg.data.task, c->vocab_size, c->n_classes, c->max_len, flags, err);
+        return me_dataset_read(ds, stdin, "stdin", p->cfg.data.task, c->vocab_size, c->n_classes, c->max_len, flags,
+                               err);
     return me_dataset_load_flags(ds, path, p->cfg.data.task, c->vocab_size, c->n_classes, c->max_len, flags, err);
 }
 

@@ -386,7 +386,7 @@ static void a_missing_or_invalid_font_file_should_be_refused(void **state) {
     fixture *fx = *state;
     me_font f;
     me_error err = {0};
-    assert_int_equal(me_font_load(&f, "/nonexistent/minienc/font.ttf", &err), ME_ERR_IO);
+    assert_int_equal(me_font_load(&f, "/nonexistent/minienc/font.ttf", &err), ME_ERR_NOFILE);
     assert_null(f.info);
     assert_non_null(strstr(err.msg, "/nonexistent/minienc/font.ttf"));
     assert_true(me_font_text_width(&f, 13, "0.95") == 0.0);

@@ -379,8 +379,8 @@ static void predict_command_should_answer_inputs_in_text_and_json(void **state) 
 static void predict_command_should_read_stdin_and_refuse_bad_input_with_exit_2(void **state) {
     (void)state;
     char out[1 << 14], cmd[2048];
-    snprintf(cmd, sizeof cmd, "printf '1 2 3\\n# a comment\\n4 5\\t5 4\\n' | %s predict '%s' --data - 2>&1", me_test_bin(),
-             fx.tag_run);
+    snprintf(cmd, sizeof cmd, "printf '1 2 3\\n# a comment\\n4 5\\t5 4\\n' | %s predict '%s' --data - 2>&1",
+             me_test_bin(), fx.tag_run);
     assert_int_equal(me_run_capture(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "1 2 3 -> "));
     assert_non_null(strstr(out, "4 5 -> "));
@@ -399,7 +399,8 @@ static void predict_command_should_read_stdin_and_refuse_bad_input_with_exit_2(v
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = run_bin(out, sizeof out, "predict '%s' %s 2>&1", fx.tag_run, bad[i].args);
         if (rc != 2 || !strstr(out, bad[i].phrase) || !strstr(out, "minienc: error: ")) {
-            print_error("predict %s: exit %d, output '%s'; want exit 2 and '%s'\n", bad[i].args, rc, out, bad[i].phrase);
+            print_error("predict %s: exit %d, output '%s'; want exit 2 and '%s'\n", bad[i].args, rc, out,
+                        bad[i].phrase);
             fail();
         }
     }

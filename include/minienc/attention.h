@@ -54,7 +54,8 @@ me_status me_attention_read(me_attention *a, const char *path, me_error *err);
 
 /* Draws input i's attention (its own length, padding left out) as a PNG, written atomically. title
  * (UTF-8, e.g. the input and the prediction) goes on top, shortened with "..." when too wide. The same
- * inputs give byte-identical files. */
+ * inputs give byte-identical files. Without the chart font (me_font_default_path()) nothing is drawn:
+ * ME_ERR_FONT, naming the package that installs it. */
 me_status me_attention_png(const me_attention *a, size_t i, const char *title, const char *path, me_error *err);
 
 #endif

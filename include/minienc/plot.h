@@ -43,7 +43,7 @@ typedef struct {
 const char *me_font_default_path(void);
 #define ME_FONT_PACKAGE "fonts-dejavu-core"
 
-/* Loads the TrueType font at path. Fails with ME_ERR_IO when the file is missing or unreadable,
+/* Loads the TrueType font at path. Fails with ME_ERR_NOFILE when the file is missing or unreadable,
  * ME_ERR_FORMAT when it is not a TrueType font, ME_ERR_NOMEM, and ME_ERR_USAGE for a NULL path; f is
  * then not loaded (me_font_free is still safe). */
 me_status me_font_load(me_font *f, const char *path, me_error *err);

@@ -180,7 +180,10 @@ int cmd_predict(int argc, char **argv) {
     }
     if (attention && !code) {
         int charts;
-        if (write_attention(attention, &p, &out, &ds, &charts, &err)) {
+        me_status ast = write_attention(attention, &p, &out, &ds, &charts, &err);
+        if (ast == ME_ERR_FONT) { /* the weights are written; only the charts are missing */
+            fprintf(stderr, "minienc: warning: %s\n", err.msg);
+        } else if (ast) {
             code = cli_fail(&err);
             goto done;
         }
@@ -280,7 +283,8 @@ int cmd_eval(int argc, char **argv) {
                    wrong ? (wrong > (size_t)errors ? ", the first ones:" : ":") : "");
             for (size_t i = 0; i < out.n && shown < errors; i++)
                 if (!out.correct[i]) {
-                    printf("  %s:%zu: %s\n", data, ds.lines[i], me_predict_describe(&out, &ds, i, 1, line, sizeof line));
+                    printf("  %s:%zu: %s\n", data, ds.lines[i],
+                           me_predict_describe(&out, &ds, i, 1, line, sizeof line));
                     shown++;
                 }
         }

@@ -1,6 +1,6 @@
-/* Attention charts: one input's attention probabilities as a grid of heatmaps, layers as rows and
- * heads as columns, each query (down) by key (across) with the input's tokens on both axes, one 0–1
- * colour bar. Drawn with the plot module's canvas, text and PNG functions. */
+/* Attention charts (declared in attention.h): one input's attention probabilities as a grid of
+ * heatmaps, layers as rows and heads as columns, each query (down) by key (across) with the input's
+ * tokens on both axes, one 0–1 colour bar. Drawn with the chart renderer's primitives (plot_draw.h). */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "minienc/attention.h"
-#include "minienc/plot.h"
+#include "plot_draw.h"
 
 #define MARGIN 18
 #define TITLE_PX 17.0
@@ -23,7 +23,8 @@
 #define MIN_W 640
 #define MAX_W 4000
 
-static const me_rgb INK = {30, 30, 30}, GREY = {110, 110, 110}, FRAME = {150, 150, 150};
+static const me_rgb GREY = {110, 110, 110}, FRAME = {150, 150, 150};
+#define INK PLOT_COL_TEXT
 
 /* A sequential white-to-dark-blue scale (ColorBrewer "Blues", 9 classes): 0 is white, so the many
  * near-zero weights recede and the few large ones stand out. */
@@ -44,24 +45,9 @@ static me_rgb prob_color(double v) {
     return c;
 }
 
-/* Opaque rectangle, clipped to the canvas. */
-static void fill(me_canvas *cv, int x, int y, int w, int h, me_rgb col) {
-    int x0 = x < 0 ? 0 : x, y0 = y < 0 ? 0 : y;
-    int x1 = x + w > cv->w ? cv->w : x + w, y1 = y + h > cv->h ? cv->h : y + h;
-    for (int j = y0; j < y1; j++)
-        for (int i = x0; i < x1; i++) {
-            unsigned char *p = cv->rgb + ((size_t)j * (size_t)cv->w + (size_t)i) * 3;
-            p[0] = col.r;
-            p[1] = col.g;
-            p[2] = col.b;
-        }
-}
-
-static void frame(me_canvas *cv, int x, int y, int w, int h, me_rgb col) {
-    fill(cv, x - 1, y - 1, w + 2, 1, col);
-    fill(cv, x - 1, y + h, w + 2, 1, col);
-    fill(cv, x - 1, y, 1, h, col);
-    fill(cv, x + w, y, 1, h, col);
+/* Cell borders: a 1-pixel frame just outside rectangle (x, y, w, h). */
+static void frame(plot_dc *d, int x, int y, int w, int h, me_rgb col) {
+    plot_stroke_rect(d, x - 1, y - 1, w + 2, h + 2, col);
 }
 
 /* The longest prefix of text (whole UTF-8 characters) that fits in width px, with "..." when cut. */
@@ -90,7 +76,12 @@ me_status me_attention_png(const me_attention *a, size_t idx, const char *title,
     int len = me_attention_len(a, idx), L = a->layers, H = a->heads;
     if (len < 1) return me_error_set(err, ME_ERR_USAGE, "attention chart: input %zu has no tokens", idx);
     me_font font;
-    me_font_load(&font, me_font_default_path(), NULL); /* falls back to a built-in font */
+    me_error ferr = {0};
+    me_status fst = me_font_load(&font, me_font_default_path(), &ferr);
+    if (fst == ME_ERR_NOMEM) return me_error_set(err, fst, "%s", ferr.msg);
+    if (fst)
+        return me_error_set(err, ME_ERR_FONT, "%s: no chart drawn: %s; install the package %s", path, ferr.msg,
+                            ME_FONT_PACKAGE);
     const int64_t *tok = a->tokens + idx * (size_t)a->s;
 
     /* sizes: square cells, labels as large as the cells allow */
@@ -125,8 +116,9 @@ me_status me_attention_png(const me_attention *a, size_t idx, const char *title,
     int height = grid_y + (grid_h > bar_h ? grid_h : bar_h) + MARGIN;
     if (width > 16384 || height > 16384) {
         me_font_free(&font);
-        return me_error_set(err, ME_ERR_USAGE, "attention chart: %d layers x %d heads of %d tokens need %d x %d pixels, "
-                            "more than 16384 on a side", L, H, len, width, height);
+        return me_error_set(err, ME_ERR_USAGE,
+                            "attention chart: %d layers x %d heads of %d tokens need %d x %d pixels, more than 16384 "
+                            "on a side", L, H, len, width, height);
     }
     me_canvas cv;
     me_status st = me_canvas_init(&cv, width, height, err);
@@ -134,6 +126,7 @@ me_status me_attention_png(const me_attention *a, size_t idx, const char *title,
         me_font_free(&font);
         return st;
     }
+    plot_dc dc = {&cv, me_canvas_rect(&cv)};
 
     /* title, and how to read the panels */
     char *line = malloc(4096);
@@ -176,8 +169,9 @@ me_status me_attention_png(const me_attention *a, size_t idx, const char *title,
             const float *m = w + (size_t)h * (size_t)a->s * (size_t)a->s;
             for (int q = 0; q < len; q++)
                 for (int k = 0; k < len; k++)
-                    fill(&cv, px + k * cell, py + q * cell, cell, cell, prob_color(m[(size_t)q * (size_t)a->s + k]));
-            frame(&cv, px, py, panel, panel, FRAME);
+                    plot_fill_rect(&dc, px + k * cell, py + q * cell, cell, cell,
+                                   prob_color(m[(size_t)q * (size_t)a->s + k]), 1.0);
+            frame(&dc, px, py, panel, panel, FRAME);
             for (int q = 0; q < len && !st; q += q_stride) { /* query tokens down the left */
                 snprintf(lab, sizeof lab, "%" PRId64, tok[q]);
                 st = me_canvas_text(&cv, &font, px - 4, py + (q + 0.5) * cell, lab_px, INK, ME_TEXT_RIGHT,
@@ -193,12 +187,13 @@ me_status me_attention_png(const me_attention *a, size_t idx, const char *title,
 
     /* the colour bar: 1 at the top, 0 at the bottom */
     int by = grid_y;
-    for (int j = 0; j < bar_h && !st; j++) fill(&cv, bar_x, by + j, BAR_W, 1, prob_color(1.0 - (double)j / (bar_h - 1)));
-    frame(&cv, bar_x, by, BAR_W, bar_h, FRAME);
+    for (int j = 0; j < bar_h && !st; j++)
+        plot_fill_rect(&dc, bar_x, by + j, BAR_W, 1, prob_color(1.0 - (double)j / (bar_h - 1)), 1.0);
+    frame(&dc, bar_x, by, BAR_W, bar_h, FRAME);
     for (int t = 0; t <= 4 && !st; t++) {
         double v = t / 4.0;
         int ty = by + (int)lround((1.0 - v) * (bar_h - 1));
-        fill(&cv, bar_x + BAR_W, ty, 4, 1, INK);
+        plot_fill_rect(&dc, bar_x + BAR_W, ty, 4, 1, INK, 1.0);
         snprintf(lab, sizeof lab, "%g", v);
         st = me_canvas_text(&cv, &font, bar_x + BAR_W + 7, ty, NOTE_PX, INK, ME_TEXT_LEFT, ME_TEXT_MIDDLE, 0, lab, err);
     }
