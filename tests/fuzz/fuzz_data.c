@@ -1,6 +1,8 @@
 /* Fuzzes the data loader (me_dataset_load reads a path: the bytes go through an in-memory file) and,
  * for every accepted file, batching and the sampler. The first byte picks the task and the limits
- * (vocab_size, n_classes, max_len), so that range checks are reached from both sides. */
+ * (vocab_size, n_classes, max_len), so that range checks are reached from both sides. The same bytes
+ * also go through the loader of inputs to predict on (targets optional), which accepts everything
+ * the strict one does. */
 #include "fuzz_util.h"
 
 #include <stdint.h>
@@ -14,7 +16,8 @@ static void check_dataset(const me_dataset *ds) {
     for (size_t i = 0; i < ds->n; i++) {
         size_t len = me_dataset_len(ds, i), nt = ds->target_offsets[i + 1] - ds->target_offsets[i];
         FUZZ_CHECK(len >= 1 && len <= (size_t)ds->max_len_seen);
-        FUZZ_CHECK(ds->task == ME_TASK_TAG ? nt == len : nt == 1);
+        if (me_dataset_has_targets(ds, i) || !(ds->flags & ME_DATA_TARGETS_OPTIONAL))
+            FUZZ_CHECK(ds->task == ME_TASK_TAG ? nt == len : nt == 1);
         for (size_t j = ds->offsets[i]; j < ds->offsets[i + 1]; j++)
             FUZZ_CHECK(ds->tokens[j] >= 0 && ds->tokens[j] < ds->vocab_size);
         for (size_t j = ds->target_offsets[i]; j < ds->target_offsets[i + 1]; j++)
@@ -34,6 +37,8 @@ static void check_dataset(const me_dataset *ds) {
         size_t S = me_dataset_batch(ds, idx, B, tokens, pad, targets);
         FUZZ_CHECK(S >= 1 && S <= (size_t)ds->max_len_seen);
         for (size_t b = 0; b < B; b++) FUZZ_CHECK(pad[b * S] == 0); /* every example has a first token */
+        for (size_t b = 0; b < B; b++) /* no targets: nothing counts */
+            if (!me_dataset_has_targets(ds, idx[b])) FUZZ_CHECK(targets[ds->task == ME_TASK_TAG ? b * S : b] == -1);
     }
     uint64_t seed, epoch, pos;
     me_sampler_get_state(&s, &seed, &epoch, &pos);
@@ -60,6 +65,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(st == ME_ERR_DATA && err.msg[0] != '\0');
         FUZZ_CHECK(ds.n == 0 && ds.tokens == NULL);
     }
+    me_dataset_free(&ds);
+    me_status st2 = me_dataset_load_flags(&ds, path, task, vocab, n_classes, max_len, ME_DATA_TARGETS_OPTIONAL, &err);
+    if (st2 == ME_OK) check_dataset(&ds);
+    else FUZZ_CHECK(st2 == ME_ERR_DATA && st != ME_OK && ds.n == 0);
     me_dataset_free(&ds);
     return 0;
 }
