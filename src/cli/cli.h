@@ -69,13 +69,13 @@ int cmd_forward(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
-
-/* Prints the first n validation examples of a run with the model's answers to stderr (after
- * training); problems are reported there too and do not fail the command. */
-void cli_show_examples(const char *run_dir, int n);
 int cmd_data(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+
+/* Prints the first n validation examples of a run with the model's answers to stderr (after
+ * training); problems are reported there too and do not fail the command. */
+void cli_show_examples(const char *run_dir, int n);
 
 #endif
