@@ -93,7 +93,7 @@ me_status me_predict_model(me_model *m, const me_dataset *ds, int batch_size, co
     size_t n = o->max_examples && o->max_examples < ds->n ? o->max_examples : ds->n;
     int cl = m->cfg.n_classes;
     if (o->top_k < 0 || o->top_k > cl)
-        return me_error_set(err, ME_ERR_USAGE, "top %d: expected 1 <= K <= n_classes = %d", o->top_k, cl);
+        return me_error_set(err, ME_ERR_USAGE, "top %d: expected 0 <= K <= n_classes = %d", o->top_k, cl);
     if (batch_size < 1 || batch_size > m->max_b || ds->max_len_seen > m->max_s)
         return me_error_set(err, ME_ERR_USAGE, "predict: batches of %d x %d do not fit the model's %d x %d activations",
                             batch_size, ds->max_len_seen, m->max_b, m->max_s);
