@@ -24,6 +24,8 @@
 
 #include <ini.h>
 
+#include "internal.h"
+
 /* K_DOUBLE: optimizer hyperparameters, kept in double as PyTorch keeps them (Python floats), so that
  * e.g. 1 - beta2 is 0.001 and not 1 - 0.999f */
 typedef enum { K_INT, K_LONG, K_FLOAT, K_DOUBLE, K_BOOL, K_ENUM, K_U64, K_PATH } key_kind;
@@ -136,8 +138,9 @@ static int find_section(const char *s, size_t len) {
 }
 
 /* Optimal string alignment distance (Levenshtein plus adjacent transpositions), case-insensitive,
- * so that "d_modle" is one edit from "d_model". Inputs longer than 63 characters are cut. */
-static int edit_distance(const char *a, size_t la, const char *b, size_t lb) {
+ * so that "d_modle" is one edit from "d_model". Inputs longer than 63 characters are cut. Declared in
+ * internal.h for the command line's hints. */
+int me_edit_distance(const char *a, size_t la, const char *b, size_t lb) {
     enum { M = 64 };
     int d[M][M];
     if (la > M - 1) la = M - 1;
@@ -164,7 +167,7 @@ static me_status unknown_section(const char *where, const char *s, size_t len, m
     int best = 0, best_d = INT_MAX;
     for (int i = 0; i < N_KEYS; i++) {
         if (!opens_section(i)) continue;
-        int dist = edit_distance(s, len, KEYS[i].key, section_len(KEYS[i].key));
+        int dist = me_edit_distance(s, len, KEYS[i].key, section_len(KEYS[i].key));
         if (dist < best_d) best_d = dist, best = i;
     }
     return me_error_set(err, ME_ERR_CONFIG, "%s: unknown section '[%.*s]', did you mean '[%.*s]'?", where,
@@ -178,7 +181,7 @@ static me_status unknown_key(const char *where, const char *section, const char 
     size_t ls = strlen(section), ln = strlen(name);
     for (int i = 0; i < N_KEYS; i++) {
         const char *kn = key_name_part(KEYS[i].key);
-        int dist = 2 * edit_distance(name, ln, kn, strlen(kn));
+        int dist = 2 * me_edit_distance(name, ln, kn, strlen(kn));
         if (!(section_len(KEYS[i].key) == ls && strncmp(KEYS[i].key, section, ls) == 0)) dist += 1;
         if (dist < best_d) best_d = dist, best = i;
     }

@@ -53,6 +53,10 @@ char *me_format_count(char *buf, size_t cap, size_t n);
 /* 1 if s ends with suffix. */
 int me_ends_with(const char *s, const char *suffix);
 
+/* Optimal string alignment distance between a[0..la) and b[0..lb), case-insensitive, for "did you
+ * mean" hints (inputs longer than 63 characters are cut). Implemented in src/config.c. */
+int me_edit_distance(const char *a, size_t la, const char *b, size_t lb);
+
 /* ---- time and statistics ---- */
 
 /* Seconds on the monotonic clock (an arbitrary origin): for intervals only. */

@@ -41,50 +41,7 @@ static int teardown(void **state) {
     return 0;
 }
 
-typedef struct {
-    int code;
-    int error_lines, other_lines;
-    char error[2048]; /* the first "minienc: error: " line */
-    char stderr_text[8192];
-} cli_result;
-
-static char *read_text(const char *path, char *buf, size_t cap) {
-    buf[0] = '\0';
-    FILE *f = fopen(path, "rb");
-    if (!f) return buf;
-    size_t n = fread(buf, 1, cap - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
-/* Runs `minienc ARGS` from the source dir with stdout and stderr in files; ARGS is shell text. */
-static cli_result run_cli(const char *args) {
-    cli_result r;
-    memset(&r, 0, sizeof r);
-    size_t cap = strlen(args) + 4096;
-    char *cmd = malloc(cap);
-    assert_non_null(cmd);
-    snprintf(cmd, cap, "cd '%s' && OPENBLAS_NUM_THREADS=1 timeout 120 '%s' %s >'%s/stdout' 2>'%s/stderr'",
-             me_test_source_dir(), me_test_bin(), args, tmp, tmp);
-    int st = system(cmd);
-    free(cmd);
-    r.code = st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-    char path[600];
-    snprintf(path, sizeof path, "%s/stderr", tmp);
-    read_text(path, r.stderr_text, sizeof r.stderr_text);
-    for (char *line = r.stderr_text, *next; line && *line; line = next) {
-        next = strchr(line, '\n');
-        size_t len = next ? (size_t)(next - line) : strlen(line);
-        if (next) next++;
-        if (len >= 16 && strncmp(line, "minienc: error: ", 16) == 0) {
-            if (r.error_lines++ == 0) snprintf(r.error, sizeof r.error, "%.*s", (int)len, line);
-        } else if (!(len >= 18 && strncmp(line, "minienc: training ", 18) == 0)) {
-            r.other_lines++;
-        }
-    }
-    return r;
-}
+static me_cli_result run_cli(const char *args) { return me_run_cli("", args, tmp); }
 
 /* True when path does not exist (a refused run leaves no directory behind, not even an empty one). */
 static int nothing_written(const char *path) {
@@ -97,7 +54,7 @@ static int failures;
 /* Checks one refusal; reports every problem (the test fails at the end, listing all of them).
  * out: the path the command would write ("" if none). */
 static void expect_refusal(const char *args, int want_code, const char *want_text, const char *out) {
-    cli_result r = run_cli(args);
+    me_cli_result r = run_cli(args);
     const char *problem = NULL;
     char buf[256];
     if (r.code >= 128 || r.code < 0) {
@@ -360,7 +317,7 @@ static void absurd_sizes_should_fail_cleanly_before_training(void **state) {
     for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
         out_path(out, sizeof out, "run");
         snprintf(args, sizeof args, "train configs/default.ini --set %s --set log.out_dir=%s", acts[i], out);
-        cli_result r = run_cli(args);
+        me_cli_result r = run_cli(args);
         if (!((r.code == 1 || r.code == 2) && r.error_lines == 1 && r.other_lines == 0 && nothing_written(out))) {
             failures++;
             print_error("minienc %s\n  -> exit %d, stderr: %.1500s\n", args, r.code, r.stderr_text);
@@ -378,7 +335,7 @@ static void resume_should_refuse_a_broken_training_state_and_leave_the_run_uncha
     char run[600], args[2048];
     snprintf(run, sizeof run, "%s/tiny-run", tmp);
     snprintf(args, sizeof args, "train " M "tiny.ini --set log.out_dir=%s", run);
-    cli_result r = run_cli(args);
+    me_cli_result r = run_cli(args);
     assert_int_equal(r.code, 0);
     static const struct {
         const char *file, *text;
@@ -391,9 +348,9 @@ static void resume_should_refuse_a_broken_training_state_and_leave_the_run_uncha
     };
     char path[700], metrics_before[8192], metrics_after[8192], config_before[4096], config_after[4096];
     snprintf(path, sizeof path, "%s/metrics.csv", run);
-    read_text(path, metrics_before, sizeof metrics_before);
+    me_read_text(path, metrics_before, sizeof metrics_before);
     snprintf(path, sizeof path, "%s/config.ini", run);
-    read_text(path, config_before, sizeof config_before);
+    me_read_text(path, config_before, sizeof config_before);
     assert_true(strlen(metrics_before) > 0 && strlen(config_before) > 0);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(args, sizeof args, "cp " M "%s '%s/checkpoint.safetensors'", cases[i].file, run);
@@ -403,9 +360,9 @@ static void resume_should_refuse_a_broken_training_state_and_leave_the_run_uncha
         snprintf(args, sizeof args, "train --resume %s --set train.steps=6", run);
         expect_refusal(args, 2, cases[i].text, "");
         snprintf(path, sizeof path, "%s/metrics.csv", run);
-        read_text(path, metrics_after, sizeof metrics_after);
+        me_read_text(path, metrics_after, sizeof metrics_after);
         snprintf(path, sizeof path, "%s/config.ini", run);
-        read_text(path, config_after, sizeof config_after);
+        me_read_text(path, config_after, sizeof config_after);
         if (strcmp(metrics_before, metrics_after) || strcmp(config_before, config_after)) {
             failures++;
             print_error("resume from %s changed the run's files\n", cases[i].file);

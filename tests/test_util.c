@@ -120,3 +120,42 @@ int me_run_capture(const char *cmd, char *out, size_t cap) {
     if (st == -1) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
+
+char *me_read_text(const char *path, char *buf, size_t cap) {
+    buf[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (!f) return buf;
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+me_cli_result me_run_cli(const char *env, const char *args, const char *tmp_dir) {
+    me_cli_result r;
+    memset(&r, 0, sizeof r);
+    size_t cap = strlen(env) + strlen(args) + 4096;
+    char *cmd = malloc(cap);
+    assert_non_null(cmd);
+    snprintf(cmd, cap, "cd '%s' && OPENBLAS_NUM_THREADS=1 %s timeout 120 '%s' %s >'%s/stdout' 2>'%s/stderr'",
+             me_test_source_dir(), env, me_test_bin(), args, tmp_dir, tmp_dir);
+    int st = system(cmd);
+    free(cmd);
+    r.code = st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/stdout", tmp_dir);
+    me_read_text(path, r.stdout_text, sizeof r.stdout_text);
+    snprintf(path, sizeof path, "%s/stderr", tmp_dir);
+    me_read_text(path, r.stderr_text, sizeof r.stderr_text);
+    for (char *line = r.stderr_text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        size_t len = next ? (size_t)(next - line) : strlen(line);
+        if (next) next++;
+        if (len >= 16 && strncmp(line, "minienc: error: ", 16) == 0) {
+            if (r.error_lines++ == 0) snprintf(r.error, sizeof r.error, "%.*s", (int)len, line);
+        } else if (!(len >= 18 && strncmp(line, "minienc: training ", 18) == 0)) {
+            r.other_lines++;
+        }
+    }
+    return r;
+}

@@ -42,6 +42,24 @@ void me_remove_tree(const char *path);
 const char *me_test_bin(void);
 const char *me_test_source_dir(void);
 
+/* Reads at most cap - 1 bytes of a file into buf, NUL-terminated ("" if it cannot be read). Returns buf. */
+char *me_read_text(const char *path, char *buf, size_t cap);
+
+/* One run of the binary: exit code (128 + signal if killed, -1 if it could not run), stdout, stderr,
+ * and stderr's lines sorted into "minienc: error: " lines (the first kept in error) and other lines
+ * (train's "minienc: training ..." banner counts as neither). */
+typedef struct {
+    int code;
+    int error_lines, other_lines;
+    char error[2048];
+    char stdout_text[8192];
+    char stderr_text[8192];
+} me_cli_result;
+
+/* Runs `ENV minienc ARGS` (shell text; ENV is variable assignments or "") from the source dir with
+ * OPENBLAS_NUM_THREADS=1 and a 120 s time limit, stdout and stderr going to files in tmp_dir. */
+me_cli_result me_run_cli(const char *env, const char *args, const char *tmp_dir);
+
 /* Runs a shell command, capturing stdout+stderr into out (may be NULL). Returns the exit status
  * (0..255) or -1 when the command could not run. */
 int me_run_capture(const char *cmd, char *out, size_t cap);

@@ -7,36 +7,35 @@
 #include "cli.h"
 #include "minienc/bench.h"
 
-int cmd_bench(int argc, char **argv) {
-    cli_common c = {0};
-    long batch = 32, seq = 64, steps = 10, threads = -1; /* -1: train.threads from the config */
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_option(&c, "bench", CLI_JSON, argc, argv, &i);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        const cli_int_opt ints[] = {{"--batch", &batch, 1, 1 << 20}, {"--seq", &seq, 1, 1 << 16},
-                                    {"--steps", &steps, 1, 100000}, {"--threads", &threads, 0, 1024}};
-        if ((r = cli_int_option(ints, 4, "bench", argc, argv, &i))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        if (argv[i][0] == '-' && argv[i][1]) return cli_usage("bench", "unknown option '%s'", argv[i]);
-        if (c.n_positional == 1) return cli_usage("bench", "one CONFIG expected, got '%s' too", argv[i]);
-        c.positional[c.n_positional++] = argv[i];
-    }
-    if (c.n_positional != 1) return cli_usage("bench", "expected CONFIG");
+enum { OPT_BATCH, OPT_SEQ, OPT_STEPS, OPT_THREADS, OPT_JSON, OPT_SET, N_OPTS };
+static const cli_option options[N_OPTS] = {
+    [OPT_BATCH] = {.name = "--batch", .kind = CLI_INT, .value = "B", .help = "sequences per step",
+                   .def = 32, .lo = 1, .hi = 1 << 20},
+    [OPT_SEQ] = {.name = "--seq", .kind = CLI_INT, .value = "S", .help = "tokens per sequence",
+                 .def = 64, .lo = 1, .hi = 1 << 16},
+    [OPT_STEPS] = {.name = "--steps", .kind = CLI_INT, .value = "N", .help = "timed steps, after warm-up",
+                   .def = 10, .lo = 1, .hi = 100000},
+    [OPT_THREADS] = {.name = "--threads", .kind = CLI_INT, .value = "T", .help = "threads, 0: all cores",
+                     .lo = 0, .hi = 1024, .def_text = "the config's train.threads"},
+    [OPT_JSON] = CLI_OPTION_JSON,
+    [OPT_SET] = CLI_OPTION_SET,
+};
+
+static int cmd_bench(const cli_args *a) {
+    const char *config = a->args[0];
+    long batch = a->num[OPT_BATCH], seq = a->num[OPT_SEQ], steps = a->num[OPT_STEPS];
     me_error err = {0};
     me_config cfg;
-    if (cli_load_config(&cfg, c.positional[0], &c, &err)) return cli_fail(&err);
-    int used = cli_set_threads(threads >= 0 ? (int)threads : cfg.train.threads);
+    if (cli_load_config(&cfg, config, a, &err)) return cli_fail(&err);
+    int used = cli_set_threads(a->given[OPT_THREADS] ? (int)a->num[OPT_THREADS] : cfg.train.threads);
     double sgemm = me_bench_sgemm_gflops(2048, 5);
     me_bench_options o = {.batch = (int)batch, .seq = (int)seq, .steps = (int)steps, .warmup = 2};
     me_bench_result r;
     if (me_bench_run(&cfg.model, &o, &r, &err)) return cli_fail(&err);
     double mib = 1024.0 * 1024.0, peak_step = (double)(r.rss_peak - r.rss_before);
-    if (c.json) {
+    if (a->given[OPT_JSON]) {
         cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "config", c.positional[0]);
+        cJSON_AddStringToObject(j, "config", config);
         cJSON_AddNumberToObject(j, "batch", (double)batch);
         cJSON_AddNumberToObject(j, "seq", (double)seq);
         cJSON_AddNumberToObject(j, "steps", (double)steps);
@@ -62,7 +61,7 @@ int cmd_bench(int argc, char **argv) {
         return 0;
     }
     printf("bench %s: batch %ld x seq %ld, %d threads, %ld timed steps (forward, MSE, backward, AdamW)\n",
-           c.positional[0], batch, seq, used, steps);
+           config, batch, seq, used, steps);
     printf("  step        %.2f ms median (min %.2f, max %.2f)\n", r.ms_median, r.ms_min, r.ms_max);
     printf("  throughput  %.0f tokens/s\n", r.tokens_per_s);
     printf("  compute     %.3f GFLOP/step -> %.1f GFLOP/s; sgemm 2048^3 here: %.1f GFLOP/s (%.0f%%)\n",
@@ -75,3 +74,9 @@ int cmd_bench(int argc, char **argv) {
     printf("  loss        %.4f -> %.4f\n", r.loss_first, r.loss_last);
     return 0;
 }
+
+const cli_command cli_bench = {
+    .name = "bench", .args = "CONFIG", .args_what = "CONFIG", .min_args = 1, .max_args = 1,
+    .options = options, .n_options = N_OPTS, .run = cmd_bench,
+    .summary = "Time full training steps (forward, MSE loss, backward, AdamW) of the encoder stack.",
+};

@@ -77,18 +77,11 @@ static void print_table(const char *source, const me_count_tensor *t, int n, con
     if (r->unknown[0]) printf("tensor '%s' belongs to no known group: MISMATCH\n", r->unknown);
 }
 
-int cmd_count(int argc, char **argv) {
-    cli_common c = {0};
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_option(&c, "count", CLI_JSON, argc, argv, &i);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if (argv[i][0] == '-' && argv[i][1]) return cli_usage("count", "unknown option '%s'", argv[i]);
-        if (c.n_positional == 1) return cli_usage("count", "one CONFIG or CHECKPOINT expected, got '%s' too", argv[i]);
-        c.positional[c.n_positional++] = argv[i];
-    }
-    if (c.n_positional != 1) return cli_usage("count", "expected CONFIG.ini, CHECKPOINT.safetensors or RUN_DIR");
-    const char *path = c.positional[0];
+enum { OPT_SET, OPT_JSON, N_OPTS };
+static const cli_option options[N_OPTS] = {[OPT_SET] = CLI_OPTION_SET, [OPT_JSON] = CLI_OPTION_JSON};
+
+static int cmd_count(const cli_args *a) {
+    const char *path = a->args[0];
     me_error err = {0};
     char located[ME_PATH_MAX + 64];
     struct stat sb;
@@ -105,7 +98,7 @@ int cmd_count(int argc, char **argv) {
     memset(&f, 0, sizeof f);
     me_count_report rep;
     memset(&rep, 0, sizeof rep);
-    if (me_ends_with(path, ".safetensors") && c.n_sets)
+    if (me_ends_with(path, ".safetensors") && a->n_sets)
         return cli_usage("count", "--set applies to a CONFIG, not to the tensors of %s", path);
     if (me_ends_with(path, ".safetensors")) {
         if (me_st_read(&f, path, &err)) return cli_fail(&err);
@@ -151,7 +144,7 @@ int cmd_count(int argc, char **argv) {
         }
     } else {
         me_config cfg;
-        if (cli_load_config(&cfg, path, &c, &err)) return cli_fail(&err);
+        if (cli_load_config(&cfg, path, a, &err)) return cli_fail(&err);
         if (me_model_build(&m, &cfg, &err)) return cli_fail(&err);
         mc = m.cfg;
         t = calloc((size_t)m.params.n + 1, sizeof *t);
@@ -166,7 +159,7 @@ int cmd_count(int argc, char **argv) {
         code = cli_fail(&err);
         goto done;
     }
-    if (c.json)
+    if (a->given[OPT_JSON])
         print_json(t, n, &rep, &mc);
     else
         print_table(path, t, n, &rep);
@@ -181,3 +174,10 @@ done:
     me_model_free(&m);
     return code;
 }
+
+const cli_command cli_count = {
+    .name = "count", .args = "CONFIG.ini | CHECKPOINT.safetensors | RUN_DIR",
+    .args_what = "CONFIG.ini, CHECKPOINT.safetensors or RUN_DIR",
+    .min_args = 1, .max_args = 1, .options = options, .n_options = N_OPTS, .run = cmd_count,
+    .summary = "Parameter audit from live tensors: per tensor, per group with its closed-form formula, totals.",
+};

@@ -43,28 +43,22 @@ static me_status load_weights(me_params *p, const char *path, me_error *err) {
     return st;
 }
 
-int cmd_forward(int argc, char **argv) {
-    cli_common c = {0};
-    const char *weights = NULL, *input = NULL, *output = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_option(&c, "forward", 0, argc, argv, &i);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if ((r = cli_option_value("--weights", "forward", argc, argv, &i, &weights)) ||
-            (r = cli_option_value("--input", "forward", argc, argv, &i, &input)) ||
-            (r = cli_option_value("--output", "forward", argc, argv, &i, &output))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        if (argv[i][0] == '-' && argv[i][1]) return cli_usage("forward", "unknown option '%s'", argv[i]);
-        if (c.n_positional == 1) return cli_usage("forward", "one CONFIG expected, got '%s' too", argv[i]);
-        c.positional[c.n_positional++] = argv[i];
-    }
-    if (c.n_positional != 1 || !weights || !input || !output)
-        return cli_usage("forward", "expected CONFIG.ini --weights W --input IN --output OUT");
+enum { OPT_WEIGHTS, OPT_INPUT, OPT_OUTPUT, OPT_SET, N_OPTS };
+static const cli_option options[N_OPTS] = {
+    [OPT_WEIGHTS] = {.name = "--weights", .kind = CLI_STRING, .value = "W", .required = 1,
+                     .help = "encoder parameters named as nn.TransformerEncoder's state_dict"},
+    [OPT_INPUT] = {.name = "--input", .kind = CLI_STRING, .value = "IN", .required = 1,
+                   .help = "tensors x [B, S, d], optional dy [B, S, d] and key_padding_mask [B, S]"},
+    [OPT_OUTPUT] = {.name = "--output", .kind = CLI_STRING, .value = "OUT", .required = 1,
+                    .help = "the file for y, and with dy in IN also dx and grad.<name>"},
+    [OPT_SET] = CLI_OPTION_SET,
+};
+
+static int cmd_forward(const cli_args *a) {
+    const char *weights = a->text[OPT_WEIGHTS], *input = a->text[OPT_INPUT], *output = a->text[OPT_OUTPUT];
     me_error err = {0};
     me_config cfg;
-    if (cli_load_config(&cfg, c.positional[0], &c, &err)) return cli_fail(&err);
+    if (cli_load_config(&cfg, a->args[0], a, &err)) return cli_fail(&err);
     cli_set_threads(cfg.train.threads);
     me_model_config mc = cfg.model;
     mc.dropout = 0.0f;
@@ -139,3 +133,9 @@ done:
     free(x), free(dx), free(dy), free(pad);
     return code;
 }
+
+const cli_command cli_forward = {
+    .name = "forward", .args = "CONFIG.ini", .args_what = "CONFIG.ini", .min_args = 1, .max_args = 1,
+    .options = options, .n_options = N_OPTS, .run = cmd_forward,
+    .summary = "Run the encoder stack alone (dropout off); with dy in IN also the backward pass.",
+};

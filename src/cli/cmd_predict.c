@@ -91,46 +91,29 @@ static me_status write_attention(const char *dir, const me_predictor *p, const m
     return st;
 }
 
-int cmd_predict(int argc, char **argv) {
-    cli_common c = {0};
-    const char **inputs = calloc(MAX_INPUTS, sizeof *inputs);
-    const char *data = NULL, *attention = NULL, *v;
-    int n_inputs = 0;
-    long top = -1;
-    if (!inputs) return cli_usage("predict", "out of memory");
-    for (int i = 1; i < argc; i++) {
-        const cli_int_opt opt = {"--top", &top, 1, 1000000};
-        int r = cli_int_option(&opt, 1, "predict", argc, argv, &i);
-        if (r == 0) r = cli_common_option(&c, "predict", CLI_JSON, argc, argv, &i);
-        if (r == 0 && (r = cli_option_value("--input", "predict", argc, argv, &i, &v)) > 0) {
-            if (n_inputs == MAX_INPUTS) {
-                free(inputs);
-                return cli_usage("predict", "more than %d --input options; put them in a file for --data", MAX_INPUTS);
-            }
-            inputs[n_inputs++] = v;
-        }
-        if (r == 0) r = cli_option_value("--data", "predict", argc, argv, &i, &data);
-        if (r == 0) r = cli_option_value("--attention", "predict", argc, argv, &i, &attention);
-        if (r < 0 || (r == 0 && argv[i][0] == '-' && argv[i][1])) {
-            free(inputs);
-            return r < 0 ? 2 : cli_usage("predict", "unknown option '%s'", argv[i]);
-        }
-        if (r > 0) continue;
-        if (c.n_positional == 1) {
-            free(inputs);
-            return cli_usage("predict", "one RUN_DIR or CHECKPOINT expected, got '%s' too", argv[i]);
-        }
-        c.positional[c.n_positional++] = argv[i];
-    }
-    const char *problem = NULL;
-    if (c.n_sets) problem = "--set does not apply: the model and its config come from the checkpoint";
-    else if (c.n_positional != 1) problem = "expected RUN_DIR or CHECKPOINT";
-    else if (!n_inputs && !data) problem = "expected inputs: --input \"TOKENS\" (one per sequence) or --data FILE|-";
-    else if (n_inputs && data) problem = "--input and --data exclude each other";
-    if (problem) {
-        free(inputs);
-        return cli_usage("predict", "%s", problem);
-    }
+enum { PREDICT_INPUT, PREDICT_DATA, PREDICT_TOP, PREDICT_JSON, PREDICT_ATTENTION, N_PREDICT_OPTS };
+static const cli_option predict_options[N_PREDICT_OPTS] = {
+    [PREDICT_INPUT] = {.name = "--input", .kind = CLI_LIST, .value = "\"TOKENS\"", .hi = MAX_INPUTS,
+                       .help = "one input sequence, TAB and targets optional (repeatable)"},
+    [PREDICT_DATA] = {.name = "--data", .kind = CLI_STRING, .value = "FILE|-",
+                      .help = "inputs in the data-file format, targets optional (- reads stdin)"},
+    [PREDICT_TOP] = {.name = "--top", .kind = CLI_INT, .value = "K", .lo = 1, .hi = 1000000,
+                     .help = "classes per position in --json's \"top\"",
+                     .def_text = CLI_STR(ME_PREDICT_DEFAULT_TOP) ", at most the model's classes"},
+    [PREDICT_JSON] = {.name = "--json", .kind = CLI_FLAG, .help = "print JSON Lines, one object per input"},
+    [PREDICT_ATTENTION] = {.name = "--attention", .kind = CLI_STRING, .value = "OUT_DIR",
+                           .help = "also write every layer's attention weights there, and a chart per input (the "
+                                   "first " CLI_STR(MAX_CHARTS) ")"},
+};
+
+static int cmd_predict(const cli_args *a) {
+    const char *const *inputs = cli_list(a, PREDICT_INPUT);
+    int n_inputs = a->given[PREDICT_INPUT];
+    const char *data = a->text[PREDICT_DATA], *attention = a->text[PREDICT_ATTENTION];
+    long top = a->given[PREDICT_TOP] ? a->num[PREDICT_TOP] : -1;
+    if (!n_inputs && !data)
+        return cli_usage("predict", "expected inputs: --input \"TOKENS\" (one per sequence) or --data FILE|-");
+    if (n_inputs && data) return cli_usage("predict", "--input and --data exclude each other");
     me_error err = {0};
     me_predictor p;
     me_dataset ds;
@@ -138,10 +121,7 @@ int cmd_predict(int argc, char **argv) {
     memset(&ds, 0, sizeof ds);
     memset(&out, 0, sizeof out);
     int code = 0;
-    if (me_predictor_open(&p, c.positional[0], &err)) {
-        free(inputs);
-        return cli_fail(&err);
-    }
+    if (me_predictor_open(&p, a->args[0], &err)) return cli_fail(&err);
     const me_model_config *mc = &p.cfg.model;
     if (top > mc->n_classes) {
         code = cli_usage("predict", "--top %ld is more than the model's %d classes", top, mc->n_classes);
@@ -171,10 +151,10 @@ int cmd_predict(int argc, char **argv) {
     }
     char line[8192];
     for (size_t i = 0; i < out.n && !code; i++) {
-        if (c.json) code = print_json(example_json(&out, &ds, i), 0);
+        if (a->given[PREDICT_JSON]) code = print_json(example_json(&out, &ds, i), 0);
         else printf("%s\n", me_predict_describe(&out, &ds, i, 1, line, sizeof line));
     }
-    if (!c.json && out.eval.sequences) {
+    if (!a->given[PREDICT_JSON] && out.eval.sequences) {
         accuracy_text(&out.eval, ds.task, line, sizeof line);
         printf("%s%s\n", line, out.eval.sequences < out.n ? " over the inputs with targets" : "");
     }
@@ -195,37 +175,34 @@ done:
     me_predictions_free(&out);
     me_dataset_free(&ds);
     me_predictor_free(&p);
-    free(inputs);
     return code;
 }
 
-int cmd_eval(int argc, char **argv) {
-    cli_common c = {0};
-    const char *ckpt = NULL, *data = NULL;
-    long errors = 0;
-    for (int i = 1; i < argc; i++) {
-        const cli_int_opt opt = {"--errors", &errors, 0, 1000000000};
-        int r = cli_int_option(&opt, 1, "eval", argc, argv, &i);
-        if (r == 0) r = cli_common_option(&c, "eval", CLI_JSON, argc, argv, &i);
-        if (r == 0) r = cli_option_value("--checkpoint", "eval", argc, argv, &i, &ckpt);
-        if (r == 0) r = cli_option_value("--data", "eval", argc, argv, &i, &data);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if (argv[i][0] == '-' && argv[i][1]) return cli_usage("eval", "unknown option '%s'", argv[i]);
-        if (c.n_positional == 1) return cli_usage("eval", "one RUN_DIR or CHECKPOINT expected, got '%s' too", argv[i]);
-        c.positional[c.n_positional++] = argv[i];
-    }
-    if (c.n_positional != 1) return cli_usage("eval", "expected RUN_DIR or CHECKPOINT (or CONFIG --checkpoint FILE)");
-    if (c.n_sets && !ckpt)
+enum { EVAL_DATA, EVAL_ERRORS, EVAL_JSON, EVAL_CHECKPOINT, EVAL_SET, N_EVAL_OPTS };
+static const cli_option eval_options[N_EVAL_OPTS] = {
+    [EVAL_DATA] = {.name = "--data", .kind = CLI_STRING, .value = "FILE", .help = "the data file to evaluate on",
+                   .def_text = "the checkpoint's data.valid"},
+    [EVAL_ERRORS] = {.name = "--errors", .kind = CLI_INT, .value = "N", .lo = 0, .hi = 1000000000, .def = 0,
+                     .help = "list the first N wrong examples"},
+    [EVAL_JSON] = CLI_OPTION_JSON,
+    [EVAL_CHECKPOINT] = {.name = "--checkpoint", .kind = CLI_STRING, .value = "FILE",
+                         .help = "the older form: the checkpoint to evaluate with CONFIG given first"},
+    [EVAL_SET] = CLI_OPTION_SET,
+};
+
+static int cmd_eval(const cli_args *a) {
+    const char *ckpt = a->text[EVAL_CHECKPOINT], *data = a->text[EVAL_DATA];
+    long errors = a->num[EVAL_ERRORS];
+    if (a->n_sets && !ckpt)
         return cli_usage("eval", "--set applies to a CONFIG given with --checkpoint FILE; the model and its config "
                                  "come from the checkpoint");
     me_error err = {0};
     me_predictor p;
     if (ckpt) { /* the older form: eval CONFIG --checkpoint FILE */
         me_config cfg;
-        if (cli_load_config(&cfg, c.positional[0], &c, &err) || me_predictor_open_config(&p, ckpt, &cfg, &err))
+        if (cli_load_config(&cfg, a->args[0], a, &err) || me_predictor_open_config(&p, ckpt, &cfg, &err))
             return cli_fail(&err);
-    } else if (me_predictor_open(&p, c.positional[0], &err)) {
+    } else if (me_predictor_open(&p, a->args[0], &err)) {
         return cli_fail(&err);
     }
     if (!data) data = p.cfg.data.valid;
@@ -246,7 +223,7 @@ int cmd_eval(int argc, char **argv) {
     }
     const me_eval_result *e = &out.eval;
     int tag = ds.task == ME_TASK_TAG;
-    if (c.json) {
+    if (a->given[EVAL_JSON]) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "checkpoint", p.checkpoint);
         cJSON_AddNumberToObject(j, "step", (double)p.step);
@@ -295,6 +272,21 @@ done:
     me_predictor_free(&p);
     return code;
 }
+
+const cli_command cli_predict = {
+    .name = "predict", .args = "RUN_DIR|CHECKPOINT", .args_what = "RUN_DIR or CHECKPOINT", .min_args = 1,
+    .max_args = 1, .options = predict_options, .n_options = N_PREDICT_OPTS, .run = cmd_predict,
+    .no_set_why = "the model and its config come from the checkpoint",
+    .summary = "The model's answer for each input (config and weights from the checkpoint); with targets, right or\n"
+               "wrong and the accuracy; --attention writes every layer's attention weights and a chart per input.",
+};
+
+const cli_command cli_eval = {
+    .name = "eval", .args = "RUN_DIR|CHECKPOINT", .args_what = "RUN_DIR or CHECKPOINT (or CONFIG --checkpoint FILE)",
+    .min_args = 1, .max_args = 1, .options = eval_options, .n_options = N_EVAL_OPTS, .run = cmd_eval,
+    .summary = "Loss, token and sequence accuracy of a checkpoint on a data file (default: its config's valid set);\n"
+               "--errors N lists the first N wrong examples. (Also: eval CONFIG --checkpoint FILE [--set ...].)",
+};
 
 void cli_show_examples(const char *run_dir, int n) {
     me_error err = {0};

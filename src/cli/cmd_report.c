@@ -8,14 +8,8 @@
 #include "minienc/predict.h"
 #include "minienc/report.h"
 
-int cmd_plot(int argc, char **argv) {
-    const char *run_dir = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (argv[i][0] == '-' && argv[i][1]) return cli_usage("plot", "unknown option '%s'", argv[i]);
-        if (run_dir) return cli_usage("plot", "one RUN_DIR expected, got '%s' too", argv[i]);
-        run_dir = argv[i];
-    }
-    if (!run_dir) return cli_usage("plot", "expected RUN_DIR");
+static int cmd_plot(const cli_args *a) {
+    const char *run_dir = a->args[0];
     me_error err = {0};
     me_report_files files;
     me_status st = me_report_plots_list(run_dir, &files, &err);
@@ -28,28 +22,19 @@ int cmd_plot(int argc, char **argv) {
     return 0;
 }
 
-int cmd_inspect(int argc, char **argv) {
-    cli_common c = {0};
-    long top = ME_REPORT_DEFAULT_TOP;
-    for (int i = 1; i < argc; i++) {
-        const cli_int_opt opt = {"--top", &top, 1, 1000000};
-        int r = cli_int_option(&opt, 1, "inspect", argc, argv, &i);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if (strcmp(argv[i], "--json") == 0) {
-            c.json = 1;
-            continue;
-        }
-        if (argv[i][0] == '-' && argv[i][1]) return cli_usage("inspect", "unknown option '%s'", argv[i]);
-        if (c.n_positional == 1) return cli_usage("inspect", "one RUN_DIR expected, got '%s' too", argv[i]);
-        c.positional[c.n_positional++] = argv[i];
-    }
-    if (c.n_positional != 1) return cli_usage("inspect", "expected RUN_DIR");
+enum { OPT_TOP, OPT_JSON, N_INSPECT_OPTS };
+static const cli_option inspect_options[N_INSPECT_OPTS] = {
+    [OPT_TOP] = {.name = "--top", .kind = CLI_INT, .value = "K", .help = "dimensions to list per LayerNorm",
+                 .def = ME_REPORT_DEFAULT_TOP, .lo = 1, .hi = 1000000},
+    [OPT_JSON] = CLI_OPTION_JSON,
+};
+
+static int cmd_inspect(const cli_args *a) {
     me_error err = {0};
     me_report rep;
-    if (me_report_inspect(&rep, c.positional[0], (int)top, &err)) return cli_fail(&err);
+    if (me_report_inspect(&rep, a->args[0], (int)a->num[OPT_TOP], &err)) return cli_fail(&err);
     int code = 0;
-    if (c.json) {
+    if (a->given[OPT_JSON]) {
         cJSON *root = me_report_json(&rep);
         char *s = root ? cJSON_Print(root) : NULL;
         if (s) {
@@ -70,3 +55,14 @@ int cmd_inspect(int argc, char **argv) {
     }
     return code;
 }
+
+const cli_command cli_plot = {
+    .name = "plot", .args = "RUN_DIR", .args_what = "RUN_DIR", .min_args = 1, .max_args = 1, .run = cmd_plot,
+    .summary = "Redraw a run's charts into RUN_DIR/plots/.",
+};
+
+const cli_command cli_inspect = {
+    .name = "inspect", .args = "RUN_DIR", .args_what = "RUN_DIR", .min_args = 1, .max_args = 1,
+    .options = inspect_options, .n_options = N_INSPECT_OPTS, .run = cmd_inspect,
+    .summary = "Summarise how each LayerNorm's gamma and beta moved.",
+};

@@ -1,7 +1,5 @@
 /* minienc train / data. */
-#include <dirent.h>
 #include <sys/stat.h>
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -136,22 +134,19 @@ static void show_note(void *user, const char *msg) {
     fprintf(stderr, "minienc: %s [%d threads]\n", msg, v->threads);
 }
 
-int cmd_train(int argc, char **argv) {
-    cli_common c = {0};
-    const char *resume = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_option(&c, "train", CLI_FORCE, argc, argv, &i);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if ((r = cli_option_value("--resume", "train", argc, argv, &i, &resume))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        if (argv[i][0] == '-' && argv[i][1]) return cli_usage("train", "unknown option '%s'", argv[i]);
-        if (c.n_positional == 1) return cli_usage("train", "one CONFIG expected, got '%s' too", argv[i]);
-        c.positional[c.n_positional++] = argv[i];
-    }
-    if (resume && c.force) return cli_usage("train", "--resume and --force exclude each other");
+enum { TRAIN_SET, TRAIN_RESUME, TRAIN_FORCE, N_TRAIN_OPTS };
+static const cli_option train_options[N_TRAIN_OPTS] = {
+    [TRAIN_SET] = CLI_OPTION_SET,
+    [TRAIN_RESUME] = {.name = "--resume", .kind = CLI_STRING, .value = "RUN_DIR",
+                      .help = "continue that run from its checkpoint, with its config.ini unless CONFIG is given"},
+    [TRAIN_FORCE] = {.name = "--force", .kind = CLI_FLAG,
+                     .help = "replace the run in a log.out_dir that is not empty"},
+};
+
+static int cmd_train(const cli_args *a) {
+    const char *resume = a->text[TRAIN_RESUME];
+    int force = a->given[TRAIN_FORCE];
+    if (resume && force) return cli_usage("train", "--resume and --force exclude each other");
     if (resume) {
         struct stat sb;
         if (stat(resume, &sb) != 0 || !S_ISDIR(sb.st_mode))
@@ -159,7 +154,7 @@ int cmd_train(int argc, char **argv) {
     }
     char buf[PATH_MAX + 64];
     const char *path;
-    if (c.n_positional) path = c.positional[0];
+    if (a->n_args) path = a->args[0];
     else if (resume) {
         snprintf(buf, sizeof buf, "%s/config.ini", resume);
         path = buf;
@@ -174,16 +169,12 @@ int cmd_train(int argc, char **argv) {
     }
     me_error err = {0};
     me_config cfg;
-    me_config_defaults(&cfg);
-    if (me_config_load(&cfg, path, &err)) return cli_fail(&err);
-    for (int i = 0; i < c.n_sets; i++)
-        if (me_config_set(&cfg, c.sets[i], &err)) return cli_fail(&err);
-    if (resume) {
+    if (cli_load_config(&cfg, path, a, &err)) return cli_fail(&err);
+    if (resume) { /* the run continues where it is, whatever the config says */
         if (strlen(resume) >= sizeof cfg.log.out_dir) return cli_usage("train", "--resume path too long");
         snprintf(cfg.log.out_dir, sizeof cfg.log.out_dir, "%s", resume);
     }
-    if (me_config_validate(&cfg, &err)) return cli_fail(&err);
-    if (!resume && !c.force && strcmp(me_config_origin(&cfg, "log.out_dir"), "default") == 0) {
+    if (!resume && !force && strcmp(me_config_origin(&cfg, "log.out_dir"), "default") == 0) {
         char base[ME_PATH_MAX];
         snprintf(base, sizeof base, "%s", cfg.log.out_dir);
         if (pick_free_run_dir(&cfg) != 0)
@@ -201,7 +192,7 @@ int cmd_train(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     me_train_hooks hooks = {.progress = show_progress, .note = show_note, .user = &view, .stop = &stop_requested};
     me_train_result res;
-    me_status st = me_train_run(&cfg, resume != NULL, c.force, &hooks, &res, &err);
+    me_status st = me_train_run(&cfg, resume != NULL, force, &hooks, &res, &err);
     /* Everything is saved: from here on (drawing charts) a signal stops at once. */
     stop_requested = 1;
     if (view.tty) fputc('\n', stderr);
@@ -229,33 +220,32 @@ int cmd_train(int argc, char **argv) {
     return 0;
 }
 
-int cmd_data(int argc, char **argv) {
-    const char *out = NULL;
-    long n = 2000, n_valid = 0, min_len = 2, max_len = 10, vocab = 0, seed = 0;
-    const char *task = NULL;
-    for (int i = 1; i < argc; i++) {
-        const cli_int_opt ints[] = {{"--n", &n, 1, 100000000},
-                                    {"--valid", &n_valid, 1, 100000000},
-                                    {"--min-len", &min_len, 1, ME_DATA_GEN_MAX_LEN},
-                                    {"--max-len", &max_len, 1, ME_DATA_GEN_MAX_LEN},
-                                    {"--vocab", &vocab, 2, 1000000},
-                                    {"--seed", &seed, 0, LONG_MAX}};
-        int r = cli_int_option(ints, 6, "data", argc, argv, &i);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if ((r = cli_option_value("--out", "data", argc, argv, &i, &out))) {
-            if (r < 0) return 2;
-            continue;
-        }
-        if (argv[i][0] == '-' && argv[i][1]) return cli_usage("data", "unknown option '%s'", argv[i]);
-        if (task) return cli_usage("data", "one TASK expected, got '%s' too", argv[i]);
-        task = argv[i];
-    }
-    if (!task || !out) return cli_usage("data", "expected TASK --out FILE (or --out DIR with --valid M)");
+enum { DATA_OUT, DATA_VALID, DATA_N, DATA_MIN_LEN, DATA_MAX_LEN, DATA_VOCAB, DATA_SEED, N_DATA_OPTS };
+static const cli_option data_options[N_DATA_OPTS] = {
+    [DATA_OUT] = {.name = "--out", .kind = CLI_STRING, .value = "FILE|-|DIR", .required = 1,
+                  .help = "the file to write, - for stdout; with --valid, the folder"},
+    [DATA_VALID] = {.name = "--valid", .kind = CLI_INT, .value = "M", .lo = 1, .hi = 100000000, .def_text = "none",
+                    .help = "also M validation examples: DIR/train.txt and DIR/valid.txt, no input in both"},
+    [DATA_N] = {.name = "--n", .kind = CLI_INT, .value = "N", .help = "examples; with --valid, training examples",
+                .def = 2000, .lo = 1, .hi = 100000000},
+    [DATA_MIN_LEN] = {.name = "--min-len", .kind = CLI_INT, .value = "A", .help = "shortest input, in tokens",
+                      .def = 2, .lo = 1, .hi = ME_DATA_GEN_MAX_LEN},
+    [DATA_MAX_LEN] = {.name = "--max-len", .kind = CLI_INT, .value = "B", .help = "longest input, in tokens",
+                      .def = 10, .lo = 1, .hi = ME_DATA_GEN_MAX_LEN},
+    [DATA_VOCAB] = {.name = "--vocab", .kind = CLI_INT, .value = "V", .help = "input tokens 0 .. V-1", .lo = 2,
+                    .hi = 1000000, .def_text = "2 for parity, 8 otherwise"},
+    [DATA_SEED] = {.name = "--seed", .kind = CLI_INT, .value = "S", .help = "random seed", .def = 0, .lo = 0,
+                   .hi = LONG_MAX},
+};
+
+static int cmd_data(const cli_args *a) {
+    const char *task = a->args[0], *out = a->text[DATA_OUT];
+    long n = a->num[DATA_N], n_valid = a->given[DATA_VALID] ? a->num[DATA_VALID] : 0, min_len = a->num[DATA_MIN_LEN],
+         max_len = a->num[DATA_MAX_LEN], seed = a->num[DATA_SEED];
+    long vocab = a->given[DATA_VOCAB] ? a->num[DATA_VOCAB] : me_data_default_vocab(task);
     if (min_len > max_len) return cli_usage("data", "--min-len %ld is above --max-len %ld", min_len, max_len);
     if (n_valid && strcmp(out, "-") == 0)
         return cli_usage("data", "--valid writes two files, DIR/train.txt and DIR/valid.txt: give --out DIR, not -");
-    if (!vocab) vocab = me_data_default_vocab(task);
     me_error err = {0};
     int vs, nc;
     me_task kind;
@@ -282,3 +272,17 @@ int cmd_data(int argc, char **argv) {
            "[data] task = %s\n", n, task, out, vs, nc, max_len, kind_name);
     return 0;
 }
+
+const cli_command cli_train = {
+    .name = "train", .args = "[CONFIG]", .args_what = "CONFIG", .min_args = 0, .max_args = 1,
+    .options = train_options, .n_options = N_TRAIN_OPTS, .run = cmd_train,
+    .summary = "Train a model on a toy task (default configs/default.ini); writes out_dir/{config.ini, metrics.csv,\n"
+               "checkpoint.safetensors, history.safetensors, layernorm.csv, plots/}.",
+};
+
+const cli_command cli_data = {
+    .name = "data", .args = "TASK", .args_what = "TASK", .min_args = 1, .max_args = 1,
+    .options = data_options, .n_options = N_DATA_OPTS, .run = cmd_data,
+    .summary = "Generate a toy data set (tasks: reverse, sort, histogram, copy, parity, majority); with --valid M,\n"
+               "DIR/train.txt (N examples) and DIR/valid.txt (M) with no input in both.",
+};

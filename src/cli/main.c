@@ -6,45 +6,13 @@
 
 #include "cli.h"
 
-typedef struct {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *usage;
-} command;
+#ifndef MINIENC_VERSION
+#error "MINIENC_VERSION comes from the CMake project version"
+#endif
 
-static const command commands[] = {
-    {"train", cmd_train,
-     "minienc train [CONFIG] [--set section.key=value ...] [--resume RUN_DIR] [--force]\n"
-     "  Train a model on a toy task (default configs/default.ini); writes out_dir/{config.ini, metrics.csv,\n"
-     "  checkpoint.safetensors, history.safetensors, layernorm.csv, plots/}."},
-    {"predict", cmd_predict,
-     "minienc predict RUN_DIR|CHECKPOINT [--input \"TOKENS\"]... [--data FILE|-] [--top K] [--json]\n"
-     "                [--attention OUT_DIR]\n"
-     "  The model's answer for each input (config and weights from the checkpoint); with targets, right or\n"
-     "  wrong and the accuracy; --attention writes every layer's attention weights and a chart per input."},
-    {"eval", cmd_eval,
-     "minienc eval RUN_DIR|CHECKPOINT [--data FILE] [--errors N] [--json]\n"
-     "  Loss, token and sequence accuracy of a checkpoint on a data file (default: its config's valid set);\n"
-     "  --errors N lists the first N wrong examples. (Also: eval CONFIG --checkpoint FILE [--set ...].)"},
-    {"count", cmd_count,
-     "minienc count CONFIG.ini | CHECKPOINT.safetensors | RUN_DIR [--set ...] [--json]\n"
-     "  Parameter audit from live tensors: per tensor, per group with its closed-form formula, totals."},
-    {"forward", cmd_forward,
-     "minienc forward CONFIG.ini --weights W.safetensors --input IN.safetensors --output OUT.safetensors\n"
-     "  Run the encoder stack alone (dropout off); with dy in IN also the backward pass."},
-    {"data", cmd_data,
-     "minienc data TASK --out FILE|- [--n N] [--min-len A] [--max-len B] [--vocab V] [--seed S]\n"
-     "minienc data TASK --out DIR --valid M [--n N] ...\n"
-     "  Generate a toy data set (tasks: reverse, sort, histogram, copy, parity, majority; --vocab defaults\n"
-     "  to 2 for parity, 8 otherwise); with --valid M, DIR/train.txt (N examples) and DIR/valid.txt (M) with\n"
-     "  no input in both."},
-    {"plot", cmd_plot, "minienc plot RUN_DIR\n  Redraw a run's charts into RUN_DIR/plots/."},
-    {"inspect", cmd_inspect,
-     "minienc inspect RUN_DIR [--top K] [--json]\n  Summarise how each LayerNorm's gamma and beta moved."},
-    {"bench", cmd_bench,
-     "minienc bench CONFIG [--batch B] [--seq S] [--steps N] [--threads T] [--json]\n"
-     "  Time full training steps (forward, MSE loss, backward, AdamW) of the encoder stack."},
-};
+static const cli_command *const commands[] = {&cli_train, &cli_predict, &cli_eval, &cli_count, &cli_forward,
+                                              &cli_data,  &cli_plot,    &cli_inspect, &cli_bench};
+enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
 /* A command's output that did not reach stdout (a full disk, a closed pipe) is a failure too. */
 static int finish(int code) {
@@ -55,50 +23,110 @@ static int finish(int code) {
     return code;
 }
 
-static void print_help(FILE *f) {
-    fprintf(f, "minienc: a small, exact transformer-encoder trainer\n\ncommands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) fprintf(f, "\n%s\n", commands[i].usage);
+static void print_overview(FILE *f) {
+    fprintf(f, "minienc %s: a small, exact transformer-encoder trainer\n\ncommands:\n", MINIENC_VERSION);
+    for (int i = 0; i < N_COMMANDS; i++) {
+        fputc('\n', f);
+        cli_print_usage(commands[i], f);
+    }
+    fprintf(f, "\n'minienc help CMD' or 'minienc CMD --help' lists a command's options with their defaults;\n"
+               "'minienc --version' prints the version.\n");
+}
+
+static const cli_command *find_command(const char *name) {
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (strcmp(name, commands[i]->name) == 0) return commands[i];
+    return NULL;
+}
+
+/* "unknown command 'trian', did you mean 'train'?", or the list when nothing is near. */
+static int unknown_command(const char *name) {
+    const char *names[N_COMMANDS + 2];
+    for (int i = 0; i < N_COMMANDS; i++) names[i] = commands[i]->name;
+    names[N_COMMANDS] = "help";
+    names[N_COMMANDS + 1] = "version";
+    const char *near = cli_nearest(name, names, N_COMMANDS + 2);
+    if (near) {
+        fprintf(stderr, "minienc: error: unknown command '%s', did you mean '%s'? (see 'minienc help')\n", name, near);
+    } else {
+        fprintf(stderr, "minienc: error: unknown command '%s', expected one of:", name);
+        for (int i = 0; i < N_COMMANDS; i++) fprintf(stderr, " %s", commands[i]->name);
+        fprintf(stderr, " (see 'minienc help')\n");
+    }
+    return 2;
 }
 
 /* OpenMP workers sleep after a short spin (libgomp's default), and waking them costs more than a
  * small model's whole kernel: measured on the toy model (d 64, batch 32 x 16) a step took 5.0 ms with
  * the default and 2.8 ms with workers that keep spinning between the kernels of a step. libgomp reads
- * its settings once, when it loads, so the binary re-executes itself once with a longer spin unless the
- * user chose one. */
-static void tune_openmp(char **argv) {
-    if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY")) return;
-    /* under valgrind /proc/self/exe is valgrind's own tool: stay in this process */
-    const char *preload = getenv("LD_PRELOAD");
-    if (preload && strstr(preload, "vgpreload")) return;
-    if (setenv("GOMP_SPINCOUNT", "20000000", 1) != 0) return;
-    execv("/proc/self/exe", argv);
-    unsetenv("GOMP_SPINCOUNT"); /* exec failed: carry on with the defaults */
+ * its settings once, in its constructor, so a longer spin must be in the environment before that runs,
+ * unless the user chose GOMP_SPINCOUNT or OMP_WAIT_POLICY.
+ *
+ * The loader runs the executable's .preinit_array before any library's constructor, but a setenv()
+ * there is lost: libc's own constructor, which runs next, resets `environ` to the array the kernel
+ * passed (glibc 2.36). That array has no free slot, so while the libraries start, the entry of one
+ * variable that no library reads at start-up (PWD, HOME, ...) points at the setting instead, and the
+ * executable's constructor, which runs after every library's and before main, puts it back. With none
+ * of those variables set (env -i), libgomp keeps its default. */
+static char spin_setting[] = "GOMP_SPINCOUNT=20000000";
+static char **lent_slot, *lent_value;
+
+/* Plain loops: this runs before libc has initialised itself. */
+static int has_prefix(const char *s, const char *prefix) {
+    while (*prefix)
+        if (*s++ != *prefix++) return 0;
+    return 1;
+}
+
+static void lend_spin_setting(int argc, char **argv, char **envp) {
+    (void)argc, (void)argv;
+    static const char *const spare[] = {"PWD=", "HOME=", "_=", "OLDPWD=", "SHLVL=", "USER=", "LOGNAME=", "PATH="};
+    char **slot = NULL;
+    for (char **e = envp; e && *e; e++) {
+        if (has_prefix(*e, "GOMP_SPINCOUNT=") || has_prefix(*e, "OMP_WAIT_POLICY=")) return;
+        for (size_t k = 0; !slot && k < sizeof spare / sizeof spare[0]; k++)
+            if (has_prefix(*e, spare[k])) slot = e;
+    }
+    if (!slot) return;
+    lent_slot = slot;
+    lent_value = *slot;
+    *slot = spin_setting;
+}
+__attribute__((section(".preinit_array"), used)) static void (*lend_spin_setting_entry)(int, char **, char **) =
+    lend_spin_setting;
+
+extern char **environ;
+
+__attribute__((constructor)) static void return_lent_slot(void) {
+    if (!lent_slot) return;
+    for (char **e = environ; e && *e; e++) /* a library may have copied the array with setenv */
+        if (*e == spin_setting) *e = lent_value;
+    if (*lent_slot == spin_setting) *lent_slot = lent_value;
 }
 
 int main(int argc, char **argv) {
-    tune_openmp(argv);
-    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        if (argc >= 3) {
-            for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-                if (strcmp(argv[2], commands[i].name) == 0) {
-                    printf("%s\n", commands[i].usage);
-                    return finish(0);
-                }
-            fprintf(stderr, "minienc: error: unknown command '%s' (see 'minienc help')\n", argv[2]);
-            return 2;
-        }
-        print_help(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : finish(0);
+    if (argc < 2) {
+        print_overview(stderr);
+        return 2;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) {
-            if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
-                printf("%s\n", commands[i].usage);
-                return finish(0);
-            }
-            return finish(commands[i].run(argc - 1, argv + 1));
+    const char *first = argv[1];
+    if (strcmp(first, "--version") == 0 || strcmp(first, "version") == 0) {
+        printf("minienc %s\n", MINIENC_VERSION);
+        return finish(0);
+    }
+    if (strcmp(first, "help") == 0 || strcmp(first, "--help") == 0 || strcmp(first, "-h") == 0) {
+        if (argc < 3) {
+            print_overview(stdout);
+            return finish(0);
         }
-    fprintf(stderr, "minienc: error: unknown command '%s', expected one of: train predict eval count forward data "
-                    "plot inspect bench (see 'minienc help')\n", argv[1]);
-    return 2;
+        const cli_command *cmd = find_command(argv[2]);
+        if (!cmd) return unknown_command(argv[2]);
+        cli_print_help(cmd, stdout);
+        return finish(0);
+    }
+    const cli_command *cmd = find_command(first);
+    if (!cmd) return unknown_command(first);
+    cli_args args;
+    int code = cli_parse(cmd, argc - 1, argv + 1, &args);
+    return finish(code == CLI_PARSED ? cmd->run(&args) : code);
 }
