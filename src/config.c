@@ -100,7 +100,7 @@ static const key_spec KEYS[] = {
     {"train.clip_grad_norm", K_DOUBLE, OFF(train.clip_grad_norm), "0", 0, 0, 0, NULL, 0}, /* 0: off */
     {"train.seed", K_U64, OFF(train.seed), "0", 0, 0, 0, NULL, 0},
     {"train.eval_every", K_INT, OFF(train.eval_every), "100", 0, INT_MAX, 0, NULL, 0},
-    {"train.threads", K_INT, OFF(train.threads), "0", 0, 1024, 0, NULL, 0}, /* 0: all cores */
+    {"train.threads", K_INT, OFF(train.threads), "0", 0, 1024, ME_KEY_MACHINE, NULL, 0}, /* 0: all cores */
     {"log.out_dir", K_PATH, OFF(log.out_dir), "runs/default", 0, 0, ME_KEY_RUN, NULL, 0},
     {"log.history_every", K_INT, OFF(log.history_every), "10", 1, INT_MAX, 0, NULL, 0},
     {"log.checkpoint_every", K_INT, OFF(log.checkpoint_every), "0", 0, INT_MAX, 0, NULL, 0}, /* 0: at the end */
@@ -832,6 +832,18 @@ const char *me_config_first_difference(const me_config *a, const me_config *b, u
     for (int i = 0; i < N_KEYS; i++)
         if ((KEYS[i].flags & flags) && !same_value(a, b, &KEYS[i])) return KEYS[i].key;
     return NULL;
+}
+
+const char *me_config_first_difference_except(const me_config *a, const me_config *b, unsigned skip) {
+    for (int i = 0; i < N_KEYS; i++)
+        if (!(KEYS[i].flags & skip) && !same_value(a, b, &KEYS[i])) return KEYS[i].key;
+    return NULL;
+}
+
+const char *me_config_key_at(int i, unsigned *flags) {
+    if (i < 0 || i >= N_KEYS) return NULL;
+    if (flags) *flags = KEYS[i].flags & (ME_KEY_ARCH | ME_KEY_RUN | ME_KEY_MACHINE);
+    return KEYS[i].key;
 }
 
 /* ---- absolute paths ---------------------------------------------------------------------------- */

@@ -153,6 +153,44 @@ me_status me_history_bind(me_history *h, const me_params *p, me_error *err) {
     return ME_OK;
 }
 
+int me_history_norms(const me_history *h, me_history_norm *g) {
+    int n = 0;
+    for (int i = 0; i < h->n; i++) {
+        char prefix[ME_NAME_MAX];
+        snprintf(prefix, sizeof prefix, "%s", h->names[i]);
+        size_t len = strlen(prefix);
+        if (me_ends_with(prefix, ".weight")) prefix[len - 7] = '\0';
+        else if (me_ends_with(prefix, ".bias")) prefix[len - 5] = '\0';
+        int k = 0;
+        while (k < n && strcmp(g[k].prefix, prefix) != 0) k++;
+        if (k == n) {
+            memcpy(g[k].prefix, prefix, sizeof prefix);
+            const char *s = strncmp(prefix, "encoder.", 8) == 0 && prefix[8] ? prefix + 8 : prefix;
+            size_t j = 0;
+            for (; s[j] && j + 1 < ME_NAME_MAX; j++) {
+                char c = s[j];
+                int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                         c == '_' || c == '-';
+                g[k].stem[j] = ok ? c : '_';
+            }
+            g[k].stem[j] = '\0';
+            g[k].gamma = g[k].beta = -1;
+            n++;
+        }
+        /* A second tensor of the same kind under one prefix cannot come from a LayerNorm; keep the first. */
+        if (h->is_gamma[i] && g[k].gamma < 0) g[k].gamma = i;
+        else if (!h->is_gamma[i] && g[k].beta < 0) g[k].beta = i;
+    }
+    return n;
+}
+
+double me_history_l2_from_first(const me_history *h, int i, size_t k) {
+    const float *x = me_history_at(h, i, k), *x0 = me_history_at(h, i, 0);
+    double l2 = 0;
+    for (size_t j = 0; j < h->dim[i]; j++) l2 += ((double)x[j] - x0[j]) * ((double)x[j] - x0[j]);
+    return sqrt(l2);
+}
+
 me_status me_history_write_csv(const me_history *h, const char *path, me_error *err) {
     char *buf = NULL;
     size_t len = 0;
@@ -161,17 +199,15 @@ me_status me_history_write_csv(const me_history *h, const char *path, me_error *
     fprintf(f, "step,tensor,mean,std,min,max,l2_from_init\n");
     for (size_t s = 0; s < h->n_snap; s++)
         for (int i = 0; i < h->n; i++) {
-            const float *x = me_history_at(h, i, s), *x0 = me_history_at(h, i, 0);
-            double mean, sd, mn = INFINITY, mx = -INFINITY, l2 = 0;
+            const float *x = me_history_at(h, i, s);
+            double mean, sd, mn = INFINITY, mx = -INFINITY;
             me_mean_std(x, h->dim[i], &mean, &sd);
             for (size_t j = 0; j < h->dim[i]; j++) {
                 mn = fmin(mn, x[j]);
                 mx = fmax(mx, x[j]);
-                double dd = (double)x[j] - x0[j];
-                l2 += dd * dd;
             }
             fprintf(f, "%lld,%s,%.9g,%.9g,%.9g,%.9g,%.9g\n", (long long)h->steps[s], h->names[i], mean, sd, mn,
-                    mx, sqrt(l2));
+                    mx, me_history_l2_from_first(h, i, s));
         }
     if (fclose(f) != 0) {
         free(buf);

@@ -74,9 +74,7 @@ me_status me_report_analyze(me_report *r, const me_history *h, const char *run, 
         t->dim = dim;
         me_mean_std(x0, dim, &t->mean_start, &t->std_start);
         me_mean_std(x1, dim, &t->mean_end, &t->std_end);
-        double l2 = 0;
-        for (size_t d = 0; d < dim; d++) l2 += ((double)x1[d] - x0[d]) * ((double)x1[d] - x0[d]);
-        t->l2_drift = sqrt(l2);
+        t->l2_drift = me_history_l2_from_first(h, i, h->n_snap - 1);
 
         size_t k = (size_t)top_k < dim ? (size_t)top_k : dim;
         size_t *idx = malloc((k + 1) * sizeof *idx);

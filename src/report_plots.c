@@ -48,44 +48,6 @@ static me_status save_png(plot_ctx *pc, const me_canvas *cv, const char *name, m
     return st;
 }
 
-/* One LayerNorm: its γ and β tensors in the history (-1 when absent) and a file-name stem. */
-typedef struct {
-    char prefix[ME_NAME_MAX]; /* "encoder.layers.0.norm1" */
-    char stem[ME_NAME_MAX];   /* "layers.0.norm1" */
-    int gamma, beta;
-} norm_group;
-
-static int group_norms(const me_history *h, norm_group *g) {
-    int n = 0;
-    for (int i = 0; i < h->n; i++) {
-        char prefix[ME_NAME_MAX];
-        snprintf(prefix, sizeof prefix, "%s", h->names[i]);
-        size_t len = strlen(prefix);
-        if (me_ends_with(prefix, ".weight")) prefix[len - 7] = '\0';
-        else if (me_ends_with(prefix, ".bias")) prefix[len - 5] = '\0';
-        int k = 0;
-        while (k < n && strcmp(g[k].prefix, prefix) != 0) k++;
-        if (k == n) {
-            memcpy(g[k].prefix, prefix, sizeof prefix);
-            const char *s = strncmp(prefix, "encoder.", 8) == 0 && prefix[8] ? prefix + 8 : prefix;
-            size_t j = 0;
-            for (; s[j] && j + 1 < ME_NAME_MAX; j++) {
-                char c = s[j];
-                int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                         c == '_' || c == '-';
-                g[k].stem[j] = ok ? c : '_';
-            }
-            g[k].stem[j] = '\0';
-            g[k].gamma = g[k].beta = -1;
-            n++;
-        }
-        /* A second tensor of the same kind under one prefix cannot come from a LayerNorm; keep the first. */
-        if (h->is_gamma[i] && g[k].gamma < 0) g[k].gamma = i;
-        else if (!h->is_gamma[i] && g[k].beta < 0) g[k].beta = i;
-    }
-    return n;
-}
-
 /* Decimals that show a change of size delta with about three significant digits (2..6). */
 static int decimals_for(double delta) {
     if (!(delta > 0) || !isfinite(delta)) return 2;
@@ -267,7 +229,7 @@ typedef me_status (*panel_fn)(plot_ctx *, me_canvas *, me_rect, const me_history
                               const double *, me_error *);
 
 /* One PNG per LayerNorm: γ above β, each drawn by fn. */
-static me_status norm_figure(plot_ctx *pc, const me_history *h, const norm_group *g, const double *steps, panel_fn fn,
+static me_status norm_figure(plot_ctx *pc, const me_history *h, const me_history_norm *g, const double *steps, panel_fn fn,
                              const char *suffix, me_error *err) {
     int idx[2], n = 0;
     if (g->gamma >= 0) idx[n++] = g->gamma;
@@ -402,7 +364,7 @@ me_status me_report_plots_font(const char *run_dir, const char *font_path, me_re
     me_metrics m;
     memset(&m, 0, sizeof m);
     double *steps = NULL;
-    norm_group *groups = NULL;
+    me_history_norm *groups = NULL;
     plot_ctx pc;
     memset(&pc, 0, sizeof pc);
     pc.files = written;
@@ -441,7 +403,7 @@ me_status me_report_plots_font(const char *run_dir, const char *font_path, me_re
         goto done_all;
     }
     for (size_t s = 0; s < h.n_snap; s++) steps[s] = (double)h.steps[s];
-    int ng = group_norms(&h, groups);
+    int ng = me_history_norms(&h, groups);
     for (int g = 0; g < ng && st == ME_OK; g++) {
         st = norm_figure(&pc, &h, &groups[g], steps, trajectory_panel, "trajectories", err);
         if (st == ME_OK) st = norm_figure(&pc, &h, &groups[g], steps, heatmap_panel, "heatmap", err);

@@ -85,8 +85,10 @@ enum {
     ME_KEY_ARCH = 1u << 0, /* the model's tensors or computation depend on it, so a checkpoint and the
                               config that loads it must agree (every model.* key but dropout, and
                               data.task) */
-    ME_KEY_RUN = 1u << 1   /* where the run lives (log.out_dir): left out of a checkpoint's stored
+    ME_KEY_RUN = 1u << 1,  /* where the run lives (log.out_dir): left out of a checkpoint's stored
                               config, made absolute even though it need not exist yet */
+    ME_KEY_MACHINE = 1u << 2 /* how this machine runs it, not what it computes (train.threads): a sweep
+                                gives each of its runs its own value */
 };
 
 /* Fills every field with its default (the KEYS table's). */
@@ -128,6 +130,14 @@ const char *me_config_choice_name(const char *key, int v);
 /* The first key, in table order, among those with any of the given flags whose values differ
  * between a and b; NULL when they all agree. */
 const char *me_config_first_difference(const me_config *a, const me_config *b, unsigned flags);
+
+/* The same over every key that has none of the flags in skip: me_config_first_difference_except(a, b,
+ * ME_KEY_RUN | ME_KEY_MACHINE) is NULL when a and b train the same run. */
+const char *me_config_first_difference_except(const me_config *a, const me_config *b, unsigned skip);
+
+/* Key i of the table, in table order ("model.d_model", ...), and its ME_KEY_* flags in *flags (may be
+ * NULL); NULL when i is out of range. */
+const char *me_config_key_at(int i, unsigned *flags);
 
 /* Makes relative paths absolute against the working directory, so that the written config loads the
  * same from any folder: data files (which exist) through realpath, ME_KEY_RUN paths (which may not

@@ -45,6 +45,22 @@ me_status me_history_bind(me_history *h, const me_params *p, me_error *err);
 /* Snapshot k of tensor i: [dim[i]] values. */
 static inline const float *me_history_at(const me_history *h, int i, size_t k) { return h->data[i] + k * h->dim[i]; }
 
+/* One LayerNorm of a history: its γ (weight) and β (bias) tensors. */
+typedef struct {
+    char prefix[ME_NAME_MAX]; /* "encoder.layers.0.norm1" */
+    char stem[ME_NAME_MAX];   /* "layers.0.norm1": the prefix without "encoder.", bytes outside
+                                 [A-Za-z0-9._-] as '_' (chart file names, CSV columns) */
+    int gamma, beta;          /* tensor indices in the history, -1 when absent */
+} me_history_norm;
+
+/* Groups the history's tensors by LayerNorm (name without ".weight" / ".bias"), in the order they first
+ * appear, into g[h->n] (at most one LayerNorm per tensor). Returns how many. */
+int me_history_norms(const me_history *h, me_history_norm *g);
+
+/* ||x_k − x_0||_2 of tensor i: its L2 distance at snapshot k from its first snapshot (accumulated in
+ * double, in index order). */
+double me_history_l2_from_first(const me_history *h, int i, size_t k);
+
 /* Writes layernorm.csv (see above) atomically. */
 me_status me_history_write_csv(const me_history *h, const char *path, me_error *err);
 

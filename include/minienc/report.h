@@ -23,12 +23,39 @@
 #include <stdio.h>
 
 #include "minienc/history.h"
+#include "minienc/metrics.h"
 #include "minienc/params.h"
 #include "minienc/status.h"
 
 /* A γ whose final |value| is below this counts as "switched off". */
 #define ME_REPORT_OFF_THRESHOLD 0.1
 #define ME_REPORT_DEFAULT_TOP 5
+
+/* ---- a run's results ------------------------------------------------------------------------------ */
+
+/* The validation accuracy a run is said to have learned its task at (the step it first gets there). */
+#define ME_REPORT_ACC_TARGET 0.99
+
+/* What a run directory says about how its run went, from metrics.csv and history.safetensors. */
+typedef struct {
+    int64_t steps;                /* step of metrics.csv's last row (0 when it has none) */
+    double train_loss;            /* the loss at that step (one batch); NaN without rows */
+    double valid_loss, valid_acc; /* the last evaluation; NaN without one */
+    double best_valid_loss, best_valid_acc; /* lowest loss and highest accuracy over the evaluations */
+    int64_t acc_target_step;      /* first evaluated step with valid_acc >= ME_REPORT_ACC_TARGET, -1 if none */
+    int n_norms;                  /* LayerNorms in the history (0 when the run has none yet) */
+    me_history_norm *norms;       /* [n_norms], owned */
+    double *gamma_drift, *beta_drift; /* [n_norms] L2 distance of the last snapshot from the first; NaN for
+                                         a missing tensor */
+} me_run_summary;
+
+/* Summarises RUN_DIR (metrics.csv required, history.safetensors when present). A missing metrics.csv is
+ * ME_ERR_USAGE; malformed files ME_ERR_FORMAT naming them. Release with me_run_summary_free (also after
+ * a failure). */
+me_status me_run_summary_read(me_run_summary *s, const char *run_dir, me_error *err);
+/* The same from a metrics table and a history (h may be NULL). */
+me_status me_run_summary_make(me_run_summary *s, const me_metrics *m, const me_history *h, me_error *err);
+void me_run_summary_free(me_run_summary *s);
 
 /* ---- charts --------------------------------------------------------------------------------------- */
 

@@ -114,6 +114,6 @@ void cli_show_examples(const char *run_dir, int n);
 
 /* The commands, each defined beside its code. */
 extern const cli_command cli_train, cli_predict, cli_eval, cli_count, cli_forward, cli_data, cli_plot, cli_inspect,
-    cli_bench;
+    cli_sweep, cli_bench;
 
 #endif
