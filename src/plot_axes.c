@@ -96,6 +96,57 @@ void plot_make_ticks_fit(plot_ticks *t, const me_font *f, double px, double lo, 
     }
 }
 
+/* 10^e x mant as a tick label: plain decimals from 0.001 to 10000, else "2e-5". */
+static void log_label(char *out, size_t cap, int mant, int e) {
+    if (e >= -3 && e <= 4) {
+        double v = mant * pow(10.0, e);
+        snprintf(out, cap, "%.*f", e < 0 ? -e : 0, v);
+    } else {
+        snprintf(out, cap, "%de%d", mant, e);
+    }
+}
+
+void plot_make_log_ticks(plot_ticks *t, const me_font *f, double px, double lo, double hi, double length,
+                         int horizontal) {
+    t->n = 0;
+    if (!(hi - lo >= 1.0)) {
+        /* less than a decade: round ticks in data units, placed on the log axis */
+        plot_ticks lin;
+        double a = pow(10.0, lo), b = pow(10.0, hi);
+        plot_make_ticks_fit(&lin, f, px, a, b, 5, 0.0, length, horizontal);
+        for (int k = 0; k < lin.n; k++)
+            if (lin.v[k] > 0) {
+                t->v[t->n] = log10(lin.v[k]);
+                memcpy(t->label[t->n++], lin.label[k], sizeof lin.label[k]);
+            }
+        t->step = lin.step;
+        return;
+    }
+    static const int all[3] = {1, 2, 5};
+    int n_mant = hi - lo <= 2.5 ? 3 : 1;
+    int e0 = (int)floor(lo), e1 = (int)ceil(hi);
+    double per = horizontal ? 4.0 * px : 2.2 * px; /* room one label needs along the axis */
+    for (int stride = 1; stride < 64; stride++) {
+        t->n = 0;
+        for (int e = e0; e <= e1 && t->n < 64; e++) {
+            if (((e % stride) + stride) % stride != 0) continue;
+            for (int j = 0; j < n_mant && t->n < 64; j++) {
+                double v = e + log10((double)all[j]);
+                if (v < lo - 1e-9 || v > hi + 1e-9) continue;
+                t->v[t->n] = v;
+                log_label(t->label[t->n], sizeof t->label[t->n], all[j], e);
+                t->n++;
+            }
+        }
+        if (t->n * per <= length * 0.9 || t->n <= 2) break;
+        if (n_mant > 1) { /* first drop the 2s and 5s */
+            n_mant = 1;
+            stride = 0;
+        }
+    }
+    t->step = 1.0;
+}
+
 double plot_ticks_max_width(const plot_ticks *t, const me_font *f, double px) {
     double w = 0;
     for (int k = 0; k < t->n; k++) {

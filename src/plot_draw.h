@@ -84,6 +84,12 @@ void plot_format_ticks(plot_ticks *t);
 void plot_make_ticks_fit(plot_ticks *t, const me_font *f, double px, double lo, double hi, int target,
                          double min_step, double length, int horizontal);
 double plot_ticks_max_width(const plot_ticks *t, const me_font *f, double px);
+/* Ticks for a logarithmic axis over [lo, hi] given in log10 units: positions t->v in log10 units,
+ * labels in data units ("0.001", "2", "1e-6"). Within one decade, round linear ticks; up to about two
+ * and a half decades, 1, 2 and 5 x 10^k; beyond, powers of ten (every second or more when they would
+ * not fit along length pixels). */
+void plot_make_log_ticks(plot_ticks *t, const me_font *f, double px, double lo, double hi, double length,
+                         int horizontal);
 
 /* Margins around the plot area: title on top, y title and y tick labels on the left, x tick labels and
  * x title below. */

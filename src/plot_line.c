@@ -140,18 +140,36 @@ static void legend_size(const me_font *f, const plot_layout *L, const me_line_ch
     *h = (int)ceil(8 + row * *n + 4);
 }
 
-/* Number of (sampled) data points of all series inside rectangle q (canvas coordinates). */
+/* How much drawn data rectangle q (canvas coordinates, grown by 4 px) would hide: points along each
+ * line's segments every 3 pixels (weight 4), and along band and envelope edges (weight 1). At most
+ * about 4000 points of a series are walked, so dense series cost O(4000) per candidate. */
 static long legend_overlap(const me_line_chart *spec, const lmap *m, me_rect p, me_rect q) {
     long hits = 0;
+    double x0 = q.x - 4, x1 = q.x + q.w + 4, y0 = q.y - 4, y1 = q.y + q.h + 4;
     for (int k = 0; k < spec->n_series; k++) {
         const me_line_series *s = &spec->series[k];
         size_t stride = s->n > 4000 ? s->n / 4000 : 1;
-        for (size_t i = 0; i < s->n; i += stride) {
-            const double *ys[5] = {s->y, s->band_lo, s->band_hi, s->env_lo, s->env_hi};
-            for (int a = 0; a < 5; a++) {
-                if (!ys[a] || !isfinite(ys[a][i]) || !isfinite(sx_of(s, i))) continue;
+        const double *ys[5] = {s->y, s->band_lo, s->band_hi, s->env_lo, s->env_hi};
+        for (int a = 0; a < 5; a++) {
+            if (!ys[a]) continue;
+            int have = 0;
+            double px = 0, py = 0;
+            for (size_t i = 0; i < s->n; i += stride) {
+                if (!isfinite(ys[a][i]) || !isfinite(sx_of(s, i))) {
+                    have = 0;
+                    continue;
+                }
                 double X = p.x + map_x(m, sx_of(s, i)), Y = p.y + map_y(m, ys[a][i]);
-                if (X >= q.x - 4 && X < q.x + q.w + 4 && Y >= q.y - 4 && Y < q.y + q.h + 4) hits += a == 0 ? 4 : 1;
+                double len = have ? hypot(X - px, Y - py) : 0;
+                int steps = have ? (int)fmin(ceil(len / 3.0), 2000) : 0;
+                for (int t = have ? 1 : 0; t <= steps; t++) {
+                    double u = steps ? (double)t / steps : 1.0;
+                    double sx = have ? px + u * (X - px) : X, sy = have ? py + u * (Y - py) : Y;
+                    if (sx >= x0 && sx < x1 && sy >= y0 && sy < y1) hits += a == 0 ? 4 : 1;
+                }
+                have = 1;
+                px = X;
+                py = Y;
             }
         }
     }
@@ -165,16 +183,18 @@ static me_status draw_legend(plot_dc *d, const me_font *f, const plot_layout *L,
     if (spec->legend == ME_LEGEND_NONE) return ME_OK;
     legend_size(f, L, spec, &lw, &lh, &n);
     if (n == 0 || lw > p.w - 20 || lh > p.h - 20) return ME_OK;
-    me_rect cand[4] = {{p.x + p.w - 10 - lw, p.y + 10, lw, lh}, /* upper right, upper left, lower right, lower left */
-                       {p.x + 10, p.y + 10, lw, lh},
-                       {p.x + p.w - 10 - lw, p.y + p.h - 10 - lh, lw, lh},
-                       {p.x + 10, p.y + p.h - 10 - lh, lw, lh}};
+    int xl = p.x + 10, xc = p.x + (p.w - lw) / 2, xr = p.x + p.w - 10 - lw;
+    int yt = p.y + 10, ym = p.y + (p.h - lh) / 2, yb = p.y + p.h - 10 - lh;
+    /* the four corners first (upper right, upper left, lower right, lower left: ME_LEGEND_* order), then
+     * the middles of the edges and the centre; a tie goes to the earlier place */
+    me_rect cand[9] = {{xr, yt, lw, lh}, {xl, yt, lw, lh}, {xr, yb, lw, lh}, {xl, yb, lw, lh}, {xc, yt, lw, lh},
+                       {xc, yb, lw, lh}, {xr, ym, lw, lh}, {xl, ym, lw, lh}, {xc, ym, lw, lh}};
     int pick = 0;
     if (spec->legend >= ME_LEGEND_UPPER_RIGHT && spec->legend <= ME_LEGEND_LOWER_LEFT) {
         pick = spec->legend - ME_LEGEND_UPPER_RIGHT;
     } else {
         long best = -1;
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 9; k++) {
             long o = legend_overlap(spec, m, p, cand[k]);
             if (best < 0 || o < best) {
                 best = o;
@@ -206,11 +226,10 @@ static me_status draw_legend(plot_dc *d, const me_font *f, const plot_layout *L,
     return ME_OK;
 }
 
-me_status me_chart_line(me_canvas *c, const me_font *f, me_rect r, const me_line_chart *spec, me_plot_area *area,
-                        me_error *err) {
-    if (area) memset(area, 0, sizeof *area);
-    me_status st = plot_check_chart(c, f, &r, "line chart", err);
-    if (st != ME_OK) return st;
+/* The chart, with y values (and a fixed y range) already in log10 units when spec->log_y. */
+static me_status draw_line(me_canvas *c, const me_font *f, me_rect r, const me_line_chart *spec, me_plot_area *area,
+                           me_error *err) {
+    me_status st = ME_OK;
     if (spec->n_series < 0 || (spec->n_series > 0 && !spec->series))
         return me_error_set(err, ME_ERR_CONFIG, "plot: line chart: %d series with a NULL series array", spec->n_series);
     for (int k = 0; k < spec->n_series; k++) {
@@ -263,7 +282,8 @@ me_status me_chart_line(me_canvas *c, const me_font *f, me_rect r, const me_line
     p.y = r.y + L.top;
     p.h = r.h - L.top - L.bottom;
     plot_ticks ty, tx;
-    plot_make_ticks_fit(&ty, f, L.px_tick, m.y_min, m.y_max, plot_clampi(p.h / 75, 3, 10), 0.0, p.h, 0);
+    if (spec->log_y) plot_make_log_ticks(&ty, f, L.px_tick, m.y_min, m.y_max, p.h, 0);
+    else plot_make_ticks_fit(&ty, f, L.px_tick, m.y_min, m.y_max, plot_clampi(p.h / 75, 3, 10), 0.0, p.h, 0);
     int left = L.left_fixed + (int)ceil(plot_ticks_max_width(&ty, f, L.px_tick));
     p.x = r.x + left;
     /* Room on the right for half of the last x tick label. */
@@ -323,10 +343,60 @@ me_status me_chart_line(me_canvas *c, const me_font *f, me_rect r, const me_line
         area->plot = p;
         area->x_min = m.x_min;
         area->x_max = m.x_max;
-        area->y_min = m.y_min;
-        area->y_max = m.y_max;
+        area->y_min = spec->log_y ? pow(10.0, m.y_min) : m.y_min;
+        area->y_max = spec->log_y ? pow(10.0, m.y_max) : m.y_max;
         area->legend = legend_rect;
     }
     return ME_OK;
 }
 
+
+/* log10 of the positive finite values of v[n] into out (NaN elsewhere); NULL stays NULL. */
+static const double *log_copy(const double *v, size_t n, double **at) {
+    if (!v) return NULL;
+    double *out = *at;
+    for (size_t i = 0; i < n; i++) out[i] = v[i] > 0 && isfinite(v[i]) ? log10(v[i]) : NAN;
+    *at += n;
+    return out;
+}
+
+me_status me_chart_line(me_canvas *c, const me_font *f, me_rect r, const me_line_chart *spec, me_plot_area *area,
+                        me_error *err) {
+    if (area) memset(area, 0, sizeof *area);
+    me_status st = plot_check_chart(c, f, &r, "line chart", err);
+    if (st != ME_OK) return st;
+    if (!spec->log_y) return draw_line(c, f, r, spec, area, err);
+    if (spec->fix_y && !(spec->y_min > 0 && spec->y_min < spec->y_max))
+        return me_error_set(err, ME_ERR_CONFIG, "plot: line chart: a fixed logarithmic y range needs 0 < min < max");
+    if (spec->n_series < 0 || (spec->n_series > 0 && !spec->series))
+        return me_error_set(err, ME_ERR_CONFIG, "plot: line chart: %d series with a NULL series array", spec->n_series);
+    /* the same chart over log10 of every y value */
+    size_t total = 0;
+    for (int k = 0; k < spec->n_series; k++) total += 5 * spec->series[k].n;
+    me_line_series *ser = malloc(sizeof *ser * (size_t)(spec->n_series + 1));
+    double *buf = malloc(sizeof(double) * (total + 1)), *at = buf;
+    if (!ser || !buf) {
+        free(ser);
+        free(buf);
+        return me_error_set(err, ME_ERR_NOMEM, "plot: out of memory for a logarithmic chart");
+    }
+    for (int k = 0; k < spec->n_series; k++) {
+        const me_line_series *s = &spec->series[k];
+        ser[k] = *s;
+        ser[k].y = log_copy(s->y, s->n, &at);
+        ser[k].band_lo = log_copy(s->band_lo, s->n, &at);
+        ser[k].band_hi = log_copy(s->band_hi, s->n, &at);
+        ser[k].env_lo = log_copy(s->env_lo, s->n, &at);
+        ser[k].env_hi = log_copy(s->env_hi, s->n, &at);
+    }
+    me_line_chart logged = *spec;
+    logged.series = ser;
+    if (spec->fix_y) {
+        logged.y_min = log10(spec->y_min);
+        logged.y_max = log10(spec->y_max);
+    }
+    st = draw_line(c, f, r, &logged, area, err);
+    free(ser);
+    free(buf);
+    return st;
+}

@@ -287,7 +287,7 @@ static me_status training_figure(plot_ctx *pc, const me_metrics *m, me_error *er
     }
     me_rect all = me_canvas_rect(&cv);
     char t1[400], t2[400];
-    snprintf(t1, sizeof t1, "%s: loss (%zu steps%s)", pc->run, m->n, nv ? "" : ", no evaluations yet");
+    snprintf(t1, sizeof t1, "%s: loss over %zu steps (log scale)%s", pc->run, m->n, nv ? "" : ", no evaluations yet");
     /* Per-step losses are noisy: above ~200 steps draw them faintly under a centred moving average. */
     size_t win = m->n >= 200 ? m->n / 50 : 0;
     char raw_label[64] = "training loss", avg_label[96];
@@ -306,17 +306,27 @@ static me_status training_figure(plot_ctx *pc, const me_metrics *m, me_error *er
     if (nv)
         loss[ns++] = (me_line_series){.label = "validation loss", .color = me_plot_palette(1), .x = vx, .y = vl,
                                       .n = nv};
+    /* log scale: the default run's loss goes from 2 to below 0.001, flat after the first few hundred
+     * steps on a linear axis */
     me_line_chart c1 = {.title = t1, .x_title = "step", .y_title = "loss", .series = loss, .n_series = ns,
-                        .legend = ns > 1 ? ME_LEGEND_AUTO : ME_LEGEND_NONE};
+                        .legend = ns > 1 ? ME_LEGEND_AUTO : ME_LEGEND_NONE, .log_y = 1};
     st = me_chart_line(&cv, &pc->font, me_plot_grid_cell(all, 2, 1, 0, 0), &c1, NULL, err);
 
-    double amin = INFINITY, amax = -INFINITY, last = NAN;
+    double amin = INFINITY, amax = -INFINITY;
+    double target_step = NAN;
     for (size_t i = 0; i < na; i++) {
         amin = fmin(amin, ay[i]);
         amax = fmax(amax, ay[i]);
-        last = ay[i];
+        if (isnan(target_step) && ay[i] >= ME_REPORT_ACC_TARGET) target_step = ax[i];
     }
-    if (na) snprintf(t2, sizeof t2, "%s: validation accuracy (%zu evaluations, last %.4g)", pc->run, na, last);
+    /* what a reader asks of this panel: how often it was measured, where it ended, when it got there */
+    char when[96] = "", reached[96];
+    if (na >= 2) snprintf(when, sizeof when, ", measured every %.0f steps", ax[1] - ax[0]);
+    if (isnan(target_step)) snprintf(reached, sizeof reached, "never %.0f%%", 100 * ME_REPORT_ACC_TARGET);
+    else snprintf(reached, sizeof reached, "%.0f%% first at step %.0f", 100 * ME_REPORT_ACC_TARGET, target_step);
+    if (na)
+        snprintf(t2, sizeof t2, "%s: validation accuracy%s: %.2f%% at step %.0f, %s", pc->run, when,
+                 100 * ay[na - 1], ax[na - 1], reached);
     else snprintf(t2, sizeof t2, "%s: validation accuracy (no evaluations yet)", pc->run);
     me_line_series acc = {.label = "validation accuracy", .color = me_plot_palette(2), .x = ax, .y = ay, .n = na};
     me_line_chart c2 = {.title = t2, .x_title = "step", .y_title = "accuracy", .series = &acc, .n_series = 1,

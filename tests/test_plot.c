@@ -382,6 +382,85 @@ static void nan_should_break_the_line_and_a_lone_point_should_show_as_a_dot(void
 
 /* Without its font file nothing is drawn: the load fails naming the file, the font stays unloaded, and
  * charts and text refuse it instead of drawing without text. */
+/* The documented logarithmic mapping, written out independently of the library. */
+static double expect_py_log(const me_plot_area *a, double v) {
+    return a->plot.y + 0.5 + (log10(a->y_max) - log10(v)) / (log10(a->y_max) - log10(a->y_min)) * (a->plot.h - 1);
+}
+
+static void log_scale_should_place_each_decade_at_equal_heights(void **state) {
+    fixture *fx = *state;
+    enum { N = 600 };
+    double x[N], y[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = i;
+        y[i] = 2.0 * pow(10.0, -4.0 * i / (N - 1)); /* 2 down to 2e-4: four decades in a straight line */
+    }
+    y[N / 2] = -1.0; /* not drawable on a log axis: breaks the line, does not stretch the range */
+    me_canvas cv;
+    assert_int_equal(me_canvas_init(&cv, ME_PLOT_DEFAULT_W, ME_PLOT_DEFAULT_H, NULL), ME_OK);
+    me_line_series s = {.label = "loss", .color = SPIKE_COLOR, .x = x, .y = y, .n = N};
+    me_line_chart spec = {.title = "loss (log scale)", .x_title = "step", .y_title = "loss", .series = &s,
+                          .n_series = 1, .legend = ME_LEGEND_NONE, .log_y = 1};
+    me_plot_area a;
+    me_error err = {0};
+    assert_int_equal(me_chart_line(&cv, &fx->font, me_canvas_rect(&cv), &spec, &a, &err), ME_OK);
+    assert_true(a.y_min > 0 && a.y_min < 2e-4 && a.y_max > 2.0 && a.y_max < 4.0);
+    /* on a log axis this line is straight: every tenth point sits on its predicted row */
+    for (int i = 5; i < N - 5; i += 10) {
+        if (abs(i - N / 2) < 3) continue;
+        int col = (int)floor(expect_px(&a, x[i]));
+        int row = (int)floor(expect_py_log(&a, y[i]));
+        int near = count_color(&cv, col, row - 2, col + 1, row + 3, SPIKE_COLOR, 2);
+        int far = count_color(&cv, col, a.plot.y, col + 1, row - 8, SPIKE_COLOR, 2) +
+                  count_color(&cv, col, row + 9, col + 1, a.plot.y + a.plot.h, SPIKE_COLOR, 2);
+        if (near < 1 || far != 0) fail_msg("point %d (%g): %d pixels near row %d, %d far", i, y[i], near, row, far);
+    }
+    /* 1e-3 and 1e-2 are one decade apart, as 1e-1 and 1 are: the same pixel distance */
+    assert_true(fabs((expect_py_log(&a, 1e-3) - expect_py_log(&a, 1e-2)) -
+                     (expect_py_log(&a, 0.1) - expect_py_log(&a, 1.0))) < 1e-9);
+    if (fx->keep) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/log_scale.png", fx->dir);
+        assert_int_equal(me_canvas_write_png(&cv, path, &err), ME_OK);
+    }
+    /* a fixed log range must be positive */
+    spec.fix_y = 1;
+    spec.y_min = 0;
+    spec.y_max = 1;
+    assert_int_equal(me_chart_line(&cv, &fx->font, me_canvas_rect(&cv), &spec, NULL, &err), ME_ERR_CONFIG);
+    me_canvas_free(&cv);
+}
+
+static void legend_should_go_where_it_covers_no_drawn_line(void **state) {
+    fixture *fx = *state;
+    /* a flat line along the bottom covers both lower corners and the bottom middle, a V high at both
+     * ends both upper corners: the top middle is the first place tried that hides no line (a legend kept
+     * to the corners would hide one). Few points per series: the segments between them are what counts. */
+    double x2[2] = {0, 100}, low[2] = {0.0, 0.0};
+    double xu[3] = {0, 50, 100}, u[3] = {10.0, 2.0, 10.0};
+    me_line_series s[2] = {{.label = "flat", .color = SPIKE_COLOR, .x = x2, .y = low, .n = 2},
+                           {.label = "V shaped", .color = {31, 119, 180}, .x = xu, .y = u, .n = 3}};
+    me_line_chart spec = {.title = "legend placement", .series = s, .n_series = 2, .legend = ME_LEGEND_AUTO};
+    me_canvas cv;
+    assert_int_equal(me_canvas_init(&cv, 900, 500, NULL), ME_OK);
+    me_plot_area a;
+    me_error err = {0};
+    assert_int_equal(me_chart_line(&cv, &fx->font, me_canvas_rect(&cv), &spec, &a, &err), ME_OK);
+    assert_true(a.legend.w > 0);
+    double centre = a.legend.x + a.legend.w / 2.0;
+    if (fabs(centre - (a.plot.x + a.plot.w / 2.0)) > 2 || a.legend.y > a.plot.y + 20)
+        fail_msg("legend at (%d, %d) %dx%d, expected at the top middle of the plot (%d, %d) %dx%d", a.legend.x,
+                 a.legend.y, a.legend.w, a.legend.h, a.plot.x, a.plot.y, a.plot.w, a.plot.h);
+    /* and no pixel of either line inside it, outside its own colour swatches (x + 10 .. x + 36) */
+    for (int k = 0; k < 2; k++) {
+        int y0 = a.legend.y + 2, y1 = a.legend.y + a.legend.h - 2;
+        int hidden = count_color(&cv, a.legend.x + 2, y0, a.legend.x + 8, y1, s[k].color, 2) +
+                     count_color(&cv, a.legend.x + 40, y0, a.legend.x + a.legend.w - 2, y1, s[k].color, 2);
+        assert_int_equal(hidden, 0);
+    }
+    me_canvas_free(&cv);
+}
+
 static void a_missing_or_invalid_font_file_should_be_refused(void **state) {
     fixture *fx = *state;
     me_font f;
@@ -616,6 +695,8 @@ int main(void) {
         cmocka_unit_test(envelope_should_be_lighter_than_the_band_and_the_band_lighter_than_the_line),
         cmocka_unit_test(gamma_history_side_by_side_should_put_lines_and_cells_where_the_mapping_says),
         cmocka_unit_test(nan_should_break_the_line_and_a_lone_point_should_show_as_a_dot),
+        cmocka_unit_test(log_scale_should_place_each_decade_at_equal_heights),
+        cmocka_unit_test(legend_should_go_where_it_covers_no_drawn_line),
         cmocka_unit_test(a_missing_or_invalid_font_file_should_be_refused),
         cmocka_unit_test(heatmap_should_place_a_hot_cell_in_red_and_the_centre_in_white),
         cmocka_unit_test(heatmap_of_512_by_10000_should_average_columns),

@@ -128,7 +128,8 @@ typedef struct {
 } me_line_series;
 
 enum {
-    ME_LEGEND_AUTO = 0, /* the inside corner that covers the fewest data points */
+    ME_LEGEND_AUTO = 0, /* of nine inside places (corners, edge middles, centre), the one over the least
+                           drawn data: lines sampled every few pixels along their segments, bands */
     ME_LEGEND_NONE,
     ME_LEGEND_UPPER_RIGHT,
     ME_LEGEND_UPPER_LEFT,
@@ -144,13 +145,18 @@ typedef struct {
     double x_min, x_max, y_min, y_max;     /* 0 = fit the data (x exactly, y with 5% margins) */
     int legend;                            /* ME_LEGEND_* */
     double font_scale;                     /* text size factor; 0 = 1 */
+    int log_y;                             /* 1 = logarithmic y axis: values <= 0 are not drawn (they
+                                              break the line), ticks at 1, 2, 5 x 10^k or at powers of
+                                              ten; y_min/y_max (fixed or in me_plot_area) stay in data
+                                              units, pixel y of v = plot.y + 0.5 + (log10(y_max) −
+                                              log10(v)) / (log10(y_max) − log10(y_min)) * (plot.h − 1) */
 } me_line_chart;
 
 /* Draws a line chart into rectangle r of the canvas (everything outside r is left untouched; r is
  * clipped to the canvas). area (may be NULL) receives the plot rectangle and axis ranges used.
  * Fails with ME_ERR_CONFIG on an inconsistent spec (n > 0 with NULL y, one band array without the
- * other, fixed range with min >= max, r too small for a plot: under 120 x 80), ME_ERR_USAGE when f is
- * not loaded, and ME_ERR_NOMEM. */
+ * other, fixed range with min >= max or, with log_y, min <= 0, r too small for a plot: under 120 x 80),
+ * ME_ERR_USAGE when f is not loaded, and ME_ERR_NOMEM. */
 me_status me_chart_line(me_canvas *c, const me_font *f, me_rect r, const me_line_chart *spec,
                         me_plot_area *area, me_error *err);
 
