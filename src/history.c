@@ -74,6 +74,18 @@ me_status me_history_record(me_history *h, const me_params *p, int64_t step, me_
     return ME_OK;
 }
 
+me_status me_history_set_config(me_history *h, const char *text, me_error *err) {
+    char *copy = NULL;
+    if (text) {
+        size_t n = strlen(text) + 1;
+        if (!(copy = malloc(n))) return me_error_set(err, ME_ERR_NOMEM, "out of memory for a history's config");
+        memcpy(copy, text, n);
+    }
+    free(h->config);
+    h->config = copy;
+    return ME_OK;
+}
+
 void me_history_truncate(me_history *h, int64_t max_step) {
     while (h->n_snap > 0 && h->steps[h->n_snap - 1] > max_step) h->n_snap--;
 }
@@ -82,6 +94,7 @@ me_status me_history_write(const me_history *h, const char *path, me_error *err)
     me_st_writer w;
     me_st_writer_init(&w);
     me_status st = me_st_writer_meta(&w, "format", "minienc-history-1", err);
+    if (!st && h->config) st = me_st_writer_meta(&w, "config", h->config, err);
     size_t shape[2] = {h->n_snap, 0}, sshape[1] = {h->n_snap};
     for (int i = 0; i < h->n && !st; i++) {
         shape[1] = h->dim[i];
@@ -130,6 +143,7 @@ me_status me_history_read(me_history *h, const char *path, me_error *err) {
         }
     for (int i = 0; i < h->n; i++) me_st_to_f32(me_st_find(&f, h->names[i]), h->data[i]);
     h->n_snap = snaps;
+    if ((st = me_history_set_config(h, me_st_meta(&f, "config"), err))) goto fail;
     me_st_free(&f);
     return ME_OK;
 fail:
@@ -227,5 +241,6 @@ void me_history_free(me_history *h) {
     free(h->param);
     free(h->is_gamma);
     free(h->steps);
+    free(h->config);
     memset(h, 0, sizeof *h);
 }

@@ -224,6 +224,13 @@ static me_status setup(run *r, int resume, me_error *err) {
             r->hist = old;
         }
     }
+    {   /* the history file names its run: the config as a checkpoint stores it */
+        char *text = NULL;
+        if ((st = me_config_to_string(c, ME_KEY_RUN, &text, err))) return st;
+        st = me_history_set_config(&r->hist, text, err);
+        free(text);
+        if (st) return st;
+    }
     if ((st = me_metrics_log_init(&r->metrics, err))) return st;
     if (resume) {
         join(path, sizeof path, r->dir, "metrics.csv");

@@ -341,6 +341,17 @@ static void resuming_an_interrupted_run_should_reproduce_the_uninterrupted_run(v
         assert_memory_equal(me_history_at(&h, i, h.n_snap - 1), live, t->count * sizeof *live);
         free(live);
     }
+    /* the history file names its run: the config it stores is the checkpoint's, and loads back to the
+     * run's config (every key but out_dir, which neither file keeps) */
+    assert_non_null(h.config);
+    assert_string_equal(h.config, me_st_meta(&ck, "config"));
+    me_config back;
+    me_config_defaults(&back);
+    assert_int_equal(me_config_load_string(&back, h.config, hpath, &err), ME_OK);
+    assert_int_equal(me_config_validate(&back, &err), ME_OK);
+    me_config want = c;
+    me_config_absolute_paths(&want);
+    assert_null(me_config_first_difference_except(&back, &want, ME_KEY_RUN));
     me_st_free(&ck);
     me_history_free(&h);
     train_ok(&c, 1, NULL, &res);

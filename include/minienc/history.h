@@ -1,8 +1,10 @@
 /* gamma/beta histories: full snapshots of every LayerNorm weight (gamma) and bias (beta) over training.
  *
  * File (history.safetensors): one F32 tensor [snapshots, d_model] per LayerNorm parameter, named as
- * the parameter ("encoder.layers.0.norm1.weight", ...), and "step" [snapshots] I64; rewritten
- * atomically, so it is readable at every moment. layernorm.csv beside it holds one row per snapshot
+ * the parameter ("encoder.layers.0.norm1.weight", ...), and "step" [snapshots] I64; __metadata__
+ * "format" = "minienc-history-1" and, when the history has one, "config": the run's resolved config as
+ * INI text (as a checkpoint stores it, without log.out_dir), so that the file alone says what run it
+ * is. Rewritten atomically, so it is readable at every moment. layernorm.csv beside it holds one row per snapshot
  * and tensor: step,tensor,mean,std,min,max,l2_from_init (std is the population standard deviation;
  * l2_from_init is the L2 distance from the tensor's first snapshot). */
 #ifndef MINIENC_HISTORY_H
@@ -23,6 +25,7 @@ typedef struct {
     size_t n_snap, cap;
     int64_t *steps;             /* [cap] */
     float **data;               /* [n] arrays of [cap * dim] */
+    char *config;               /* the run's config as INI text, owned; NULL when unknown */
 } me_history;
 
 /* Tracks every tensor flagged ME_PARAM_NORM in the registry, in registry order. */
@@ -31,12 +34,16 @@ me_status me_history_init(me_history *h, const me_params *p, me_error *err);
 /* Appends a snapshot of the live tensors at `step` (replaces the last one if it has the same step). */
 me_status me_history_record(me_history *h, const me_params *p, int64_t step, me_error *err);
 
+/* Sets (a copy of) the config text written into the file's metadata; NULL clears it. */
+me_status me_history_set_config(me_history *h, const char *text, me_error *err);
+
 /* Drops snapshots whose step is greater than max_step (used when resuming). */
 void me_history_truncate(me_history *h, int64_t max_step);
 
 me_status me_history_write(const me_history *h, const char *path, me_error *err);
 
-/* Reads a history file (tensors unbound: param = -1). Validates shapes and steps. */
+/* Reads a history file (tensors unbound: param = -1), with its config text when it has one. Validates
+ * shapes and steps. */
 me_status me_history_read(me_history *h, const char *path, me_error *err);
 
 /* Binds a read history to a registry: same tensors, same sizes, else ME_ERR_SHAPE naming the tensor. */
