@@ -189,7 +189,7 @@ static void inspect_should_rank_the_planted_jump_first_with_its_jump_step(void *
     make_run(run, 16, S, 30);
     me_report r;
     me_error err = {0};
-    if (me_report_inspect(&r, run, 3, &err) != ME_OK) fail_msg("%s", err.msg);
+    if (me_report_inspect(&r, run, 3, ME_REPORT_DEFAULT_SIGMA, &err) != ME_OK) fail_msg("%s", err.msg);
     assert_string_equal(r.run, "inspect16");
     assert_int_equal(r.n, 6);
     assert_int_equal(r.n_snap, S);
@@ -215,7 +215,7 @@ static void inspect_should_report_a_gamma_that_drops_to_0_01_as_switched_off(voi
     make_run(run, 16, 12, 10);
     me_report r;
     me_error err = {0};
-    if (me_report_inspect(&r, run, 5, &err) != ME_OK) fail_msg("%s", err.msg);
+    if (me_report_inspect(&r, run, 5, ME_REPORT_DEFAULT_SIGMA, &err) != ME_OK) fail_msg("%s", err.msg);
     assert_float_equal(r.off_threshold, 0.1, 0);
     for (int i = 0; i < r.n; i++) {
         const me_report_tensor *t = &r.t[i];
@@ -238,7 +238,7 @@ static void inspect_fastest_change_should_divide_by_the_step_gap(void **state) {
     make_run(run, 16, S, 10);
     me_report r;
     me_error err = {0};
-    if (me_report_inspect(&r, run, 1, &err) != ME_OK) fail_msg("%s", err.msg);
+    if (me_report_inspect(&r, run, 1, ME_REPORT_DEFAULT_SIGMA, &err) != ME_OK) fail_msg("%s", err.msg);
     const me_report_tensor *b = find_tensor(&r, "encoder.layers.0.norm1.bias");
     assert_false(b->is_gamma);
     assert_int_equal(b->n_top, 1);
@@ -257,7 +257,7 @@ static void inspect_statistics_should_match_a_direct_computation(void **state) {
     make_run(run, D, S, 10);
     me_report r;
     me_error err = {0};
-    if (me_report_inspect(&r, run, 2, &err) != ME_OK) fail_msg("%s", err.msg);
+    if (me_report_inspect(&r, run, 2, ME_REPORT_DEFAULT_SIGMA, &err) != ME_OK) fail_msg("%s", err.msg);
     for (int t = 0; t < 6; t++) {
         const me_report_tensor *rt = &r.t[t];
         assert_int_equal(rt->dim, D);
@@ -281,6 +281,105 @@ static void inspect_statistics_should_match_a_direct_computation(void **state) {
     me_report_free(&r);
 }
 
+/* A hand-made history for the outlier rule. 16 dimensions, steps 0, 10, 20, 30. One value away from 15
+ * equal ones lies sqrt(15) = 3.873 standard deviations from the mean, whatever its size, so it is an
+ * outlier at sigma 3 and not at sigma 4:
+ *   layers.0.norm1.weight  dim 5 at 1.5 (step 10), all equal again (step 20: std 0), 3.0 (step 30)
+ *   layers.0.norm2.weight  dim 9 at 1.2 at step 10 only; dim 5 at 4.0 at step 30
+ *   norm.weight            dim 7 down to 0.2 at step 30 (z = -sqrt(15))
+ *   every bias             dim 5 at 9.0 at step 30 (β: never listed) */
+static void make_outlier_history(me_history *h, me_params *p) {
+    static const char *const names[3] = {"encoder.layers.0.norm1", "encoder.layers.0.norm2", "encoder.norm"};
+    size_t d = 16;
+    me_params_init(p);
+    me_error err = {0};
+    for (int k = 0; k < 3; k++) {
+        char name[ME_NAME_MAX];
+        snprintf(name, sizeof name, "%s.weight", names[k]);
+        assert_int_equal(me_params_add(p, name, 1, &d, ME_PARAM_NORM | ME_PARAM_GAMMA, NULL, &err), ME_OK);
+        snprintf(name, sizeof name, "%s.bias", names[k]);
+        assert_int_equal(me_params_add(p, name, 1, &d, ME_PARAM_NORM | ME_PARAM_BIAS, NULL, &err), ME_OK);
+    }
+    assert_int_equal(me_params_alloc(p, &err), ME_OK);
+    assert_int_equal(me_history_init(h, p, &err), ME_OK);
+    for (int s = 0; s < 4; s++) {
+        for (int t = 0; t < 6; t++) {
+            float *x = me_params_data(p, t);
+            for (size_t j = 0; j < d; j++) x[j] = t % 2 == 0 ? (s == 2 ? 1.1f : 1.0f) : 0.0f;
+        }
+        float *a = me_params_data(p, 0), *b = me_params_data(p, 2), *c = me_params_data(p, 4);
+        if (s == 1) a[5] = 1.5f, b[9] = 1.2f;
+        if (s == 3) {
+            a[5] = 3.0f, b[5] = 4.0f, c[7] = 0.2f;
+            for (int t = 1; t < 6; t += 2) me_params_data(p, t)[5] = 9.0f;
+        }
+        assert_int_equal(me_history_record(h, p, 10 * s, &err), ME_OK);
+    }
+}
+
+static void outliers_should_follow_the_sigma_rule_on_a_hand_made_history(void **state) {
+    (void)state;
+    me_history h;
+    me_params p;
+    make_outlier_history(&h, &p);
+    me_report r;
+    me_error err = {0};
+    assert_int_equal(me_report_analyze(&r, &h, "hand", 3, 3.0, &err), ME_OK);
+    assert_true(r.sigma == 3.0);
+    /* tensors in history order: norm1.weight, norm1.bias, norm2.weight, norm2.bias, norm.weight, norm.bias */
+    static const struct {
+        int tensor;
+        size_t dim;
+        double value, z;
+        int64_t first;
+    } want[3] = {{0, 5, 3.0, 3.872983346, 10}, {2, 5, 4.0, 3.872983346, 30}, {4, 7, 0.2, -3.872983346, 30}};
+    for (int i = 0; i < r.n; i++) {
+        size_t n_want = 0;
+        for (int k = 0; k < 3; k++) n_want += want[k].tensor == i;
+        if (r.t[i].n_outliers != n_want) fail_msg("%s: %zu outliers, expected %zu", r.t[i].name, r.t[i].n_outliers, n_want);
+    }
+    for (int k = 0; k < 3; k++) {
+        const me_report_outlier *o = &r.t[want[k].tensor].outliers[0];
+        assert_int_equal(o->dim, want[k].dim);
+        assert_true(fabs(o->value - want[k].value) < 1e-6);
+        assert_true(fabs(o->z - want[k].z) < 1e-6);
+        /* norm1's dim 5 crossed at step 10, went back (step 20) and crossed again: the first crossing counts */
+        assert_int_equal(o->first_step, want[k].first);
+    }
+    /* dim 5 is an outlier in norm1 and norm2 (not in the biases, which are never counted); dim 7 only in one */
+    assert_int_equal(r.n_shared, 1);
+    assert_int_equal(r.shared[0].dim, 5);
+    assert_int_equal(r.shared[0].n, 2);
+    assert_int_equal(r.shared[0].tensors[0], 0);
+    assert_int_equal(r.shared[0].tensors[1], 2);
+
+    /* the same in JSON */
+    cJSON *root = me_report_json(&r);
+    assert_non_null(root);
+    cJSON *sh = cJSON_GetObjectItem(root, "shared_outliers");
+    assert_int_equal(cJSON_GetArraySize(sh), 1);
+    cJSON *item = cJSON_GetArrayItem(sh, 0);
+    assert_int_equal((int)cJSON_GetObjectItem(item, "dim")->valuedouble, 5);
+    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(item, "layernorms"), 1)->valuestring,
+                        "encoder.layers.0.norm2.weight");
+    cJSON *t4 = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "tensors"), 4);
+    cJSON *o4 = cJSON_GetArrayItem(cJSON_GetObjectItem(t4, "outliers"), 0);
+    assert_int_equal((int)cJSON_GetObjectItem(o4, "dim")->valuedouble, 7);
+    assert_int_equal((int)cJSON_GetObjectItem(o4, "first_step")->valuedouble, 30);
+    assert_null(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "tensors"), 1), "outliers"));
+    cJSON_Delete(root);
+    me_report_free(&r);
+
+    /* at sigma 4 none of them is far enough */
+    assert_int_equal(me_report_analyze(&r, &h, "hand", 3, 4.0, &err), ME_OK);
+    for (int i = 0; i < r.n; i++) assert_int_equal(r.t[i].n_outliers, 0);
+    assert_int_equal(r.n_shared, 0);
+    me_report_free(&r);
+    assert_int_equal(me_report_analyze(&r, &h, "hand", 3, 0.0, &err), ME_ERR_USAGE);
+    me_history_free(&h);
+    me_params_free(&p);
+}
+
 static void inspect_text_should_name_the_threshold_and_the_planted_dimensions(void **state) {
     fixture *fx = *state;
     char run[600];
@@ -288,7 +387,7 @@ static void inspect_text_should_name_the_threshold_and_the_planted_dimensions(vo
     make_run(run, 16, 10, 10);
     me_report r;
     me_error err = {0};
-    if (me_report_inspect(&r, run, 5, &err) != ME_OK) fail_msg("%s", err.msg);
+    if (me_report_inspect(&r, run, 5, ME_REPORT_DEFAULT_SIGMA, &err) != ME_OK) fail_msg("%s", err.msg);
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -369,7 +468,7 @@ static void plots_should_refuse_a_directory_without_a_history(void **state) {
     snprintf(run, sizeof run, "%s/does-not-exist", fx->dir);
     assert_int_equal(me_report_plots(run, &err), ME_ERR_USAGE);
     me_report r;
-    assert_int_equal(me_report_inspect(&r, run, 5, &err), ME_ERR_USAGE);
+    assert_int_equal(me_report_inspect(&r, run, 5, ME_REPORT_DEFAULT_SIGMA, &err), ME_ERR_USAGE);
 }
 
 static void plots_should_refuse_malformed_metrics_with_file_and_line(void **state) {
@@ -503,6 +602,14 @@ static void cli_inspect_json_should_parse_and_name_the_planted_dimensions(void *
     if (code != 0) fail_msg("exit %d: %s", code, out);
     assert_non_null(strstr(out, "encoder.norm.bias"));
     assert_non_null(strstr(out, "switched off"));
+    assert_non_null(strstr(out, "top 5 of 16 dimensions:"));
+    assert_non_null(strstr(out, "outliers (> 3 std)"));
+    /* --top above d_model shows every dimension and says so; --sigma changes the rule's threshold */
+    snprintf(cmd, sizeof cmd, "'%s' inspect '%s' --top 40 --sigma 2.5", me_test_bin(), run);
+    code = me_run_capture(cmd, out, cap);
+    if (code != 0) fail_msg("exit %d: %s", code, out);
+    assert_non_null(strstr(out, "all 16 dimensions (--top asked for more):"));
+    assert_non_null(strstr(out, "outliers (> 2.5 std)"));
     free(out);
 }
 
@@ -520,6 +627,9 @@ static void cli_should_fail_with_one_error_line_and_the_right_exit_code(void **s
         {"plot RUN RUN", 2},
         {"inspect RUN --top 0", 2},
         {"inspect RUN --top x", 2},
+        {"inspect RUN --sigma 0", 2},
+        {"inspect RUN --sigma x", 2},
+        {"inspect RUN --sigma", 2},
         {"inspect", 2},
         {"inspect RUN/missing", 2},
         {"plot RUN/missing", 2},
@@ -550,6 +660,7 @@ int main(void) {
         cmocka_unit_test(inspect_should_report_a_gamma_that_drops_to_0_01_as_switched_off),
         cmocka_unit_test(inspect_fastest_change_should_divide_by_the_step_gap),
         cmocka_unit_test(inspect_statistics_should_match_a_direct_computation),
+        cmocka_unit_test(outliers_should_follow_the_sigma_rule_on_a_hand_made_history),
         cmocka_unit_test(inspect_text_should_name_the_threshold_and_the_planted_dimensions),
         cmocka_unit_test(run_name_should_be_the_directory_base_name),
         cmocka_unit_test(plots_should_write_decodable_pngs_of_at_least_1000x600),

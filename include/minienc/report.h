@@ -30,6 +30,10 @@
 /* A γ whose final |value| is below this counts as "switched off". */
 #define ME_REPORT_OFF_THRESHOLD 0.1
 #define ME_REPORT_DEFAULT_TOP 5
+/* Outlier γ dimensions: |γ_d − mean(γ)| > sigma · std(γ), mean and population std over the tensor's
+ * dimensions at one snapshot (cf. Kovaleva et al. 2021, "BERT Busters": a few LayerNorm dimensions of
+ * very high magnitude, at the same dimension across layers). */
+#define ME_REPORT_DEFAULT_SIGMA 3.0
 
 /* ---- a run's results ------------------------------------------------------------------------------ */
 
@@ -93,6 +97,21 @@ typedef struct {
     double fastest_rate; /* |Δ| per step */
 } me_report_dim;
 
+/* A γ dimension that is an outlier at the last snapshot. */
+typedef struct {
+    size_t dim;
+    double value;       /* γ_d at the last snapshot */
+    double z;           /* (γ_d − mean) / std there, in standard deviations */
+    int64_t first_step; /* step of the first snapshot at which it was beyond sigma · std */
+} me_report_outlier;
+
+/* A dimension that is an outlier in two or more LayerNorms (γ tensors of the same size). */
+typedef struct {
+    size_t dim;
+    int n;        /* LayerNorms */
+    int *tensors; /* [n] indices into me_report.t, in history order, owned */
+} me_report_shared;
+
 typedef struct {
     char name[ME_NAME_MAX]; /* "encoder.layers.0.norm1.weight" */
     int is_gamma;
@@ -104,6 +123,8 @@ typedef struct {
     me_report_dim *top;                  /* [n_top] by |end − start| descending, ties by lower dim */
     size_t n_off;                        /* γ only (0 for β) */
     me_report_dim *off;                  /* [n_off] final |γ| < off_threshold, ascending dim */
+    size_t n_outliers;                   /* γ only (0 for β) */
+    me_report_outlier *outliers;         /* [n_outliers] at the last snapshot, ascending dim */
 } me_report_tensor;
 
 typedef struct {
@@ -112,26 +133,38 @@ typedef struct {
     int64_t first_step, last_step;
     int top_k;
     double off_threshold; /* ME_REPORT_OFF_THRESHOLD */
+    double sigma;         /* the outlier threshold in standard deviations */
     int n;
     me_report_tensor *t; /* [n], in history order, owned */
+    int n_shared;
+    me_report_shared *shared; /* [n_shared] ascending dim, owned */
 } me_report;
 
-/* Analyses a history (at least one snapshot, else ME_ERR_FORMAT). top_k >= 1. run may be NULL.
- * Release with me_report_free. */
-me_status me_report_analyze(me_report *r, const me_history *h, const char *run, int top_k, me_error *err);
+/* Analyses a history (at least one snapshot, else ME_ERR_FORMAT). top_k >= 1, sigma > 0 (finite).
+ * run may be NULL. Release with me_report_free. */
+me_status me_report_analyze(me_report *r, const me_history *h, const char *run, int top_k, double sigma,
+                            me_error *err);
 /* Reads RUN_DIR/history.safetensors and analyses it (missing file: ME_ERR_USAGE). */
-me_status me_report_inspect(me_report *r, const char *run_dir, int top_k, me_error *err);
+me_status me_report_inspect(me_report *r, const char *run_dir, int top_k, double sigma, me_error *err);
+
+/* The outlier dimensions of history tensor i at its last snapshot (see ME_REPORT_DEFAULT_SIGMA), in
+ * ascending dim, into *out (malloc'ed, the caller frees it; NULL when there are none) and *n. A tensor
+ * whose dimensions are all equal (std 0, e.g. γ at initialisation) has none. */
+me_status me_report_outliers(const me_history *h, int i, double sigma, me_report_outlier **out, size_t *n,
+                             me_error *err);
 void me_report_free(me_report *r);
 
 /* Writes the analysis as a readable text table to f (which it does not close). Returns ME_ERR_IO if
  * writing failed. */
 me_status me_report_print(const me_report *r, FILE *f, me_error *err);
 /* The analysis as a JSON object; the caller releases it with cJSON_Delete. NULL when out of memory.
- * {"run", "snapshots", "first_step", "last_step", "top_k", "switched_off_threshold",
+ * {"run", "snapshots", "first_step", "last_step", "top_k", "switched_off_threshold", "sigma",
  *  "tensors": [{"name", "kind": "gamma"|"beta", "d_model", "mean_start", "std_start", "mean_end",
- *               "std_end", "l2_drift", "top": [{"dim", "start", "end", "change", "fastest_step",
- *               "fastest_from_step", "fastest_rate"}], "switched_off": [{"dim", "start", "end"}]}]}
- * ("switched_off" only for γ). */
+ *               "std_end", "l2_drift", "top_shown", "top": [{"dim", "start", "end", "change",
+ *               "fastest_step", "fastest_from_step", "fastest_rate"}], "switched_off": [{"dim", "start",
+ *               "end"}], "outliers": [{"dim", "gamma", "z", "first_step"}]}],
+ *  "shared_outliers": [{"dim", "layernorms": ["encoder.layers.0.norm1.weight", ...]}]}
+ * ("switched_off" and "outliers" only for γ). */
 cJSON *me_report_json(const me_report *r);
 
 /* Base name of a run directory ("runs/demo/" -> "demo"; "." -> the current directory's name) into buf. */

@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,18 @@ static int parse_int(const cli_command *cmd, const cli_option *o, const char *te
     return 0;
 }
 
+/* Parses a real option value strictly: finite, in (real_lo, real_hi]. */
+static int parse_real(const cli_command *cmd, const cli_option *o, const char *text, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || !isfinite(v) || !(v > o->real_lo) || !(v <= o->real_hi))
+        return cli_usage(cmd->name, "%s '%s' is not a number above %g and at most %g", o->name, text, o->real_lo,
+                         o->real_hi);
+    *out = v;
+    return 0;
+}
+
 /* "--set train.lr" then "0.01": the shell split what was meant as one assignment. */
 static int looks_like_split_set(const char *set_value, const char *next) {
     return set_value && !strchr(set_value, '=') && strchr(set_value, '.') && next[0] != '-';
@@ -95,6 +108,7 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
     a->set_option = -1;
     for (int k = 0; k < cmd->n_options; k++) {
         a->num[k] = cmd->options[k].def;
+        a->real[k] = cmd->options[k].real_def;
         if (cmd->options[k].kind == CLI_SET) a->set_option = k;
     }
     /* values of repeated options in command-line order, grouped by option at the end */
@@ -146,6 +160,9 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
         case CLI_STRING: a->text[k] = v; break;
         case CLI_INT:
             if (parse_int(cmd, o, v, &a->num[k])) return 2;
+            break;
+        case CLI_REAL:
+            if (parse_real(cmd, o, v, &a->real[k])) return 2;
             break;
         case CLI_LIST:
         case CLI_SET:
@@ -209,6 +226,8 @@ void cli_print_help(const cli_command *cmd, FILE *f) {
             fprintf(f, " (default: %s)", o->def_text);
         else if (o->kind == CLI_INT)
             fprintf(f, " (default %ld)", o->def);
+        else if (o->kind == CLI_REAL)
+            fprintf(f, " (default %g)", o->real_def);
         fputc('\n', f);
     }
     fprintf(f, "  %-*s  show this help\n", width, "-h, --help");

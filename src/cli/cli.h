@@ -18,6 +18,7 @@ typedef enum {
     CLI_FLAG,   /* --json */
     CLI_STRING, /* --out FILE */
     CLI_INT,    /* --top K: an integer in [lo, hi] */
+    CLI_REAL,   /* --sigma K: a finite number in (real_lo, real_hi] */
     CLI_LIST,   /* --input TOKENS: repeatable, at most hi times, kept in order */
     CLI_SET     /* --set section.key=value: a CLI_LIST of config overrides (cli_load_config applies them) */
 } cli_kind;
@@ -30,8 +31,10 @@ typedef struct {
     long def, lo, hi;     /* CLI_INT: the value when not given, and the accepted range; CLI_LIST, CLI_SET:
                            * hi is how many times it may be given */
     const char *def_text; /* the default in words when it is not `def` ("the config's data.valid"); NULL: none
-                           * (CLI_INT then shows def) */
+                           * (CLI_INT then shows def, CLI_REAL real_def) */
     int required;
+    double real_def, real_lo, real_hi; /* CLI_REAL: the value when not given, and the accepted range (the
+                                        * low end excluded) */
 } cli_option;
 
 /* A macro's value as a string literal, for help texts that name a constant: CLI_STR(ME_X). */
@@ -50,6 +53,7 @@ typedef struct {
     int n_args;
     const char *text[CLI_MAX_OPTIONS]; /* CLI_STRING: the value, NULL if not given */
     long num[CLI_MAX_OPTIONS];         /* CLI_INT: the value, the option's def if not given */
+    double real[CLI_MAX_OPTIONS];      /* CLI_REAL: the value, the option's real_def if not given */
     int given[CLI_MAX_OPTIONS];        /* times the option was on the command line (flags: 1 if set) */
     int first[CLI_MAX_OPTIONS];        /* CLI_LIST, CLI_SET: its given[k] values are values[first[k] ..] */
     const char *values[CLI_MAX_VALUES];

@@ -22,17 +22,20 @@ static int cmd_plot(const cli_args *a) {
     return 0;
 }
 
-enum { OPT_TOP, OPT_JSON, N_INSPECT_OPTS };
+enum { OPT_TOP, OPT_SIGMA, OPT_JSON, N_INSPECT_OPTS };
 static const cli_option inspect_options[N_INSPECT_OPTS] = {
     [OPT_TOP] = {.name = "--top", .kind = CLI_INT, .value = "K", .help = "dimensions to list per LayerNorm",
                  .def = ME_REPORT_DEFAULT_TOP, .lo = 1, .hi = 1000000},
+    [OPT_SIGMA] = {.name = "--sigma", .kind = CLI_REAL, .value = "K",
+                   .help = "outlier gamma dimensions: |gamma_d - mean| > K standard deviations",
+                   .real_def = ME_REPORT_DEFAULT_SIGMA, .real_lo = 0, .real_hi = 1e6},
     [OPT_JSON] = CLI_OPTION_JSON,
 };
 
 static int cmd_inspect(const cli_args *a) {
     me_error err = {0};
     me_report rep;
-    if (me_report_inspect(&rep, a->args[0], (int)a->num[OPT_TOP], &err)) return cli_fail(&err);
+    if (me_report_inspect(&rep, a->args[0], (int)a->num[OPT_TOP], a->real[OPT_SIGMA], &err)) return cli_fail(&err);
     int code = 0;
     if (a->given[OPT_JSON]) {
         cJSON *root = me_report_json(&rep);
@@ -64,5 +67,7 @@ const cli_command cli_plot = {
 const cli_command cli_inspect = {
     .name = "inspect", .args = "RUN_DIR", .args_what = "RUN_DIR", .min_args = 1, .max_args = 1,
     .options = inspect_options, .n_options = N_INSPECT_OPTS, .run = cmd_inspect,
-    .summary = "Summarise how each LayerNorm's gamma and beta moved.",
+    .summary = "Summarise how each LayerNorm's gamma and beta moved: the K dimensions that moved most, switched-off\n"
+               "gammas, and outlier gamma dimensions with the first step each crossed, flagging dimensions that are\n"
+               "outliers in two or more LayerNorms.",
 };
