@@ -419,14 +419,8 @@ me_status me_sweep_record_write(const me_sweep *s, const char *path, me_error *e
     return st;
 }
 
-void me_sweep_record_free(me_sweep_record *r) {
-    for (int a = 0; a < r->n_axes; a++) axis_free(&r->axes[a]);
-    free(r->base);
-    memset(r, 0, sizeof *r);
-}
-
 typedef struct {
-    me_sweep_record *r;
+    me_sweep *r;
     const char *path;
     me_error *err;
     me_status st;
@@ -461,13 +455,23 @@ static me_status parse_axis(const char *text, me_sweep_axis *ax, const char *pat
 static int record_handler(void *user, const char *section, const char *name, const char *value) {
     record_parse *rp = user;
     if (rp->st) return 0;
-    me_sweep_record *r = rp->r;
+    me_sweep *r = rp->r;
     if (strcmp(section, "sweep") != 0) {
         rp->st = me_error_set(rp->err, ME_ERR_FORMAT, "%s: key '%s' outside [sweep]", rp->path, name);
     } else if (strcmp(name, "config") == 0) {
         snprintf(r->config, sizeof r->config, "%s", value);
-    } else if (strcmp(name, "set") == 0 || strcmp(name, "runs") == 0) {
-        /* informational: the base config below is what counts, and runs follows from the grid */
+    } else if (strcmp(name, "set") == 0) {
+        /* the base config below is what counts; the sets say how it was made */
+        char **sets = realloc(r->sets, ((size_t)r->n_sets + 1) * sizeof *sets);
+        if (!sets || !(sets[r->n_sets] = dup_str(value))) {
+            if (sets) r->sets = sets;
+            rp->st = me_error_set(rp->err, ME_ERR_NOMEM, "out of memory reading %s", rp->path);
+        } else {
+            r->sets = sets;
+            r->n_sets++;
+        }
+    } else if (strcmp(name, "runs") == 0) {
+        /* follows from the grid and the seeds */
     } else if (strcmp(name, "grid") == 0) {
         if (r->n_axes == ME_SWEEP_MAX_AXES)
             rp->st = me_error_set(rp->err, ME_ERR_FORMAT, "%s: more than %d grid lines", rp->path, ME_SWEEP_MAX_AXES);
@@ -490,7 +494,7 @@ static int record_handler(void *user, const char *section, const char *name, con
     return rp->st == ME_OK;
 }
 
-me_status me_sweep_record_read(me_sweep_record *r, const char *path, me_error *err) {
+me_status me_sweep_record_read(me_sweep *r, const char *path, me_error *err) {
     memset(r, 0, sizeof *r);
     char *text;
     size_t size;
@@ -553,7 +557,7 @@ static void describe_grid(const me_sweep_axis *axes, int n_axes, int seeds, char
     else if (len == 0) snprintf(buf, cap, "one run");
 }
 
-me_status me_sweep_record_check(const me_sweep_record *r, const me_sweep *s, const char *path, me_error *err) {
+me_status me_sweep_record_check(const me_sweep *r, const me_sweep *s, const char *path, me_error *err) {
     int same = r->n_axes == s->n_axes && r->seeds == s->seeds;
     for (int a = 0; a < r->n_axes && same; a++) {
         same = strcmp(r->axes[a].key, s->axes[a].key) == 0 && r->axes[a].n == s->axes[a].n;

@@ -188,7 +188,7 @@ static void record_should_read_back_and_refuse_another_grid_or_base(void **state
     char path[700];
     snprintf(path, sizeof path, "%s/sweep.ini", fx->dir);
     assert_int_equal(me_sweep_record_write(&s, path, &err), ME_OK);
-    me_sweep_record r;
+    me_sweep r;
     assert_int_equal(me_sweep_record_read(&r, path, &err), ME_OK);
     assert_int_equal(r.n_axes, 2);
     assert_string_equal(r.axes[1].key, "model.activation");
@@ -226,7 +226,7 @@ static void record_should_read_back_and_refuse_another_grid_or_base(void **state
     assert_int_equal(me_sweep_set_seeds(&other, 3, &err), ME_OK);
     assert_int_equal(me_sweep_record_check(&r, &other, path, &err), ME_OK);
     me_sweep_free(&other);
-    me_sweep_record_free(&r);
+    me_sweep_free(&r);
 
     /* a record with a key it never writes is refused */
     FILE *f = fopen(path, "w");
@@ -235,7 +235,7 @@ static void record_should_read_back_and_refuse_another_grid_or_base(void **state
     fclose(f);
     assert_int_equal(me_sweep_record_read(&r, path, &err), ME_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "unknown key 'colour'"));
-    me_sweep_record_free(&r);
+    me_sweep_free(&r);
     me_sweep_free(&s);
 }
 
@@ -418,15 +418,18 @@ static void csv_should_have_the_documented_columns_and_quote_run_names(void **st
 
 /* Starts `minienc sweep` in dir with its output in dir/sweep.log; returns the pid. */
 static pid_t start_sweep(const char *dir, const char *config) {
+    char *bin = realpath(me_test_bin(), NULL); /* before the child changes folder */
+    assert_non_null(bin);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         if (chdir(dir) != 0) _exit(99);
         if (!freopen("sweep.log", "a", stderr) || !freopen("/dev/null", "w", stdout)) _exit(98);
-        execl(me_test_bin(), "minienc", "sweep", config, "--grid", "model.norm_first=false,true", "--jobs", "2", "--set",
+        execl(bin, "minienc", "sweep", config, "--grid", "model.norm_first=false,true", "--jobs", "2", "--set",
               "train.threads=1", "--name", "study", (char *)NULL);
         _exit(97);
     }
+    free(bin);
     return pid;
 }
 

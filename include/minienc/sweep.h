@@ -101,24 +101,15 @@ me_status me_sweep_default_dir(const char *config_path, const char *name, char *
  * lines, seeds, runs) followed by the base config as config.ini writes it. */
 me_status me_sweep_record_write(const me_sweep *s, const char *path, me_error *err);
 
-/* What a record holds, read back. */
-typedef struct {
-    char config[ME_PATH_MAX];
-    int n_axes;
-    me_sweep_axis axes[ME_SWEEP_MAX_AXES];
-    int seeds;
-    me_config *base; /* owned */
-} me_sweep_record;
+/* Reads a record back into *s (config, the set values, axes, seeds, base), so that its run names and
+ * configs come from the same functions; strict: ME_ERR_FORMAT "PATH: ..." for anything it did not write,
+ * ME_ERR_IO when missing. Release with me_sweep_free (also after a failure). */
+me_status me_sweep_record_read(me_sweep *s, const char *path, me_error *err);
 
-/* Reads a record strictly (ME_ERR_FORMAT "PATH:LINE: ..." for anything it did not write; ME_ERR_IO
- * when missing). Release with me_sweep_record_free (also after a failure). */
-me_status me_sweep_record_read(me_sweep_record *r, const char *path, me_error *err);
-void me_sweep_record_free(me_sweep_record *r);
-
-/* ME_OK when the record describes the same sweep as s: the same axes (keys and values, in order), the
- * same seed count and the same base config (every key but ME_KEY_RUN and ME_KEY_MACHINE ones).
- * Otherwise ME_ERR_EXISTS, saying what differs and that another NAME keeps both. */
-me_status me_sweep_record_check(const me_sweep_record *r, const me_sweep *s, const char *path, me_error *err);
+/* ME_OK when the recorded sweep (read from path) is the same sweep as s: the same axes (keys and values,
+ * in order), the same seed count and the same base config (every key but ME_KEY_RUN and ME_KEY_MACHINE
+ * ones). Otherwise ME_ERR_EXISTS, saying what differs and that another NAME keeps both. */
+me_status me_sweep_record_check(const me_sweep *recorded, const me_sweep *s, const char *path, me_error *err);
 
 /* ---- runs on disk -------------------------------------------------------------------------------------- */
 

@@ -301,10 +301,10 @@ static int cmd_sweep(const cli_args *a) {
     snprintf(record, sizeof record, "%s/sweep.ini", ctx.dir);
     int have_record = me_file_probe(record) != ME_PATH_ABSENT;
     if (!st && have_record) { /* first: another sweep in this folder is the clearest thing to say */
-        me_sweep_record rec;
+        me_sweep rec;
         st = me_sweep_record_read(&rec, record, &err);
         if (!st) st = me_sweep_record_check(&rec, &ctx.s, record, &err);
-        me_sweep_record_free(&rec);
+        me_sweep_free(&rec);
     }
     /* every run's config is checked, and what is on disk, before anything is written or started */
     for (int k = 0; k < ctx.n && !st; k++) {
