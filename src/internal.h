@@ -66,4 +66,8 @@ double me_now_s(void);
  * n = 0). */
 void me_mean_std(const float *x, size_t n, double *mean, double *sd);
 
+/* out[i] = mean of the finite y[j] for |j − i| <= half (NaN when there are none): a centred moving
+ * average over 2 half + 1 values, shorter at the ends. O(n). */
+void me_moving_average(const double *y, size_t n, size_t half, double *out);
+
 #endif

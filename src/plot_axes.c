@@ -96,6 +96,23 @@ void plot_make_ticks_fit(plot_ticks *t, const me_font *f, double px, double lo, 
     }
 }
 
+void plot_make_label_ticks(plot_ticks *t, const me_font *f, double px, const char *const *labels, int n,
+                           double length, int horizontal) {
+    int stride = 1;
+    for (; stride < n; stride++) {
+        double need = 0;
+        for (int k = 0; k < n; k += stride)
+            need += horizontal ? me_font_text_width(f, px, labels[k]) + 1.5 * px : 1.6 * px;
+        if (need <= length * 0.95 && (n + stride - 1) / stride <= 64) break;
+    }
+    t->n = 0;
+    for (int k = 0; k < n && t->n < 64; k += stride) {
+        t->v[t->n] = k;
+        snprintf(t->label[t->n++], sizeof t->label[0], "%s", labels[k] ? labels[k] : "");
+    }
+    t->step = stride;
+}
+
 /* 10^e x mant as a tick label: plain decimals from 0.001 to 10000, else "2e-5". */
 static void log_label(char *out, size_t cap, int mant, int e) {
     if (e >= -3 && e <= 4) {

@@ -84,6 +84,10 @@ void plot_format_ticks(plot_ticks *t);
 void plot_make_ticks_fit(plot_ticks *t, const me_font *f, double px, double lo, double hi, int target,
                          double min_step, double length, int horizontal);
 double plot_ticks_max_width(const plot_ticks *t, const me_font *f, double px);
+/* Ticks at 0, 1, ..., n - 1 labelled labels[k] (copied, cut to fit the label buffer); every stride-th
+ * one, the smallest stride whose labels fit along length pixels. */
+void plot_make_label_ticks(plot_ticks *t, const me_font *f, double px, const char *const *labels, int n,
+                           double length, int horizontal);
 /* Ticks for a logarithmic axis over [lo, hi] given in log10 units: positions t->v in log10 units,
  * labels in data units ("0.001", "2", "1e-6"). Within one decade, round linear ticks; up to about two
  * and a half decades, 1, 2 and 5 x 10^k; beyond, powers of ten (every second or more when they would

@@ -85,8 +85,10 @@ me_status me_chart_heatmap(me_canvas *c, const me_font *f, me_rect r, const me_h
     p.y = r.y + L.top;
     p.h = r.h - L.top - L.bottom;
     plot_ticks ty, tx, tc;
-    plot_make_ticks_fit(&ty, f, L.px_tick, 0, rows - 1, plot_clampi(p.h / 55, 2, 10), 1.0, p.h, 0);
-    plot_make_ticks_fit(&tc, f, L.px_tick, center - range, center + range, plot_clampi(p.h / 60, 3, 9), 0.0, p.h, 0);
+    if (spec->row_labels) plot_make_label_ticks(&ty, f, L.px_tick, spec->row_labels, rows, p.h, 0);
+    else plot_make_ticks_fit(&ty, f, L.px_tick, 0, rows - 1, plot_clampi(p.h / 55, 2, 10), 1.0, p.h, 0);
+    double bar_lo = spec->sequential ? center : center - range; /* the colour bar's bottom value */
+    plot_make_ticks_fit(&tc, f, L.px_tick, bar_lo, center + range, plot_clampi(p.h / 60, 3, 9), 0.0, p.h, 0);
     int left = L.left_fixed + (int)ceil(plot_ticks_max_width(&ty, f, L.px_tick));
     int bar_w = (int)(16 * L.s), bar_gap = (int)(18 * L.s);
     int right = bar_gap + bar_w + PLOT_TICK_LEN + 5 + (int)ceil(plot_ticks_max_width(&tc, f, L.px_tick)) + 8 +
@@ -149,14 +151,15 @@ me_status me_chart_heatmap(me_canvas *c, const me_font *f, me_rect r, const me_h
 
     /* Colour bar: high values on top. */
     me_rect bar = {p.x + p.w + bar_gap, p.y, bar_w, p.h};
+    double span = center + range - bar_lo;
     for (int j = 0; j < bar.h; j++) {
-        double v = center + range - (j + 0.5) / bar.h * 2.0 * range;
+        double v = center + range - (j + 0.5) / bar.h * span;
         plot_fill_rect(&d, bar.x, bar.y + j, bar.w, 1, me_heatmap_color(v, center, range), 1.0);
     }
     plot_stroke_rect(&d, bar.x - 1, bar.y - 1, bar.w + 2, bar.h + 2, PLOT_COL_AXIS);
     double label_w = plot_ticks_max_width(&tc, f, L.px_tick);
     for (int k = 0; k < tc.n && st == ME_OK; k++) {
-        cs[k] = bar.y + (center + range - tc.v[k]) / (2.0 * range) * (bar.h - 1) + 0.5;
+        cs[k] = bar.y + (center + range - tc.v[k]) / span * (bar.h - 1) + 0.5;
         plot_fill_rect(&d, bar.x + bar.w + 1, (int)floor(cs[k]), PLOT_TICK_LEN, 1, PLOT_COL_AXIS, 1.0);
         st = plot_draw_text(&d, f, bar.x + bar.w + 1 + PLOT_TICK_LEN + 4, cs[k], L.px_tick, PLOT_COL_TEXT,
                             ME_TEXT_LEFT, ME_TEXT_MIDDLE, 0, tc.label[k], err);

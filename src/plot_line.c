@@ -288,11 +288,18 @@ static me_status draw_line(me_canvas *c, const me_font *f, me_rect r, const me_l
     p.x = r.x + left;
     /* Room on the right for half of the last x tick label. */
     int right = PLOT_PAD + (int)ceil(me_font_text_width(f, L.px_tick, "00000") / 2);
+    if (spec->x_labels && spec->n_x_labels > 0 && spec->x_labels[spec->n_x_labels - 1]) {
+        int half = (int)ceil(me_font_text_width(f, L.px_tick, spec->x_labels[spec->n_x_labels - 1]) / 2);
+        if (PLOT_PAD + half > right) right = PLOT_PAD + half;
+    }
     p.w = r.w - left - right;
     if (p.w < 40 || p.h < 30)
         return me_error_set(err, ME_ERR_CONFIG, "plot: line chart: %dx%d leaves no room for the plot, make it larger",
                             r.w, r.h);
-    plot_make_ticks_fit(&tx, f, L.px_tick, m.x_min, m.x_max, plot_clampi(p.w / 110, 3, 10), 0.0, p.w, 1);
+    if (spec->x_labels && spec->n_x_labels > 0)
+        plot_make_label_ticks(&tx, f, L.px_tick, spec->x_labels, spec->n_x_labels, p.w, 1);
+    else
+        plot_make_ticks_fit(&tx, f, L.px_tick, m.x_min, m.x_max, plot_clampi(p.w / 110, 3, 10), 0.0, p.w, 1);
     m.pw = p.w;
     m.ph = p.h;
 

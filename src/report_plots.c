@@ -260,20 +260,6 @@ static size_t compact(const me_metrics *m, const double *col, double *xs, double
     return n;
 }
 
-/* out[i] = mean of the finite y[j] for |j − i| <= half (NaN when there are none). */
-static void moving_average(const double *y, size_t n, size_t half, double *out) {
-    double sum = 0;
-    size_t cnt = 0, lo = 0, hi = 0; /* window [lo, hi) */
-    for (size_t i = 0; i < n; i++) {
-        size_t want_lo = i > half ? i - half : 0, want_hi = i + half + 1 < n ? i + half + 1 : n;
-        for (; hi < want_hi; hi++)
-            if (isfinite(y[hi])) sum += y[hi], cnt++;
-        for (; lo < want_lo; lo++)
-            if (isfinite(y[lo])) sum -= y[lo], cnt--;
-        out[i] = cnt ? sum / (double)cnt : NAN;
-    }
-}
-
 static me_status training_figure(plot_ctx *pc, const me_metrics *m, me_error *err) {
     double *buf = malloc(sizeof(double) * (5 * m->n + 1));
     if (!buf) return me_error_set(err, ME_ERR_NOMEM, "plot: out of memory for %zu metrics rows", m->n);
@@ -296,7 +282,7 @@ static me_status training_figure(plot_ctx *pc, const me_metrics *m, me_error *er
     if (win) {
         snprintf(raw_label, sizeof raw_label, "training loss (each step)");
         snprintf(avg_label, sizeof avg_label, "training loss (mean of %zu steps)", win | 1);
-        moving_average(m->loss, m->n, win / 2, smooth);
+        me_moving_average(m->loss, m->n, win / 2, smooth);
         loss[ns++] = (me_line_series){.label = raw_label, .color = {174, 199, 232}, .x = m->step, .y = m->loss,
                                       .n = m->n};
         loss[ns++] = (me_line_series){.label = avg_label, .color = COL_MEAN, .x = m->step, .y = smooth, .n = m->n};

@@ -83,3 +83,16 @@ void me_mean_std(const float *x, size_t n, double *mean, double *sd) {
     for (size_t j = 0; j < n; j++) v += (x[j] - *mean) * (x[j] - *mean);
     *sd = n ? sqrt(v / (double)n) : 0.0;
 }
+
+void me_moving_average(const double *y, size_t n, size_t half, double *out) {
+    double sum = 0;
+    size_t cnt = 0, lo = 0, hi = 0; /* window [lo, hi) */
+    for (size_t i = 0; i < n; i++) {
+        size_t want_lo = i > half ? i - half : 0, want_hi = i + half + 1 < n ? i + half + 1 : n;
+        for (; hi < want_hi; hi++)
+            if (isfinite(y[hi])) sum += y[hi], cnt++;
+        for (; lo < want_lo; lo++)
+            if (isfinite(y[lo])) sum -= y[lo], cnt--;
+        out[i] = cnt ? sum / (double)cnt : NAN;
+    }
+}

@@ -145,6 +145,9 @@ typedef struct {
     double x_min, x_max, y_min, y_max;     /* 0 = fit the data (x exactly, y with 5% margins) */
     int legend;                            /* ME_LEGEND_* */
     double font_scale;                     /* text size factor; 0 = 1 */
+    const char *const *x_labels;           /* [n_x_labels] optional: a categorical x axis, label k at
+                                              x = k (every second, third, ... when they do not fit) */
+    int n_x_labels;
     int log_y;                             /* 1 = logarithmic y axis: values <= 0 are not drawn (they
                                               break the line), ticks at 1, 2, 5 x 10^k or at powers of
                                               ten; y_min/y_max (fixed or in me_plot_area) stay in data
@@ -169,6 +172,10 @@ typedef struct {
     double center;       /* value drawn white: 1 for γ, 0 for β */
     double range;        /* colours saturate at center ± range; <= 0 or NaN = max |v - center| */
     double font_scale;   /* text size factor; 0 = 1 */
+    const char *const *row_labels; /* [rows] optional: y tick labels, one per row (every second, third, ...
+                                      when they do not fit), instead of row numbers */
+    int sequential;      /* 1 = values from center up only: white to red, the colour bar from center to
+                            center + range */
 } me_heatmap_spec;
 
 /* Draws a heatmap (blue below center, white at center, red above) with a colour bar into rectangle r.

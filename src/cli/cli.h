@@ -8,7 +8,7 @@
 #include "minienc/status.h"
 
 #define CLI_MAX_SETS 128    /* --set options on one command line, at most */
-#define CLI_MAX_ARGS 4      /* positional arguments a command takes, at most */
+#define CLI_MAX_ARGS 256    /* positional arguments a command takes, at most (compare: the runs) */
 #define CLI_MAX_OPTIONS 12  /* options in one command's table, at most */
 #define CLI_MAX_VALUES 8192 /* values of repeated options on one command line, at most */
 
@@ -118,6 +118,6 @@ void cli_show_examples(const char *run_dir, int n);
 
 /* The commands, each defined beside its code. */
 extern const cli_command cli_train, cli_predict, cli_eval, cli_count, cli_forward, cli_data, cli_plot, cli_inspect,
-    cli_sweep, cli_bench;
+    cli_sweep, cli_compare, cli_bench;
 
 #endif

@@ -10,8 +10,9 @@
 #error "MINIENC_VERSION comes from the CMake project version"
 #endif
 
-static const cli_command *const commands[] = {&cli_train, &cli_predict, &cli_eval,    &cli_count, &cli_forward,
-                                              &cli_data,  &cli_plot,    &cli_inspect, &cli_sweep, &cli_bench};
+static const cli_command *const commands[] = {&cli_train, &cli_predict, &cli_eval,  &cli_count,   &cli_forward,
+                                              &cli_data,  &cli_plot,    &cli_inspect, &cli_sweep, &cli_compare,
+                                              &cli_bench};
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
 /* A command's output that did not reach stdout (a full disk, a closed pipe) is a failure too. */
