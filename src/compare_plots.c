@@ -173,7 +173,8 @@ static me_status norm_figure(fig_ctx *fc, int p, me_error *err) {
     snprintf(file, sizeof file, "%s.png", norm);
     for (int g = 0; g < c->n_groups && !st; g++)
         if (!ser[g].runs && !ser[3 * c->n_groups + g].runs)
-            me_compare_note(c, "%s: group '%s' has no LayerNorm %s: left out", file, c->groups[g].label, norm);
+            me_compare_note(c, "%s: group '%s' left out: not every run of it has LayerNorm %s (and a history)", file,
+                            c->groups[g].label, norm);
     if (!st && drawn) {
         me_canvas cv;
         me_rect body;
