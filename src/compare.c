@@ -597,6 +597,13 @@ static void put_padded(FILE *f, const char *s, int width) {
     for (; cols < width; cols++) fputc(' ', f);
 }
 
+/* The same with three significant digits (losses span decades). */
+static void fmt_stat_g(char *buf, size_t cap, me_compare_stat s) {
+    if (s.n == 0) snprintf(buf, cap, "-");
+    else if (s.n == 1) snprintf(buf, cap, "%.3g", s.mean);
+    else snprintf(buf, cap, "%.3g ± %.2g", s.mean, s.sd);
+}
+
 me_status me_compare_print(const me_compare *c, FILE *f, me_error *err) {
     int dmax = max_dim(c);
     int *counts = malloc(sizeof(int) * (size_t)dmax);
@@ -614,13 +621,13 @@ me_status me_compare_print(const me_compare *c, FILE *f, me_error *err) {
         fprintf(f, ")\n");
         char a[96], b[96];
         fmt_stat(a, sizeof a, group_stat(c, g, v_valid_acc, NULL), 100, "%", 2);
-        fmt_stat(b, sizeof b, group_stat(c, g, v_valid_loss, NULL), 1, "", 4);
+        fmt_stat_g(b, sizeof b, group_stat(c, g, v_valid_loss, NULL));
         fprintf(f, "  final validation accuracy  %s   loss %s\n", a, b);
         me_compare_stat reached = group_stat(c, g, v_acc_step, NULL);
         fmt_stat(a, sizeof a, reached, 1, "", 0);
         fprintf(f, "  steps to %.0f%% accuracy      %s (%d of %d runs got there)\n", 100 * ME_REPORT_ACC_TARGET,
                 reached.n ? a : "never", reached.n, G->n);
-        fmt_stat(a, sizeof a, group_stat(c, g, v_train_loss, NULL), 1, "", 4);
+        fmt_stat_g(a, sizeof a, group_stat(c, g, v_train_loss, NULL));
         fprintf(f, "  final training loss        %s\n", a);
         int header = 0;
         for (int p = 0; p < c->n_norms; p++) {

@@ -140,12 +140,13 @@ static void legend_size(const me_font *f, const plot_layout *L, const me_line_ch
     *h = (int)ceil(8 + row * *n + 4);
 }
 
-/* How much drawn data rectangle q (canvas coordinates, grown by 4 px) would hide: points along each
- * line's segments every 3 pixels (weight 4), and along band and envelope edges (weight 1). At most
- * about 4000 points of a series are walked, so dense series cost O(4000) per candidate. */
+/* How much drawn data rectangle q (canvas coordinates, grown by 10 px: a legend touching a line hides
+ * it as well) would hide: points along each line's segments every 3 pixels (weight 4), and along band
+ * and envelope edges (weight 1). At most about 4000 points of a series are walked, so dense series cost
+ * O(4000) per candidate. */
 static long legend_overlap(const me_line_chart *spec, const lmap *m, me_rect p, me_rect q) {
     long hits = 0;
-    double x0 = q.x - 4, x1 = q.x + q.w + 4, y0 = q.y - 4, y1 = q.y + q.h + 4;
+    double x0 = q.x - 10, x1 = q.x + q.w + 10, y0 = q.y - 10, y1 = q.y + q.h + 10;
     for (int k = 0; k < spec->n_series; k++) {
         const me_line_series *s = &spec->series[k];
         size_t stride = s->n > 4000 ? s->n / 4000 : 1;

@@ -9,7 +9,7 @@
  *   <norm>_trajectories.png  γ and β of one LayerNorm against step: mean line, ±std band, min–max
  *                            envelope and the dimensions that moved most (largest |last − first|)
  *   <norm>_heatmap.png       γ and β as dimension × step heatmaps, coloured around 1 (γ) and 0 (β)
- *   training.png             training/validation loss and validation accuracy against step
+ *   training.png             training/validation loss (log scale) and validation accuracy against step
  * <norm> is the LayerNorm's parameter prefix without a leading "encoder." ("layers.0.norm1", "norm").
  *
  * Code: report.c (the run directory), report_inspect.c (inspect), report_plots.c (charts). Depends on
