@@ -272,7 +272,7 @@ static me_status training_figure(plot_ctx *pc, const me_metrics *m, me_error *er
         return st;
     }
     me_rect all = me_canvas_rect(&cv);
-    char t1[400], t2[400];
+    char t1[800], t2[800];
     snprintf(t1, sizeof t1, "%s: loss over %zu steps (log scale)%s", pc->run, m->n, nv ? "" : ", no evaluations yet");
     /* Per-step losses are noisy: above ~200 steps draw them faintly under a centred moving average. */
     size_t win = m->n >= 200 ? m->n / 50 : 0;

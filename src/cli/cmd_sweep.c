@@ -478,7 +478,7 @@ static int cmd_sweep(const cli_args *a) {
                 r->status = "done";
                 r->progress = r->steps;
                 n_done++;
-                char acc[96] = "", at[64] = "";
+                char acc[256] = "", at[64] = "";
                 if (!isnan(r->sum.valid_acc)) {
                     if (r->sum.acc_target_step >= 0)
                         snprintf(at, sizeof at, ", %.0f%% at step %lld", 100 * ME_REPORT_ACC_TARGET,
