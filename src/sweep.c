@@ -533,6 +533,16 @@ me_status me_sweep_record_read(me_sweep *r, const char *path, me_error *err) {
     if (!st && rc != 0)
         st = me_error_set(err, ME_ERR_FORMAT, "%s:%d: cannot parse this line of the [sweep] section", path, rc);
     if (!st && !rp.seen_seeds) st = me_error_set(err, ME_ERR_FORMAT, "%s: [sweep] has no seeds line", path);
+    long runs = r->seeds > 0 ? r->seeds : 1;
+    for (int a = 0; a < r->n_axes && !st; a++) {
+        for (int i = 0; i < r->axes[a].n && !st; i++)
+            if (!r->axes[a].values[i][0])
+                st = me_error_set(err, ME_ERR_FORMAT, "%s: [sweep] grid %s has an empty value", path, r->axes[a].key);
+        runs *= r->axes[a].n;
+        if (!st && runs > ME_SWEEP_MAX_RUNS)
+            st = me_error_set(err, ME_ERR_FORMAT, "%s: [sweep] grids and seeds make more than %d runs", path,
+                              ME_SWEEP_MAX_RUNS);
+    }
     if (!st && !(r->base = new_config(err))) st = ME_ERR_NOMEM;
     if (!st) {
         me_config_defaults(r->base);
@@ -889,7 +899,7 @@ me_status me_sweep_csv_read_wall(const me_sweep *s, const char *path, double *wa
         if (nf <= col_run || nf <= col_wall || !fields[col_wall][0]) continue;
         char *end;
         double v = strtod(fields[col_wall], &end);
-        if (*end || !(v >= 0)) continue; /* not a time: leave it unknown */
+        if (*end || !(v >= 0) || !isfinite(v)) continue; /* not a time: leave it unknown */
         for (int k = 0; k < n_runs; k++) {
             char name[ME_SWEEP_NAME_MAX + 1];
             if (me_sweep_run_name(s, k, name, sizeof name, NULL) == ME_OK && strcmp(name, fields[col_run]) == 0) {

@@ -3,13 +3,13 @@
 # (default 30), starting from the seeds in tests/fuzz/corpus/<target>/. Exits non-zero on the first
 # crash, leak, sanitizer report or failed check; the input that did it is saved as
 # build-fuzz/crash-<target>-* (rerun it with build-fuzz/tests/fuzz/fuzz_<target> FILE).
-# Usage: bash tests/fuzz/run.sh [SECONDS] [TARGET...]    (targets: safetensors config data)
+# Usage: bash tests/fuzz/run.sh [SECONDS] [TARGET...]    (targets: safetensors config data sweep)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-30}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors config data)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors config data sweep)
 build=build-fuzz
 if ! command -v clang >/dev/null; then
     echo "minienc: error: tests/fuzz/run.sh needs clang (apt-get install clang)" >&2
