@@ -408,7 +408,7 @@ static int cmd_sweep(const cli_args *a) {
         code = cli_fail(&err);
         goto done;
     }
-    int running = 0, started = 0, failed = 0, stopped = 0, next = 0, stopping = 0, forced = 0;
+    int running = 0, failed = 0, stopped = 0, next = 0, stopping = 0, forced = 0;
     if (jobs > todo) jobs = todo;
     fprintf(stderr, "minienc: sweep %s: %d run%s, %d finished, %d to run, %ld at a time (%s)\n", ctx.dir, ctx.n,
             ctx.n == 1 ? "" : "s", n_done, todo, jobs, threads_text);
@@ -450,7 +450,6 @@ static int cmd_sweep(const cli_args *a) {
             r->t_start = me_now_s();
             r->status = "running";
             running++;
-            started++;
             if (r->state == ME_SWEEP_RESUME)
                 say(&ctx, "[%d/%d] resume %s from step %lld", (int)(r - ctx.runs) + 1, ctx.n, r->name, (long long)r->step);
             else
@@ -488,7 +487,9 @@ static int cmd_sweep(const cli_args *a) {
                 }
                 say(&ctx, "[%d/%d] done   %s in %s: %lld steps, training loss %.4g%s", k, ctx.n, r->name, took_s,
                     (long long)r->sum.steps, r->sum.train_loss, acc);
-            } else if (rc == 130 || (rc == 0 && !r->have_sum)) {
+            } else if (rc == 130 || (stopping && rc != 0) || (rc == 0 && !r->have_sum)) {
+                /* stopped: by our signal (a training signalled before it could catch it ends with the
+                 * signal, having saved nothing) or from outside */
                 r->status = "interrupted";
                 stopped++;
                 say(&ctx, "[%d/%d] stopped %s at step %lld, saved", k, ctx.n, r->name,
