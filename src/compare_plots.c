@@ -27,18 +27,7 @@ static me_status save(fig_ctx *fc, const me_canvas *cv, const char *name, me_err
     snprintf(path, sizeof path, "%s/%s", fc->dir, name);
     me_status st = me_canvas_write_png(cv, path, err);
     if (st || !fc->files) return st;
-    char **p = realloc(fc->files->paths, ((size_t)fc->files->n + 1) * sizeof *p);
-    size_t len = strlen(path) + 1;
-    char *copy = malloc(len);
-    if (!p || !copy) {
-        if (p) fc->files->paths = p;
-        free(copy);
-        return me_error_set(err, ME_ERR_NOMEM, "compare: out of memory");
-    }
-    memcpy(copy, path, len);
-    fc->files->paths = p;
-    p[fc->files->n++] = copy;
-    return ME_OK;
+    return me_report_files_add(fc->files, path, err);
 }
 
 /* A canvas of w x h with the figure's title line; *body receives the area below it. */

@@ -34,16 +34,7 @@ static me_status save_png(plot_ctx *pc, const me_canvas *cv, const char *name, m
     char *path = report_join(pc->plots, name);
     if (!path) return me_error_set(err, ME_ERR_NOMEM, "plot: out of memory");
     me_status st = me_canvas_write_png(cv, path, err);
-    if (st == ME_OK && pc->files) {
-        char **p = realloc(pc->files->paths, (size_t)(pc->files->n + 1) * sizeof *p);
-        if (!p) {
-            free(path);
-            return me_error_set(err, ME_ERR_NOMEM, "plot: out of memory");
-        }
-        pc->files->paths = p;
-        p[pc->files->n++] = path;
-        return ME_OK;
-    }
+    if (st == ME_OK && pc->files) st = me_report_files_add(pc->files, path, err);
     free(path);
     return st;
 }
@@ -333,6 +324,19 @@ static me_status training_figure(plot_ctx *pc, const me_metrics *m, me_error *er
     me_canvas_free(&cv);
     free(buf);
     return st;
+}
+
+me_status me_report_files_add(me_report_files *f, const char *path, me_error *err) {
+    size_t len = strlen(path) + 1;
+    char **p = realloc(f->paths, (size_t)(f->n + 1) * sizeof *p), *copy = malloc(len);
+    if (p) f->paths = p;
+    if (!p || !copy) {
+        free(copy);
+        return me_error_set(err, ME_ERR_NOMEM, "plot: out of memory");
+    }
+    memcpy(copy, path, len);
+    p[f->n++] = copy;
+    return ME_OK;
 }
 
 void me_report_files_free(me_report_files *f) {

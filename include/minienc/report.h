@@ -70,6 +70,8 @@ typedef struct {
 } me_report_files;
 
 void me_report_files_free(me_report_files *f);
+/* Appends (a copy of) path to f. ME_ERR_NOMEM when it cannot grow. */
+me_status me_report_files_add(me_report_files *f, const char *path, me_error *err);
 
 /* Reads RUN_DIR/history.safetensors and RUN_DIR/metrics.csv, creates RUN_DIR/plots/ if needed and
  * writes every chart listed at the top of this header, its text in the default font
