@@ -20,13 +20,6 @@
 
 /* ---- small helpers ------------------------------------------------------------------------------------- */
 
-static char *dup_str(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d) memcpy(d, s, n);
-    return d;
-}
-
 static char *dup_printf(const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 1, 2)))
@@ -127,7 +120,7 @@ me_status me_sweep_init(me_sweep *s, const char *config_path, const char *const 
         if (assignment_key(sets[i], key, sizeof key) && strcmp(key, "log.out_dir") == 0)
             return me_error_set(err, ME_ERR_USAGE, "--set %s: a sweep places its runs itself (runs/NAME/<run>), "
                                 "expected --name NAME instead", sets[i]);
-        if (!(s->sets[i] = dup_str(sets[i]))) return me_error_set(err, ME_ERR_NOMEM, "out of memory");
+        if (!(s->sets[i] = strdup(sets[i]))) return me_error_set(err, ME_ERR_NOMEM, "out of memory");
         s->n_sets = i + 1;
     }
     if (!(s->base = new_config(err))) return ME_ERR_NOMEM;
@@ -237,7 +230,7 @@ me_status me_sweep_add_axis(me_sweep *s, const char *spec, me_error *err) {
                 break;
             }
         if (st) break;
-        if (!(ax.values[ax.n] = dup_str(text))) {
+        if (!(ax.values[ax.n] = strdup(text))) {
             st = me_error_set(err, ME_ERR_NOMEM, "out of memory");
             break;
         }
@@ -463,7 +456,7 @@ static int record_handler(void *user, const char *section, const char *name, con
     } else if (strcmp(name, "set") == 0) {
         /* the base config below is what counts; the sets say how it was made */
         char **sets = realloc(r->sets, ((size_t)r->n_sets + 1) * sizeof *sets);
-        if (!sets || !(sets[r->n_sets] = dup_str(value))) {
+        if (!sets || !(sets[r->n_sets] = strdup(value))) {
             if (sets) r->sets = sets;
             rp->st = me_error_set(rp->err, ME_ERR_NOMEM, "out of memory reading %s", rp->path);
         } else {
@@ -652,27 +645,27 @@ me_status me_sweep_train_argv(const me_sweep *s, int k, const char *exe, const c
     do {                                                                                                               \
         if (ok && !(v[n++] = (expr))) ok = 0;                                                                          \
     } while (0)
-    PUSH(dup_str(exe));
-    PUSH(dup_str("train"));
+    PUSH(strdup(exe));
+    PUSH(strdup("train"));
     if (state == ME_SWEEP_RESUME) {
-        PUSH(dup_str("--resume"));
-        PUSH(dup_str(run_dir));
+        PUSH(strdup("--resume"));
+        PUSH(strdup(run_dir));
     } else {
-        PUSH(dup_str(s->config));
+        PUSH(strdup(s->config));
         for (int i = 0; i < s->n_sets; i++) {
-            PUSH(dup_str("--set"));
-            PUSH(dup_str(s->sets[i]));
+            PUSH(strdup("--set"));
+            PUSH(strdup(s->sets[i]));
         }
         for (int i = 0; i < n_point; i++) {
-            PUSH(dup_str("--set"));
-            PUSH(dup_str(point[i]));
+            PUSH(strdup("--set"));
+            PUSH(strdup(point[i]));
         }
-        PUSH(dup_str("--set"));
+        PUSH(strdup("--set"));
         PUSH(dup_printf("log.out_dir=%s", run_dir));
     }
-    PUSH(dup_str("--set"));
+    PUSH(strdup("--set"));
     PUSH(dup_printf("train.threads=%d", threads));
-    if (state == ME_SWEEP_RESTART) PUSH(dup_str("--force"));
+    if (state == ME_SWEEP_RESTART) PUSH(strdup("--force"));
 #undef PUSH
     for (int i = 0; i < n_point; i++) free(point[i]);
     if (!ok) {
@@ -687,7 +680,7 @@ char *me_sweep_shell_quote(const char *arg) {
     int plain = arg[0] != '\0';
     for (const char *p = arg; *p && plain; p++)
         plain = isalnum((unsigned char)*p) || strchr("_@%+=:,./-", *p);
-    if (plain) return dup_str(arg);
+    if (plain) return strdup(arg);
     size_t n = 3;
     for (const char *p = arg; *p; p++) n += *p == '\'' ? 4 : 1;
     char *q = malloc(n), *o = q;
