@@ -535,6 +535,38 @@ static void interrupted_sweep_should_resume_to_the_uninterrupted_result_and_then
     free(after);
 }
 
+static void plan_commands_run_by_a_shell_should_leave_a_sweep_with_nothing_to_do(void **state) {
+    fixture *fx = *state;
+    write_config(fx, 20, 8);
+    char cmd[3000], out[8192];
+    /* --plan records the sweep and prints one command per run; a shell runs them (as xargs or parallel
+     * would), from another folder */
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' sweep '%s' --grid model.n_layers=1,2 --seeds 2 --set train.threads=1 "
+             "--name planned --plan > plan.txt 2> plan.err && cd / && sh '%s/plan.txt' > /dev/null 2>&1 && wc -l < "
+             "'%s/plan.txt'", fx->dir, me_test_bin(), fx->config, fx->dir, fx->dir);
+    int code = me_run_capture(cmd, out, sizeof out);
+    if (code != 0) fail_msg("exit %d: %s", code, out);
+    assert_int_equal(atoi(out), 4);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' sweep '%s' --grid model.n_layers=1,2 --seeds 2 --set train.threads=1 "
+             "--name planned 2>&1", fx->dir, me_test_bin(), fx->config);
+    code = me_run_capture(cmd, out, sizeof out);
+    if (code != 0) fail_msg("exit %d: %s", code, out);
+    assert_non_null(strstr(out, "all 4 runs are finished; nothing to do"));
+    char csv[800];
+    snprintf(csv, sizeof csv, "%s/runs/planned/sweep.csv", fx->dir);
+    char *text;
+    size_t size;
+    me_error err = {0};
+    assert_int_equal(me_file_read_all(csv, "csv", &text, &size, &err), ME_OK);
+    assert_non_null(strstr(text, "\"n_layers=2,seed=2\",2,2,done,20,"));
+    free(text);
+    /* a plan of a finished sweep is empty */
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' sweep '%s' --grid model.n_layers=1,2 --seeds 2 --set train.threads=1 "
+             "--name planned --plan > plan2.txt 2>/dev/null && wc -c < plan2.txt", fx->dir, me_test_bin(), fx->config);
+    assert_int_equal(me_run_capture(cmd, out, sizeof out), 0);
+    assert_int_equal(atoi(out), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(runs_should_be_named_by_canonical_values_first_axis_slowest_seed_fastest, setup,
@@ -545,6 +577,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(run_state_should_follow_the_checkpoint_and_refuse_another_run, setup, teardown),
         cmocka_unit_test(shell_quote_should_give_each_argument_back_through_a_shell),
         cmocka_unit_test_setup_teardown(csv_should_have_the_documented_columns_and_quote_run_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(plan_commands_run_by_a_shell_should_leave_a_sweep_with_nothing_to_do, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             interrupted_sweep_should_resume_to_the_uninterrupted_result_and_then_change_nothing, setup, teardown),
     };
