@@ -139,11 +139,12 @@ static void mistyped_commands_and_options_should_get_a_suggestion(void **state) 
     /* nothing near: the list instead of a guess */
     expect_usage_error("xyz",
                        "unknown command 'xyz', expected one of: train predict eval count forward data plot inspect "
-                       "bench");
+                       "sweep compare bench");
     expect_usage_error("eval configs/default.ini --chekpoint x.safetensors",
                        "eval: unknown option '--chekpoint', did you mean '--checkpoint'?");
     expect_usage_error("inspect runs/x --tpo=3", "inspect: unknown option '--tpo', did you mean '--top'?");
-    expect_usage_error("inspect runs/x --foo", "inspect: unknown option '--foo', expected one of: --top --json --help");
+    expect_usage_error("inspect runs/x --foo",
+                       "inspect: unknown option '--foo', expected one of: --top --sigma --json --help");
     expect_usage_error("plot runs/x --json", "plot: unknown option '--json': plot takes none but --help");
     /* an option of another command is unknown here */
     expect_usage_error("count configs/default.ini --force", "count: unknown option '--force'");
@@ -169,6 +170,13 @@ static void bad_usage_should_exit_2_with_one_clear_line(void **state) {
     expect_usage_error("eval configs/default.ini --checkpoint --json", "eval: --checkpoint needs a value");
     expect_usage_error("inspect runs/x --top 0", "inspect: --top '0' is not an integer in [1, 1000000]");
     expect_usage_error("inspect runs/x --top 3x", "inspect: --top '3x' is not an integer in [1, 1000000]");
+    /* a real option: finite, above its low end (excluded), at most its high end */
+    expect_usage_error("inspect runs/x --sigma 0", "inspect: --sigma '0' is not a number above 0 and at most 1e+06");
+    expect_usage_error("inspect runs/x --sigma=nan", "inspect: --sigma 'nan' is not a number above 0");
+    expect_usage_error("inspect runs/x --sigma 2x", "inspect: --sigma '2x' is not a number above 0");
+    expect_usage_error("compare runs/x --sigma inf", "compare: --sigma 'inf' is not a number above 0");
+    expect_usage_error("sweep configs/default.ini", "sweep: expected at least one --grid or --seeds");
+    expect_usage_error("sweep configs/default.ini --seeds 0", "sweep: --seeds '0' is not an integer in [1, 1000]");
     expect_usage_error("bench configs/default.ini --threads=2000",
                        "bench: --threads '2000' is not an integer in [0, 1024]");
     expect_usage_error("count configs/default.ini --json=yes", "count: --json takes no value, got '--json=yes'");
