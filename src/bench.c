@@ -15,6 +15,7 @@
 #include "minienc/rng.h"
 
 #include "internal.h"
+#include "profile.h"
 
 
 /* Current resident set size from /proc/self/statm (0 if unavailable). */
@@ -42,9 +43,48 @@ static size_t rss_peak(void) {
     return kb * 1024u;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+/* Per-step profile columns: every operation in both phases, then "other", the step, the regions. */
+enum { COL_OTHER = ME_PROF_N * ME_PROF_PHASES, COL_STEP, COL_REGIONS, N_COLS };
+
+/* One step's profile row from the accumulated totals: fork/join time (regions x the cost of an empty
+ * region) moves from each operation to synchronisation; "other" is what no scope timed. */
+static void profile_step(double *row, const me_prof_totals *tot, double region_s, double step_s) {
+    double timed = 0.0, regions = 0.0;
+    for (int ph = 0; ph < ME_PROF_PHASES; ph++) row[ME_PROF_SYNC * ME_PROF_PHASES + ph] = tot->s[ME_PROF_SYNC][ph];
+    for (int op = 0; op < ME_PROF_N; op++)
+        for (int ph = 0; ph < ME_PROF_PHASES; ph++) {
+            timed += tot->s[op][ph];
+            regions += (double)tot->regions[op][ph];
+            if (op == ME_PROF_SYNC) continue;
+            double fj = (double)tot->regions[op][ph] * region_s;
+            if (fj > tot->s[op][ph]) fj = tot->s[op][ph];
+            row[op * ME_PROF_PHASES + ph] = tot->s[op][ph] - fj;
+            row[ME_PROF_SYNC * ME_PROF_PHASES + ph] += fj;
+        }
+    row[COL_OTHER] = step_s - timed > 0.0 ? step_s - timed : 0.0;
+    row[COL_STEP] = step_s;
+    row[COL_REGIONS] = regions;
+}
+
+/* The result's rows: per column the median over the steps (prof[steps][N_COLS], reordered). */
+static void profile_rows(me_bench_result *r, double *prof, int steps) {
+    double *col = malloc((size_t)steps * sizeof *col);
+    if (!col) return;
+    double med[N_COLS];
+    for (int c = 0; c < N_COLS; c++) {
+        for (int i = 0; i < steps; i++) col[i] = prof[(size_t)i * N_COLS + c];
+        med[c] = me_median(col, (size_t)steps) * (c == COL_REGIONS ? 1.0 : 1000.0); /* ms */
+    }
+    free(col);
+    r->n_prof = 0;
+    for (int op = 0; op < ME_PROF_N; op++) {
+        double f = med[op * ME_PROF_PHASES + ME_PROF_FORWARD], b = med[op * ME_PROF_PHASES + ME_PROF_BACKWARD];
+        if (f <= 0.0 && b <= 0.0) continue;
+        r->prof[r->n_prof++] = (me_bench_prof_row){me_prof_names[op], op == ME_PROF_OPTIMIZER ? -1.0 : f, b, f + b};
+    }
+    r->prof[r->n_prof++] = (me_bench_prof_row){"other", -1.0, -1.0, med[COL_OTHER]};
+    r->prof_step_ms = med[COL_STEP];
+    r->regions_per_step = med[COL_REGIONS];
 }
 
 double me_bench_step_flops(const me_model_config *c, int batch, int seq) {
@@ -79,7 +119,7 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
     tc.decay_norm_and_bias = 1; /* torch.optim.AdamW over model.parameters() decays everything */
     size_t n = (size_t)o->batch * o->seq * c.d_model;
     float *x = NULL, *target = NULL, *dy = NULL;
-    double *times = NULL;
+    double *times = NULL, *prof = NULL;
     me_status st;
     if ((st = me_encoder_register(&e, &p, "", &c, err)) || (st = me_params_alloc(&p, err))) goto done;
     me_rng rng;
@@ -90,7 +130,8 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
     target = me_alloc(n * sizeof *target);
     dy = me_alloc(n * sizeof *dy);
     times = calloc((size_t)o->steps + 1, sizeof *times);
-    if (!x || !target || !dy || !times) {
+    if (o->profile) prof = calloc((size_t)o->steps * N_COLS, sizeof *prof);
+    if (!x || !target || !dy || !times || (o->profile && !prof)) {
         st = me_error_set(err, ME_ERR_NOMEM, "out of memory for benchmark inputs");
         goto done;
     }
@@ -100,9 +141,13 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
     me_encoder_activation_bytes(&c, o->batch, o->seq, &r->activation_bytes, &r->workspace_bytes);
     r->io_bytes = 3 * n * sizeof(float);
     r->needed_bytes = r->param_bytes + r->grad_bytes + r->optim_bytes + r->activation_bytes + r->io_bytes;
+    double region_s = o->profile ? me_prof_region_cost(2000) : 0.0;
+    r->region_us = region_s * 1e6;
+    me_prof_enable(o->profile);
     for (int it = -o->warmup; it < o->steps; it++) {
         double t0 = me_now_s();
         /* one training step: forward, MSE loss, backward, AdamW */
+        me_prof_phase(ME_PROF_FORWARD);
         const float *y = me_encoder_forward(&e, &p, x, NULL, o->batch, o->seq, 1, &rng);
         double loss = 0;
         float scale = 2.0f / (float)n;
@@ -111,27 +156,33 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
             loss += (double)diff * diff;
             dy[i] = scale * diff; /* d/dy mean((y - t)^2) */
         }
+        me_prof_phase(ME_PROF_BACKWARD);
         me_params_zero_grad(&p);
         me_encoder_backward(&e, &p, NULL, dy);
-        me_optim_step(&opt, &p, tc.lr);
+        ME_PROF(ME_PROF_OPTIMIZER, me_optim_step(&opt, &p, tc.lr));
         double t1 = me_now_s();
+        me_prof_totals tot;
+        me_prof_take(&tot);
+        if (it >= 0 && prof) profile_step(prof + (size_t)it * N_COLS, &tot, region_s, t1 - t0);
         if (it >= 0) {
             times[it] = (t1 - t0) * 1000.0;
             if (it == 0) r->loss_first = loss / (double)n;
             r->loss_last = loss / (double)n;
         }
     }
+    me_prof_enable(0);
     r->rss_peak = rss_peak();
-    qsort(times, (size_t)o->steps, sizeof *times, cmp_double);
+    r->ms_median = me_median(times, (size_t)o->steps); /* sorts */
     r->ms_min = times[0];
     r->ms_max = times[o->steps - 1];
-    r->ms_median = o->steps % 2 ? times[o->steps / 2] : 0.5 * (times[o->steps / 2 - 1] + times[o->steps / 2]);
+    if (prof) profile_rows(r, prof, o->steps);
     r->tokens_per_s = (double)o->batch * o->seq / (r->ms_median / 1000.0);
     r->gflop_per_step = me_bench_step_flops(&c, o->batch, o->seq) / 1e9;
     r->gflops = r->gflop_per_step / (r->ms_median / 1000.0);
 done:
     me_free(x), me_free(target), me_free(dy);
     free(times);
+    free(prof);
     me_optim_free(&opt);
     me_encoder_free(&e);
     me_params_free(&p);
@@ -160,8 +211,7 @@ double me_bench_sgemm_gflops(int n, int reps) {
         t[r] = me_now_s() - t0;
     }
     openblas_set_num_threads(1);
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
-    double med = t[reps / 2];
+    double med = me_median(t, (size_t)reps);
     me_free(a), me_free(b), me_free(c), free(t);
     return 2.0 * (double)n * n * n / med / 1e9;
 }

@@ -9,6 +9,7 @@
 #include "minienc/ops.h"
 
 #include "internal.h"
+#include "profile.h"
 
 static me_status reg(me_params *p, const char *prefix, int layer, const char *name, size_t d0, size_t d1,
                      unsigned flags, int *idx, me_error *err) {
@@ -228,10 +229,12 @@ void me_encoder_free(me_encoder *e) {
 static void self_attention_forward(me_encoder *e, const me_params *p, me_layer_acts *a, const me_layer_index *x,
                                    const float *inp, float *out, float drop, me_rng *rng) {
     int t = e->b * e->s, d = e->cfg.d_model;
-    me_linear_forward(a->qkv, inp, me_params_data(p, x->in_w), me_params_data(p, x->in_b), t, d, 3 * d);
-    me_attention_forward(a->attn, a->probs, a->probs_drop, a->qkv, e->key_pad, e->b, e->s, d, e->cfg.n_heads,
-                         drop, rng);
-    me_linear_forward(out, a->attn, me_params_data(p, x->out_w), me_params_data(p, x->out_b), t, d, d);
+    ME_PROF(ME_PROF_QKV,
+            me_linear_forward(a->qkv, inp, me_params_data(p, x->in_w), me_params_data(p, x->in_b), t, d, 3 * d));
+    ME_PROF(ME_PROF_ATTENTION, me_attention_forward(a->attn, a->probs, a->probs_drop, a->qkv, e->key_pad, e->b, e->s,
+                                                    d, e->cfg.n_heads, drop, rng));
+    ME_PROF(ME_PROF_OUT_PROJ,
+            me_linear_forward(out, a->attn, me_params_data(p, x->out_w), me_params_data(p, x->out_b), t, d, d));
 }
 
 /* Feed-forward sub-block: out[T,D] = linear2(dropout(act(linear1(inp)))). */
@@ -239,13 +242,17 @@ static void ffn_forward(me_encoder *e, const me_params *p, me_layer_acts *a, con
                         const float *inp, float *out, float drop, me_rng *rng) {
     int t = e->b * e->s, d = e->cfg.d_model, f = e->cfg.d_ff;
     size_t tf = (size_t)t * f;
-    me_linear_forward(a->hpre, inp, me_params_data(p, x->l1_w), me_params_data(p, x->l1_b), t, d, f);
+    ME_PROF(ME_PROF_LINEAR1,
+            me_linear_forward(a->hpre, inp, me_params_data(p, x->l1_w), me_params_data(p, x->l1_b), t, d, f));
+    me_prof_mark m = me_prof_begin();
     if (e->cfg.activation == ME_ACT_GELU)
         me_gelu_forward(a->hact, a->hpre, tf);
     else
         me_relu_forward(a->hact, a->hpre, tf);
     if (drop > 0.0f) me_dropout_forward(a->hact, a->mask_act, tf, drop, rng);
-    me_linear_forward(out, a->hact, me_params_data(p, x->l2_w), me_params_data(p, x->l2_b), t, f, d);
+    me_prof_end(ME_PROF_ELEMENTWISE, m);
+    ME_PROF(ME_PROF_LINEAR2,
+            me_linear_forward(out, a->hact, me_params_data(p, x->l2_w), me_params_data(p, x->l2_b), t, f, d));
 }
 
 const float *me_encoder_forward(me_encoder *e, const me_params *p, const float *x, const uint8_t *key_pad,
@@ -267,34 +274,47 @@ const float *me_encoder_forward(me_encoder *e, const me_params *p, const float *
             /* res1 = x + dropout(SA(x)); ln1 = LN1(res1); res2 = ln1 + dropout(FFN(ln1)); out = LN2(res2)
              * (each branch is computed into its residual buffer, then the skip input is added) */
             self_attention_forward(e, p, a, li, inp, a->res1, drop, rng);
+            me_prof_mark m = me_prof_begin();
             if (drop > 0.0f) me_dropout_forward(a->res1, a->mask1, td, drop, rng);
             me_add_inplace(a->res1, inp, td);
-            me_layernorm_forward(a->ln1_out, a->ln1_mean, a->ln1_rstd, a->res1, me_params_data(p, li->n1_w),
-                                 me_params_data(p, li->n1_b), t, d, c->layer_norm_eps);
+            me_prof_end(ME_PROF_ELEMENTWISE, m);
+            ME_PROF(ME_PROF_LAYERNORM, me_layernorm_forward(a->ln1_out, a->ln1_mean, a->ln1_rstd, a->res1,
+                                                            me_params_data(p, li->n1_w), me_params_data(p, li->n1_b),
+                                                            t, d, c->layer_norm_eps));
             ffn_forward(e, p, a, li, a->ln1_out, a->res2, drop, rng);
+            m = me_prof_begin();
             if (drop > 0.0f) me_dropout_forward(a->res2, a->mask2, td, drop, rng);
             me_add_inplace(a->res2, a->ln1_out, td);
-            me_layernorm_forward(a->ln2_out, a->ln2_mean, a->ln2_rstd, a->res2, me_params_data(p, li->n2_w),
-                                 me_params_data(p, li->n2_b), t, d, c->layer_norm_eps);
+            me_prof_end(ME_PROF_ELEMENTWISE, m);
+            ME_PROF(ME_PROF_LAYERNORM, me_layernorm_forward(a->ln2_out, a->ln2_mean, a->ln2_rstd, a->res2,
+                                                            me_params_data(p, li->n2_w), me_params_data(p, li->n2_b),
+                                                            t, d, c->layer_norm_eps));
             inp = a->ln2_out;
         } else {
             /* res1 = x + dropout(SA(LN1(x))); res2 = res1 + dropout(FFN(LN2(res1))) */
-            me_layernorm_forward(a->ln1_out, a->ln1_mean, a->ln1_rstd, inp, me_params_data(p, li->n1_w),
-                                 me_params_data(p, li->n1_b), t, d, c->layer_norm_eps);
+            ME_PROF(ME_PROF_LAYERNORM, me_layernorm_forward(a->ln1_out, a->ln1_mean, a->ln1_rstd, inp,
+                                                            me_params_data(p, li->n1_w), me_params_data(p, li->n1_b),
+                                                            t, d, c->layer_norm_eps));
             self_attention_forward(e, p, a, li, a->ln1_out, a->res1, drop, rng);
+            me_prof_mark m = me_prof_begin();
             if (drop > 0.0f) me_dropout_forward(a->res1, a->mask1, td, drop, rng);
             me_add_inplace(a->res1, inp, td);
-            me_layernorm_forward(a->ln2_out, a->ln2_mean, a->ln2_rstd, a->res1, me_params_data(p, li->n2_w),
-                                 me_params_data(p, li->n2_b), t, d, c->layer_norm_eps);
+            me_prof_end(ME_PROF_ELEMENTWISE, m);
+            ME_PROF(ME_PROF_LAYERNORM, me_layernorm_forward(a->ln2_out, a->ln2_mean, a->ln2_rstd, a->res1,
+                                                            me_params_data(p, li->n2_w), me_params_data(p, li->n2_b),
+                                                            t, d, c->layer_norm_eps));
             ffn_forward(e, p, a, li, a->ln2_out, a->res2, drop, rng);
+            m = me_prof_begin();
             if (drop > 0.0f) me_dropout_forward(a->res2, a->mask2, td, drop, rng);
             me_add_inplace(a->res2, a->res1, td);
+            me_prof_end(ME_PROF_ELEMENTWISE, m);
             inp = a->res2;
         }
     }
     if (e->norm_w >= 0) {
-        me_layernorm_forward(e->fn_out, e->fn_mean, e->fn_rstd, inp, me_params_data(p, e->norm_w),
-                             me_params_data(p, e->norm_b), t, d, c->layer_norm_eps);
+        ME_PROF(ME_PROF_LAYERNORM, me_layernorm_forward(e->fn_out, e->fn_mean, e->fn_rstd, inp,
+                                                        me_params_data(p, e->norm_w), me_params_data(p, e->norm_b), t,
+                                                        d, c->layer_norm_eps));
         inp = e->fn_out;
     }
     e->out = inp;
@@ -308,19 +328,23 @@ static void ffn_backward(me_encoder *e, me_params *p, me_layer_acts *a, const me
                          const float *inp, const float *dout, float *dinp, float drop) {
     int t = e->b * e->s, d = e->cfg.d_model, f = e->cfg.d_ff;
     size_t tf = (size_t)t * f;
+    me_prof_mark m = me_prof_begin();
     /* dW2[D,F] += trans(dout[T,D]) * hact[T,F];  db2 += colsum(dout) */
     me_linear_backward(NULL, me_params_grad(p, x->l2_w), me_params_grad(p, x->l2_b), dout, a->hact,
                        me_params_data(p, x->l2_w), t, f, d);
     float *dh = a->hact;
     /* dh[T,F] = dout[T,D] * W2[D,F] */
     me_matmul(0, 0, t, f, d, 1.0f, dout, d, me_params_data(p, x->l2_w), f, 0.0f, dh, f);
+    me_prof_end(ME_PROF_LINEAR2, m);
+    m = me_prof_begin();
     if (drop > 0.0f) me_dropout_backward(dh, dh, a->mask_act, tf, drop);
     if (e->cfg.activation == ME_ACT_GELU)
         me_gelu_grad_inplace(dh, a->hpre, tf);
     else
         me_relu_grad_inplace(dh, a->hpre, tf);
-    me_linear_backward(dinp, me_params_grad(p, x->l1_w), me_params_grad(p, x->l1_b), dh, inp,
-                       me_params_data(p, x->l1_w), t, d, f);
+    me_prof_end(ME_PROF_ELEMENTWISE, m);
+    ME_PROF(ME_PROF_LINEAR1, me_linear_backward(dinp, me_params_grad(p, x->l1_w), me_params_grad(p, x->l1_b), dh,
+                                                inp, me_params_data(p, x->l1_w), t, d, f));
 }
 
 /* Backward of the self-attention sub-block: dout[T,D] -> parameter grads, dinp[T,D] += dL/dinp
@@ -331,14 +355,24 @@ static void self_attention_backward(me_encoder *e, me_params *p, me_layer_acts *
     int t = e->b * e->s, d = e->cfg.d_model;
     size_t td = (size_t)t * d;
     float *dqkv = e->dqkv ? e->dqkv : a->hpre;
+    me_prof_mark m = me_prof_begin();
     memset(dattn, 0, td * sizeof(float));
-    me_linear_backward(dattn, me_params_grad(p, x->out_w), me_params_grad(p, x->out_b), dout, a->attn,
-                       me_params_data(p, x->out_w), t, d, d);
     memset(dqkv, 0, 3 * td * sizeof(float));
-    me_attention_backward(dqkv, e->dprobs, dattn, a->qkv, a->probs, a->probs_drop, e->b, e->s, d, e->cfg.n_heads,
-                          drop);
-    me_linear_backward(dinp, me_params_grad(p, x->in_w), me_params_grad(p, x->in_b), dqkv, inp,
-                       me_params_data(p, x->in_w), t, d, 3 * d);
+    me_prof_end(ME_PROF_ELEMENTWISE, m);
+    ME_PROF(ME_PROF_OUT_PROJ, me_linear_backward(dattn, me_params_grad(p, x->out_w), me_params_grad(p, x->out_b),
+                                                 dout, a->attn, me_params_data(p, x->out_w), t, d, d));
+    ME_PROF(ME_PROF_ATTENTION, me_attention_backward(dqkv, e->dprobs, dattn, a->qkv, a->probs, a->probs_drop, e->b,
+                                                     e->s, d, e->cfg.n_heads, drop));
+    ME_PROF(ME_PROF_QKV, me_linear_backward(dinp, me_params_grad(p, x->in_w), me_params_grad(p, x->in_b), dqkv, inp,
+                                            me_params_data(p, x->in_w), t, d, 3 * d));
+}
+
+/* dst[T,D] = src with dropout's backward (mask, 1/(1-p)) applied when drop > 0; elementwise. */
+static void drop_grad(float *dst, const float *src, const uint8_t *mask, size_t n, float drop) {
+    if (drop > 0.0f)
+        me_dropout_backward(dst, src, mask, n, drop);
+    else if (dst != src)
+        memcpy(dst, src, n * sizeof(float));
 }
 
 void me_encoder_backward(me_encoder *e, me_params *p, float *dx, const float *dy) {
@@ -347,13 +381,15 @@ void me_encoder_backward(me_encoder *e, me_params *p, float *dx, const float *dy
     size_t td = (size_t)t * d, bytes = td * sizeof(float);
     float drop = e->training ? c->dropout : 0.0f;
     float *g = e->g[0], *gnext = e->g[1];
+    me_prof_mark m;
     if (e->norm_w >= 0) {
         const float *last = c->norm_first ? e->acts[c->n_layers - 1].res2 : e->acts[c->n_layers - 1].ln2_out;
-        memset(g, 0, bytes);
-        me_layernorm_backward(g, me_params_grad(p, e->norm_w), me_params_grad(p, e->norm_b), dy, last,
-                              me_params_data(p, e->norm_w), e->fn_mean, e->fn_rstd, t, d);
+        ME_PROF(ME_PROF_ELEMENTWISE, memset(g, 0, bytes));
+        ME_PROF(ME_PROF_LAYERNORM, me_layernorm_backward(g, me_params_grad(p, e->norm_w), me_params_grad(p, e->norm_b),
+                                                         dy, last, me_params_data(p, e->norm_w), e->fn_mean,
+                                                         e->fn_rstd, t, d));
     } else {
-        memcpy(g, dy, bytes);
+        ME_PROF(ME_PROF_ELEMENTWISE, memcpy(g, dy, bytes));
     }
     for (int l = c->n_layers - 1; l >= 0; l--) {
         me_layer_acts *a = &e->acts[l];
@@ -362,42 +398,55 @@ void me_encoder_backward(me_encoder *e, me_params *p, float *dx, const float *dy
         int need_dx = l > 0 || dx != NULL;
         if (!c->norm_first) {
             /* out = LN2(res2) */
-            memset(e->dres, 0, bytes);
-            me_layernorm_backward(e->dres, me_params_grad(p, li->n2_w), me_params_grad(p, li->n2_b), g, a->res2,
-                                  me_params_data(p, li->n2_w), a->ln2_mean, a->ln2_rstd, t, d);
+            ME_PROF(ME_PROF_ELEMENTWISE, memset(e->dres, 0, bytes));
+            ME_PROF(ME_PROF_LAYERNORM,
+                    me_layernorm_backward(e->dres, me_params_grad(p, li->n2_w), me_params_grad(p, li->n2_b), g,
+                                          a->res2, me_params_data(p, li->n2_w), a->ln2_mean, a->ln2_rstd, t, d));
             /* res2 = ln1 + dropout(FFN(ln1)) */
+            m = me_prof_begin();
             memcpy(e->dln, e->dres, bytes);
-            if (drop > 0.0f) me_dropout_backward(e->dres, e->dres, a->mask2, td, drop);
+            drop_grad(e->dres, e->dres, a->mask2, td, drop);
+            me_prof_end(ME_PROF_ELEMENTWISE, m);
             ffn_backward(e, p, a, li, a->ln1_out, e->dres, e->dln, drop);
             /* ln1 = LN1(res1) */
-            memset(e->dres, 0, bytes);
-            me_layernorm_backward(e->dres, me_params_grad(p, li->n1_w), me_params_grad(p, li->n1_b), e->dln,
-                                  a->res1, me_params_data(p, li->n1_w), a->ln1_mean, a->ln1_rstd, t, d);
+            ME_PROF(ME_PROF_ELEMENTWISE, memset(e->dres, 0, bytes));
+            ME_PROF(ME_PROF_LAYERNORM,
+                    me_layernorm_backward(e->dres, me_params_grad(p, li->n1_w), me_params_grad(p, li->n1_b), e->dln,
+                                          a->res1, me_params_data(p, li->n1_w), a->ln1_mean, a->ln1_rstd, t, d));
             /* res1 = x + dropout(SA(x)); g is dead now and serves as workspace */
+            m = me_prof_begin();
             if (need_dx) memcpy(gnext, e->dres, bytes);
-            if (drop > 0.0f) me_dropout_backward(e->dres, e->dres, a->mask1, td, drop);
+            drop_grad(e->dres, e->dres, a->mask1, td, drop);
+            me_prof_end(ME_PROF_ELEMENTWISE, m);
             self_attention_backward(e, p, a, li, a->inp, e->dres, need_dx ? gnext : NULL, g, drop);
         } else {
             /* out = res2 = res1 + dropout(FFN(LN2(res1))) */
+            m = me_prof_begin();
             memcpy(e->dres, g, bytes); /* dL/dres1, to be completed */
-            if (drop > 0.0f) me_dropout_backward(g, g, a->mask2, td, drop);
+            drop_grad(g, g, a->mask2, td, drop);
             memset(e->dln, 0, bytes);
+            me_prof_end(ME_PROF_ELEMENTWISE, m);
             ffn_backward(e, p, a, li, a->ln2_out, g, e->dln, drop);
-            me_layernorm_backward(e->dres, me_params_grad(p, li->n2_w), me_params_grad(p, li->n2_b), e->dln,
-                                  a->res1, me_params_data(p, li->n2_w), a->ln2_mean, a->ln2_rstd, t, d);
+            ME_PROF(ME_PROF_LAYERNORM,
+                    me_layernorm_backward(e->dres, me_params_grad(p, li->n2_w), me_params_grad(p, li->n2_b), e->dln,
+                                          a->res1, me_params_data(p, li->n2_w), a->ln2_mean, a->ln2_rstd, t, d));
             /* res1 = x + dropout(SA(LN1(x))) */
+            m = me_prof_begin();
             if (need_dx) memcpy(gnext, e->dres, bytes);
-            if (drop > 0.0f) me_dropout_backward(e->dres, e->dres, a->mask1, td, drop);
+            drop_grad(e->dres, e->dres, a->mask1, td, drop);
             memset(e->dln, 0, bytes);
+            me_prof_end(ME_PROF_ELEMENTWISE, m);
             self_attention_backward(e, p, a, li, a->ln1_out, e->dres, e->dln, g, drop);
             /* LN1's input gradient goes to gnext; with no dx wanted, g (dead) takes it so that the
              * gamma and beta gradients are still formed */
-            me_layernorm_backward(need_dx ? gnext : g, me_params_grad(p, li->n1_w), me_params_grad(p, li->n1_b),
-                                  e->dln, a->inp, me_params_data(p, li->n1_w), a->ln1_mean, a->ln1_rstd, t, d);
+            ME_PROF(ME_PROF_LAYERNORM,
+                    me_layernorm_backward(need_dx ? gnext : g, me_params_grad(p, li->n1_w), me_params_grad(p, li->n1_b),
+                                          e->dln, a->inp, me_params_data(p, li->n1_w), a->ln1_mean, a->ln1_rstd, t,
+                                          d));
         }
         float *tmp = g;
         g = gnext;
         gnext = tmp;
     }
-    if (dx) me_add_inplace(dx, g, td);
+    if (dx) ME_PROF(ME_PROF_ELEMENTWISE, me_add_inplace(dx, g, td));
 }

@@ -70,4 +70,7 @@ void me_mean_std(const float *x, size_t n, double *mean, double *sd);
  * average over 2 half + 1 values, shorter at the ends. O(n). */
 void me_moving_average(const double *y, size_t n, size_t half, double *out);
 
+/* Median of x[n] (n >= 1), the mean of the two middle values for even n; sorts x in place. */
+double me_median(double *x, size_t n);
+
 #endif

@@ -6,6 +6,8 @@
 #include <omp.h>
 #include <string.h>
 
+#include "profile.h"
+
 /* Threading: minienc runs its own threads (OpenMP) and keeps OpenBLAS single-threaded, so that the
  * elementwise kernels, the per-head attention products and the large matmuls share the same cores
  * without oversubscription. A large matmul is split into one block of rows (or columns) per thread.
@@ -39,6 +41,7 @@ void me_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const
         return;
     }
     int split_rows = m >= n, len = split_rows ? m : n;
+    ME_PAR(1);
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), parts = omp_get_num_threads();
@@ -57,7 +60,7 @@ void me_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const
 
 /* Column sums: out[C] += sum_t x[T,C]; threads take column ranges so no reduction is needed. */
 static void colsum_add(float *out, const float *x, int t, int c) {
-#pragma omp parallel if ((size_t)t * c >= ME_PAR_MIN_ELEMS)
+#pragma omp parallel if (ME_PAR((size_t)t * c >= ME_PAR_MIN_ELEMS))
     {
         int th = omp_get_thread_num(), nth = omp_get_num_threads();
         int c0 = (int)((long)c * th / nth), c1 = (int)((long)c * (th + 1) / nth);
@@ -72,7 +75,7 @@ void me_linear_forward(float *out, const float *inp, const float *weight, const 
                        int oc) {
     float beta = 0.0f;
     if (bias) {
-#pragma omp parallel for schedule(static) if ((size_t)t * oc >= ME_PAR_MIN_ELEMS)
+#pragma omp parallel for schedule(static) if (ME_PAR((size_t)t * oc >= ME_PAR_MIN_ELEMS))
         for (int i = 0; i < t; i++) memcpy(out + (size_t)i * oc, bias, (size_t)oc * sizeof(float));
         beta = 1.0f;
     }
@@ -91,7 +94,7 @@ void me_linear_backward(float *dinp, float *dweight, float *dbias, const float *
 
 void me_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                           const float *bias, int t, int c, float eps) {
-#pragma omp parallel for schedule(static) if ((size_t)t * c >= ME_PAR_MIN_ELEMS)
+#pragma omp parallel for schedule(static) if (ME_PAR((size_t)t * c >= ME_PAR_MIN_ELEMS))
     for (int i = 0; i < t; i++) {
         const float *x = inp + (size_t)i * c;
         float *y = out + (size_t)i * c;
@@ -116,7 +119,7 @@ void me_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
 void me_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                            const float *weight, const float *mean, const float *rstd, int t, int c) {
     /* dweight, dbias: threads take column ranges (sums over rows, no reduction between threads) */
-#pragma omp parallel if ((size_t)t * c >= ME_PAR_MIN_ELEMS)
+#pragma omp parallel if (ME_PAR((size_t)t * c >= ME_PAR_MIN_ELEMS))
     {
         int th = omp_get_thread_num(), nth = omp_get_num_threads();
         int c0 = (int)((long)c * th / nth), c1 = (int)((long)c * (th + 1) / nth);
@@ -129,7 +132,7 @@ void me_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
             }
         }
     }
-#pragma omp parallel for schedule(static) if ((size_t)t * c >= ME_PAR_MIN_ELEMS)
+#pragma omp parallel for schedule(static) if (ME_PAR((size_t)t * c >= ME_PAR_MIN_ELEMS))
     for (int i = 0; i < t; i++) {
         const float *x = inp + (size_t)i * c;
         const float *dy = dout + (size_t)i * c;
@@ -153,12 +156,12 @@ void me_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
 }
 
 void me_relu_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= ME_PAR_MIN_ELEMS)
+#pragma omp parallel for schedule(static) if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
     for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
 void me_relu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= ME_PAR_MIN_ELEMS)
+#pragma omp parallel for schedule(static) if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
     for (size_t i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
@@ -167,13 +170,13 @@ void me_relu_backward(float *dinp, const float *dout, const float *inp, size_t n
 
 void me_gelu_forward(float *out, const float *inp, size_t n) {
     /* gelu(x) = x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2))) */
-#pragma omp parallel for schedule(static) if (n >= ME_PAR_MIN_ELEMS)
+#pragma omp parallel for schedule(static) if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
     for (size_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * ME_SQRT1_2));
 }
 
 void me_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
     /* gelu'(x) = Phi(x) + x phi(x),  phi(x) = exp(-x^2/2) / sqrt(2 pi) */
-#pragma omp parallel for schedule(static) if (n >= ME_PAR_MIN_ELEMS)
+#pragma omp parallel for schedule(static) if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float cdf = 0.5f * (1.0f + erff(x * ME_SQRT1_2));
@@ -183,12 +186,12 @@ void me_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n
 }
 
 void me_relu_grad_inplace(float *d, const float *inp, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= ME_PAR_MIN_ELEMS)
+#pragma omp parallel for schedule(static) if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
     for (size_t i = 0; i < n; i++) d[i] = inp[i] > 0.0f ? d[i] : 0.0f; /* a select, not a branch: vectorises */
 }
 
 void me_gelu_grad_inplace(float *d, const float *inp, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= ME_PAR_MIN_ELEMS)
+#pragma omp parallel for schedule(static) if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         d[i] *= 0.5f * (1.0f + erff(x * ME_SQRT1_2)) + x * ME_INV_SQRT_2PI * expf(-0.5f * x * x);
@@ -196,7 +199,7 @@ void me_gelu_grad_inplace(float *d, const float *inp, size_t n) {
 }
 
 void me_add_inplace(float *y, const float *x, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= ME_PAR_MIN_ELEMS)
+#pragma omp parallel for schedule(static) if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
@@ -243,7 +246,7 @@ void me_attention_forward(float *out, float *probs, float *probs_drop, const flo
     size_t ss = (size_t)s * s;
     int par = (size_t)bh * ss * dh >= ME_PAR_MIN_ELEMS;
     /* heads are independent: one (batch, head) pair per iteration, single-threaded matmuls inside */
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(static) if (ME_PAR(par))
     for (int x = 0; x < bh; x++) {
         int bi = x / h, hi = x % h;
         const float *base = qkv + (size_t)bi * s * ld;
@@ -261,7 +264,7 @@ void me_attention_forward(float *out, float *probs, float *probs_drop, const flo
             probs_drop[i] = me_rng_uniform(rng) >= dropout ? probs[i] * keep_scale : 0.0f;
         pv = probs_drop;
     }
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(static) if (ME_PAR(par))
     for (int x = 0; x < bh; x++) {
         int bi = x / h, hi = x % h;
         /* out[S, head cols] = pv[S,S] * v[S,Dh]   (written into the head's column slice of out[S,D]) */
@@ -275,7 +278,7 @@ void me_attention_backward(float *dqkv, float *dprobs, const float *dout, const 
     int dh = d / h, ld = 3 * d, bh = b * h;
     float scale = 1.0f / sqrtf((float)dh);
     size_t ss = (size_t)s * s;
-#pragma omp parallel for schedule(static) if ((size_t)bh * ss * dh >= ME_PAR_MIN_ELEMS)
+#pragma omp parallel for schedule(static) if (ME_PAR((size_t)bh * ss * dh >= ME_PAR_MIN_ELEMS))
     for (int x = 0; x < bh; x++) {
         int bi = x / h, hi = x % h;
         const float *base = qkv + (size_t)bi * s * ld;

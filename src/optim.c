@@ -4,6 +4,7 @@
 #include "minienc/optim.h"
 
 #include "internal.h"
+#include "profile.h"
 
 #include <assert.h>
 #include <math.h>
@@ -72,7 +73,7 @@ static void adamw_tensor(float *p, const float *g, float *m, float *v, size_t n,
                          float b1, float one_minus_b1, float b2, float one_minus_b2, float bc2_sqrt, float eps,
                          float neg_step_size) {
     /* elementwise and memory-bound: split across the kernels' threads for large tensors */
-#pragma omp parallel for schedule(static) if (n >= 65536)
+#pragma omp parallel for schedule(static) if (ME_PAR(n >= 65536))
     for (size_t i = 0; i < n; i++) {
         float pi = p[i] * decay_factor;
         float gi = g[i];
@@ -112,7 +113,7 @@ static void sgd_step(me_optim *o, me_params *p, double lr_d) {
         const float *g = p->grad + ti->offset; /* [count] */
         float *buf = o->m + ti->offset;        /* [count] */
         float wdk = o->decay[k] ? wd : 0.0f;
-#pragma omp parallel for schedule(static) if (ti->count >= 65536)
+#pragma omp parallel for schedule(static) if (ME_PAR(ti->count >= 65536))
         for (size_t i = 0; i < ti->count; i++) {
             float d = wdk != 0.0f ? g[i] + wdk * w[i] : g[i];
             if (mu != 0.0f) {

@@ -96,3 +96,13 @@ void me_moving_average(const double *y, size_t n, size_t half, double *out) {
         out[i] = cnt ? sum / (double)cnt : NAN;
     }
 }
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double me_median(double *x, size_t n) {
+    qsort(x, n, sizeof *x, cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}

@@ -18,7 +18,21 @@
 
 typedef struct {
     int batch, seq, steps, warmup;
+    int profile; /* also time each operation of the step (the result's prof rows) */
 } me_bench_options;
+
+/* One row of the step profile: an operation's median milliseconds per step over the timed steps, in
+ * the forward pass and in the backward pass with the update (a negative value: not applicable).
+ * The matmul rows include their bias; "synchronisation" is the fork/join of the kernels' parallel
+ * regions (regions per step x the cost of an empty region measured in the same run, taken out of
+ * the rows they occurred in) plus any measured waiting; "other" is the step's remainder (the MSE
+ * loss, clearing the gradients, the timers). */
+typedef struct {
+    const char *name; /* static */
+    double forward_ms, backward_ms, total_ms;
+} me_bench_prof_row;
+
+#define ME_BENCH_PROF_MAX 16
 
 typedef struct {
     double ms_median, ms_min, ms_max;
@@ -29,6 +43,12 @@ typedef struct {
     size_t workspace_bytes;         /* backward workspace (not counted as needed) */
     size_t needed_bytes;            /* sum of the five above */
     size_t rss_before, rss_peak;    /* resident set sizes (bytes) before building and at the peak */
+    /* with options.profile: rows with any time, in a fixed order, "other" last */
+    me_bench_prof_row prof[ME_BENCH_PROF_MAX];
+    int n_prof;
+    double prof_step_ms;            /* median step of the profiled steps */
+    double region_us;               /* one empty parallel region (fork and join), microseconds */
+    double regions_per_step;        /* parallel regions the kernels entered per step */
 } me_bench_result;
 
 /* Closed-form matmul FLOPs of one training step (see above). */

@@ -7,7 +7,7 @@
 #include "cli.h"
 #include "minienc/bench.h"
 
-enum { OPT_BATCH, OPT_SEQ, OPT_STEPS, OPT_THREADS, OPT_JSON, OPT_SET, N_OPTS };
+enum { OPT_BATCH, OPT_SEQ, OPT_STEPS, OPT_THREADS, OPT_PROFILE, OPT_JSON, OPT_SET, N_OPTS };
 static const cli_option options[N_OPTS] = {
     [OPT_BATCH] = {.name = "--batch", .kind = CLI_INT, .value = "B", .help = "sequences per step",
                    .def = 32, .lo = 1, .hi = 1 << 20},
@@ -17,9 +17,36 @@ static const cli_option options[N_OPTS] = {
                    .def = 10, .lo = 1, .hi = 100000},
     [OPT_THREADS] = {.name = "--threads", .kind = CLI_INT, .value = "T", .help = "threads, 0: all cores",
                      .lo = 0, .hi = 1024, .def_text = "the config's train.threads"},
+    [OPT_PROFILE] = {.name = "--profile", .kind = CLI_FLAG,
+                     .help = "also where a step's time goes: per operation (matmul by site, attention, LayerNorm, "
+                             "elementwise, optimizer, synchronisation)"},
     [OPT_JSON] = CLI_OPTION_JSON,
     [OPT_SET] = CLI_OPTION_SET,
 };
+
+/* A milliseconds cell, "-" where the operation has no such phase. */
+static void ms_cell(char *buf, size_t cap, double ms) {
+    if (ms < 0) snprintf(buf, cap, "-");
+    else snprintf(buf, cap, "%.3f", ms);
+}
+
+static void print_profile(const me_bench_result *r, long steps) {
+    double sum = 0.0;
+    for (int k = 0; k < r->n_prof; k++) sum += r->prof[k].total_ms;
+    printf("\nwhere the time goes (median per step over the %ld timed steps, ms)\n", steps);
+    printf("  %-22s %9s %9s %9s %7s\n", "operation", "forward", "backward", "total", "share");
+    for (int k = 0; k < r->n_prof; k++) {
+        char f[32], b[32];
+        ms_cell(f, sizeof f, r->prof[k].forward_ms);
+        ms_cell(b, sizeof b, r->prof[k].backward_ms);
+        printf("  %-22s %9s %9s %9.3f %6.1f%%\n", r->prof[k].name, f, b, r->prof[k].total_ms,
+               sum > 0 ? 100.0 * r->prof[k].total_ms / sum : 0.0);
+    }
+    printf("  %-22s %9s %9s %9.3f  (median step %.3f)\n", "sum of the rows", "", "", sum, r->prof_step_ms);
+    printf("  matmul rows include their bias; backward includes the update. Synchronisation: %.0f parallel regions\n"
+           "  per step x %.2f us for an empty one (fork and join, measured in this run), taken out of their rows.\n",
+           r->regions_per_step, r->region_us);
+}
 
 static int cmd_bench(const cli_args *a) {
     const char *config = a->args[0];
@@ -29,7 +56,8 @@ static int cmd_bench(const cli_args *a) {
     if (cli_load_config(&cfg, config, a, &err)) return cli_fail(&err);
     int used = cli_set_threads(a->given[OPT_THREADS] ? (int)a->num[OPT_THREADS] : cfg.train.threads);
     double sgemm = me_bench_sgemm_gflops(2048, 5);
-    me_bench_options o = {.batch = (int)batch, .seq = (int)seq, .steps = (int)steps, .warmup = 2};
+    int profile = a->given[OPT_PROFILE];
+    me_bench_options o = {.batch = (int)batch, .seq = (int)seq, .steps = (int)steps, .warmup = 2, .profile = profile};
     me_bench_result r;
     if (me_bench_run(&cfg.model, &o, &r, &err)) return cli_fail(&err);
     double mib = 1024.0 * 1024.0, peak_step = (double)(r.rss_peak - r.rss_before);
@@ -54,6 +82,21 @@ static int cmd_bench(const cli_args *a) {
         cJSON_AddNumberToObject(j, "peak_over_needed", peak_step / (double)r.needed_bytes);
         cJSON_AddNumberToObject(j, "loss_first", r.loss_first);
         cJSON_AddNumberToObject(j, "loss_last", r.loss_last);
+        if (profile) {
+            cJSON *pj = cJSON_AddObjectToObject(j, "profile");
+            cJSON_AddNumberToObject(pj, "step_ms", r.prof_step_ms);
+            cJSON_AddNumberToObject(pj, "region_us", r.region_us);
+            cJSON_AddNumberToObject(pj, "regions_per_step", r.regions_per_step);
+            cJSON *rows = cJSON_AddArrayToObject(pj, "rows");
+            for (int k = 0; k < r.n_prof; k++) {
+                cJSON *row = cJSON_CreateObject();
+                cJSON_AddStringToObject(row, "op", r.prof[k].name);
+                if (r.prof[k].forward_ms >= 0) cJSON_AddNumberToObject(row, "forward_ms", r.prof[k].forward_ms);
+                if (r.prof[k].backward_ms >= 0) cJSON_AddNumberToObject(row, "backward_ms", r.prof[k].backward_ms);
+                cJSON_AddNumberToObject(row, "ms", r.prof[k].total_ms);
+                cJSON_AddItemToArray(rows, row);
+            }
+        }
         char *s = cJSON_PrintUnformatted(j);
         if (s) printf("%s\n", s);
         free(s);
@@ -72,6 +115,7 @@ static int cmd_bench(const cli_args *a) {
     printf("              peak RSS %.1f MiB, %.1f MiB before the model: the step took %.2fx what it needs\n",
            (double)r.rss_peak / mib, (double)r.rss_before / mib, peak_step / (double)r.needed_bytes);
     printf("  loss        %.4f -> %.4f\n", r.loss_first, r.loss_last);
+    if (profile) print_profile(&r, steps);
     return 0;
 }
 

@@ -1,0 +1,99 @@
+/* Tests for the benchmark's arithmetic and its step profile.
+ *
+ * References: the step's matmul FLOPs counted by hand for a small config (every product of the
+ * forward and backward passes listed); the unprofiled run itself, which a profiled run must repeat
+ * bit for bit (profiling only reads clocks); the profile's own definition (rows with time, "other"
+ * last, forward + backward = total). No test here looks at how long anything took. */
+#include "test_util.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "minienc/bench.h"
+#include "minienc/config.h"
+#include "minienc/ops.h"
+
+static me_model_config small_config(int norm_first) {
+    me_config c;
+    me_config_defaults(&c);
+    c.model.d_model = 16;
+    c.model.n_heads = 2;
+    c.model.d_ff = 24;
+    c.model.n_layers = 2;
+    c.model.norm_first = norm_first;
+    return c.model;
+}
+
+static void step_flops_should_count_every_matmul_of_the_step(void **state) {
+    (void)state;
+    /* B 2, S 3, D 16, F 24, 2 layers; T = 6 tokens. Per layer forward: qkv 2*6*16*48, out_proj
+     * 2*6*16*16, scores and weights x values 2 * (2*2*3*3*16)... over heads: 2 B S^2 D each, linear1
+     * 2*6*16*24, linear2 2*6*24*16. Backward: two products per forward product. */
+    double t = 6, d = 16, f = 24, b = 2, s = 3;
+    double fwd = 2 * t * d * 3 * d + 2 * t * d * d + 2 * (2 * b * s * s * d) + 2 * t * d * f + 2 * t * f * d;
+    double post = 3 * 2 * fwd - 2 * t * d * 3 * d; /* the first qkv's input gradient is not formed */
+    double pre = 3 * 2 * fwd;
+    me_model_config c = small_config(0);
+    assert_true(fabs(me_bench_step_flops(&c, 2, 3) - post) < 1e-6 * post);
+    c = small_config(1);
+    assert_true(fabs(me_bench_step_flops(&c, 2, 3) - pre) < 1e-6 * pre);
+}
+
+static void profiled_steps_should_equal_unprofiled_ones_bit_for_bit(void **state) {
+    (void)state;
+    me_ops_set_threads(1);
+    me_model_config c = small_config(0);
+    me_bench_options o = {.batch = 3, .seq = 5, .steps = 4, .warmup = 1, .profile = 0};
+    me_bench_result plain, prof;
+    me_error err = {0};
+    assert_int_equal(me_bench_run(&c, &o, &plain, &err), ME_OK);
+    o.profile = 1;
+    assert_int_equal(me_bench_run(&c, &o, &prof, &err), ME_OK);
+    assert_memory_equal(&plain.loss_first, &prof.loss_first, sizeof(double));
+    assert_memory_equal(&plain.loss_last, &prof.loss_last, sizeof(double));
+    assert_int_equal(plain.n_prof, 0);
+}
+
+static int find_row(const me_bench_result *r, const char *name) {
+    for (int k = 0; k < r->n_prof; k++)
+        if (strcmp(r->prof[k].name, name) == 0) return k;
+    return -1;
+}
+
+static void profile_should_name_every_operation_of_the_step(void **state) {
+    (void)state;
+    me_ops_set_threads(2);
+    me_model_config c = small_config(1);
+    me_bench_options o = {.batch = 4, .seq = 8, .steps = 3, .warmup = 1, .profile = 1};
+    me_bench_result r;
+    me_error err = {0};
+    assert_int_equal(me_bench_run(&c, &o, &r, &err), ME_OK);
+    me_ops_set_threads(1);
+    const char *must[] = {"matmul in_proj (qkv)", "matmul out_proj", "matmul linear1", "matmul linear2",
+                          "attention", "LayerNorm", "elementwise", "optimizer"};
+    for (size_t i = 0; i < sizeof must / sizeof must[0]; i++) {
+        int k = find_row(&r, must[i]);
+        if (k < 0) print_error("no profile row '%s'\n", must[i]);
+        assert_true(k >= 0);
+    }
+    assert_true(find_row(&r, "matmul head") < 0); /* bench runs the encoder stack alone */
+    assert_string_equal(r.prof[r.n_prof - 1].name, "other");
+    for (int k = 0; k < r.n_prof; k++) {
+        const me_bench_prof_row *row = &r.prof[k];
+        assert_true(isfinite(row->total_ms) && row->total_ms >= 0.0);
+        if (row->forward_ms >= 0.0 && row->backward_ms >= 0.0)
+            assert_true(fabs(row->forward_ms + row->backward_ms - row->total_ms) <= 1e-9 * (1.0 + row->total_ms));
+    }
+    int opt = find_row(&r, "optimizer");
+    assert_true(r.prof[opt].forward_ms < 0.0); /* the update belongs to no forward pass */
+    assert_true(r.regions_per_step >= 0.0 && r.region_us >= 0.0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(step_flops_should_count_every_matmul_of_the_step),
+        cmocka_unit_test(profiled_steps_should_equal_unprofiled_ones_bit_for_bit),
+        cmocka_unit_test(profile_should_name_every_operation_of_the_step),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
