@@ -100,6 +100,7 @@ static const key_spec KEYS[] = {
     {"train.clip_grad_norm", K_DOUBLE, OFF(train.clip_grad_norm), "0", 0, 0, 0, NULL, 0}, /* 0: off */
     {"train.seed", K_U64, OFF(train.seed), "0", 0, 0, 0, NULL, 0},
     {"train.eval_every", K_INT, OFF(train.eval_every), "100", 0, INT_MAX, 0, NULL, 0},
+    {"train.stop_at_accuracy", K_DOUBLE, OFF(train.stop_at_accuracy), "0", 0, 1, F_HAS_HI, NULL, 0}, /* 0: off */
     {"train.threads", K_INT, OFF(train.threads), "0", 0, 1024, ME_KEY_MACHINE, NULL, 0}, /* 0: all cores */
     {"log.out_dir", K_PATH, OFF(log.out_dir), "runs/default", 0, 0, ME_KEY_RUN, NULL, 0},
     {"log.history_every", K_INT, OFF(log.history_every), "10", 1, INT_MAX, 0, NULL, 0},

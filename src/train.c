@@ -291,8 +291,8 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
         if ((st = save_all(r, 0, err))) goto done;
     }
     double t0 = me_now_s(), t_last = t0;
-    int b = tc->batch_size;
-    while (r->state.step < tc->steps) {
+    int b = tc->batch_size, reached = 0;
+    while (r->state.step < tc->steps && !reached) {
         if (hooks && hooks->stop && *hooks->stop) {
             st = save_all(r, 1, err);
             if (!st) st = me_error_set(err, ME_ERR_INTERRUPTED, "interrupted at step %" PRId64 "; saved %s (resume with "
@@ -338,6 +338,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
             pr.valid_seq_acc = ev.seq_accuracy;
             pr.valid_step = (long)r->state.step;
             pr.evaluated = 1;
+            reached = tc->stop_at_accuracy > 0.0 && ev.accuracy >= tc->stop_at_accuracy;
         }
         me_metrics_row row = {r->state.step, loss, lr, gnorm, pr.tokens_per_s, pr.evaluated ? pr.valid_loss : NAN,
                               pr.evaluated ? pr.valid_acc : NAN};
@@ -347,7 +348,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
             goto done;
         pr.elapsed_s = t - t0;
         if (hooks && hooks->progress) hooks->progress(hooks->user, &pr);
-        if (!last && r->cfg.log.checkpoint_every > 0 && r->state.step % r->cfg.log.checkpoint_every == 0 &&
+        if (!last && !reached && r->cfg.log.checkpoint_every > 0 && r->state.step % r->cfg.log.checkpoint_every == 0 &&
             (st = save_all(r, 0, err)))
             goto done;
         t_last = me_now_s(); /* tokens/s times the step itself, not evaluation or saving */
@@ -357,7 +358,12 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
                  r->state.step, tc->steps);
         hooks->note(hooks->user, note);
     }
-    st = save_all(r, 0, err);
+    if (reached && hooks && hooks->note) {
+        snprintf(note, sizeof note, "validation accuracy %.2f%% reached train.stop_at_accuracy = %g at step %" PRId64
+                 ": stopping", 100.0 * pr.valid_acc, tc->stop_at_accuracy, r->state.step);
+        hooks->note(hooks->user, note);
+    }
+    st = save_all(r, reached, err); /* stopped early: the history ends at the checkpoint's values */
     res->valid_loss = pr.valid_loss;
     res->valid_acc = pr.valid_acc;
     res->valid_seq_acc = pr.valid_seq_acc;

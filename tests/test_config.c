@@ -105,6 +105,7 @@ static void assert_configs_equal(const me_config *a, const me_config *b) {
     assert_memory_equal(&a->train.clip_grad_norm, &b->train.clip_grad_norm, sizeof(double));
     assert_true(a->train.seed == b->train.seed);
     assert_int_equal(a->train.eval_every, b->train.eval_every);
+    assert_memory_equal(&a->train.stop_at_accuracy, &b->train.stop_at_accuracy, sizeof(double));
     assert_int_equal(a->train.threads, b->train.threads);
     assert_string_equal(a->log.out_dir, b->log.out_dir);
     assert_int_equal(a->log.history_every, b->log.history_every);
@@ -588,7 +589,7 @@ static void a_full_config_should_round_trip_through_a_file(void **state) {
         "final_norm", "layer_norm_eps", "dropout", "vocab_size", "n_classes", "max_len", "positional", "task",
         "train", "valid", "steps", "batch_size", "optimizer", "lr", "beta1", "beta2", "eps", "weight_decay",
         "decay_norm_and_bias", "momentum", "schedule", "warmup", "clip_grad_norm", "seed", "eval_every",
-        "threads", "out_dir", "history_every", "checkpoint_every"};
+        "stop_at_accuracy", "threads", "out_dir", "history_every", "checkpoint_every"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char needle[64];
         snprintf(needle, sizeof needle, "\n%s = ", keys[i]);
@@ -843,7 +844,7 @@ static void readme_should_document_every_key_with_its_default(void **state) {
         }
         n_written++;
     }
-    assert_int_equal(n_written, 35);
+    assert_int_equal(n_written, 36);
     assert_int_equal(n_documented, n_written);
     free(written);
 }

@@ -885,10 +885,61 @@ static void history_should_hold_the_initial_values_the_scheduled_steps_and_the_f
     me_remove_tree(f.root);
 }
 
+/* stop_at_accuracy against the same run without it: the stopped run is the unstopped run's first S
+ * steps, S being the first evaluation whose accuracy reaches the target. */
+static void stop_at_accuracy_should_end_the_run_at_the_first_evaluation_that_reaches_it(void **state) {
+    (void)state;
+    fixture f;
+    fixture_init(&f, 200);
+    const char *full_sets[] = {"train.steps=120", "train.eval_every=10"};
+    me_config full;
+    tiny_config(&full, &f, "full", full_sets, N_OF(full_sets));
+    train_ok(&full, 0, NULL, NULL);
+    metrics m = read_metrics(full.log.out_dir);
+    /* the target: the best accuracy of the evaluations up to step 80, less a margin below the CSV's
+     * nine digits (accuracies are multiples of 1/targets, far coarser) */
+    double best = 0.0;
+    for (int i = 0; i < 80; i++)
+        if (m.rows[i][6][0] && atof(m.rows[i][6]) > best) best = atof(m.rows[i][6]);
+    double target = best - 1e-6;
+    int stop = -1;
+    for (int i = 0; i < m.n && stop < 0; i++)
+        if (m.rows[i][6][0] && atof(m.rows[i][6]) >= target) stop = i + 1;
+    assert_true(best > 0.0 && stop > 0 && stop <= 80 && stop < m.n);
+    char set[64];
+    snprintf(set, sizeof set, "train.stop_at_accuracy=%.17g", target);
+    const char *stop_sets[] = {"train.steps=120", "train.eval_every=10", set};
+    me_config c;
+    tiny_config(&c, &f, "stopped", stop_sets, N_OF(stop_sets));
+    me_train_result res;
+    train_ok(&c, 0, NULL, &res);
+    assert_int_equal(res.steps_done, stop);
+    metrics s = read_metrics(c.log.out_dir);
+    assert_int_equal(s.n, stop);
+    for (int i = 0; i < s.n; i++)
+        for (int col = 0; col < M_COLS; col++)
+            if (col != 4 && strcmp(s.rows[i][col], m.rows[i][col]) != 0) {
+                print_error("metrics row %d column %d: '%s' stopped vs '%s' full\n", i + 1, col, s.rows[i][col],
+                            m.rows[i][col]);
+                fail();
+            }
+    /* the history ends at the checkpoint's step */
+    char path[PATH_CAP];
+    snprintf(path, sizeof path, "%s/history.safetensors", c.log.out_dir);
+    me_history h;
+    me_error err = {0};
+    assert_int_equal(me_history_read(&h, path, &err), ME_OK);
+    assert_true(h.n_snap > 0 && h.steps[h.n_snap - 1] == stop);
+    me_history_free(&h);
+    free(m.rows), free(s.rows);
+    me_remove_tree(f.root);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(loss_should_fall_by_half_on_the_copy_task_in_150_steps),
         cmocka_unit_test(the_same_seed_should_give_bit_identical_run_files),
+        cmocka_unit_test(stop_at_accuracy_should_end_the_run_at_the_first_evaluation_that_reaches_it),
         cmocka_unit_test(resuming_adamw_at_step_30_should_reproduce_the_60_step_run_byte_for_byte),
         cmocka_unit_test(resuming_sgd_with_momentum_at_step_30_should_reproduce_the_60_step_run_byte_for_byte),
         cmocka_unit_test(resuming_an_interrupted_run_should_reproduce_the_uninterrupted_run),

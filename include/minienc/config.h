@@ -55,6 +55,7 @@ typedef struct {
     double clip_grad_norm; /* 0: off */
     uint64_t seed;
     int eval_every;
+    double stop_at_accuracy; /* 0: off; else stop at the first evaluation whose accuracy reaches it */
     int threads; /* 0: all cores */
 } me_train_config;
 
