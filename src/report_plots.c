@@ -20,22 +20,24 @@
 
 static const me_rgb COL_MEAN = {31, 119, 180};
 
+/* Shared by the figures, which are drawn in parallel: read-only while they are drawn. */
 typedef struct {
     char run[256];
     char plots[4096];
     me_font font;
-    me_report_files *files;
 } plot_ctx;
 
 /* The LayerNorm parameter's letter: γ (scale) or β (offset). */
 static const char *greek(int gamma) { return gamma ? "γ" : "β"; }
 
-static me_status save_png(plot_ctx *pc, const me_canvas *cv, const char *name, me_error *err) {
+/* Writes the figure to plots/name; on success *written (malloc'ed) is its path. */
+static me_status save_png(const plot_ctx *pc, const me_canvas *cv, const char *name, char **written,
+                          me_error *err) {
     char *path = report_join(pc->plots, name);
     if (!path) return me_error_set(err, ME_ERR_NOMEM, "plot: out of memory");
     me_status st = me_canvas_write_png(cv, path, err);
-    if (st == ME_OK && pc->files) st = me_report_files_add(pc->files, path, err);
-    free(path);
+    if (st == ME_OK) *written = path;
+    else free(path);
     return st;
 }
 
@@ -61,7 +63,7 @@ static const char *param_suffix(const char *name, const char *prefix) {
 
 /* Trajectory panel for history tensor i: mean ± std band, min–max envelope, the dimensions that moved
  * most. steps: [n_snap]. */
-static me_status trajectory_panel(plot_ctx *pc, me_canvas *cv, me_rect r, const me_history *h, int i,
+static me_status trajectory_panel(const plot_ctx *pc, me_canvas *cv, me_rect r, const me_history *h, int i,
                                   const char *prefix, const double *steps, me_error *err) {
     size_t S = h->n_snap, D = h->dim[i];
     size_t k = D / 4 < TOP_SHOWN ? D / 4 : TOP_SHOWN;
@@ -180,7 +182,7 @@ static size_t heatmap_columns(const int64_t *steps, size_t S, size_t *cols, doub
     return C;
 }
 
-static me_status heatmap_panel(plot_ctx *pc, me_canvas *cv, me_rect r, const me_history *h, int i,
+static me_status heatmap_panel(const plot_ctx *pc, me_canvas *cv, me_rect r, const me_history *h, int i,
                                const char *prefix, const double *steps, me_error *err) {
     (void)steps;
     enum { MAX_RESAMPLED = 4096 };
@@ -216,12 +218,12 @@ static me_status heatmap_panel(plot_ctx *pc, me_canvas *cv, me_rect r, const me_
     return st;
 }
 
-typedef me_status (*panel_fn)(plot_ctx *, me_canvas *, me_rect, const me_history *, int, const char *,
+typedef me_status (*panel_fn)(const plot_ctx *, me_canvas *, me_rect, const me_history *, int, const char *,
                               const double *, me_error *);
 
 /* One PNG per LayerNorm: γ above β, each drawn by fn. */
-static me_status norm_figure(plot_ctx *pc, const me_history *h, const me_history_norm *g, const double *steps, panel_fn fn,
-                             const char *suffix, me_error *err) {
+static me_status norm_figure(const plot_ctx *pc, const me_history *h, const me_history_norm *g, const double *steps,
+                             panel_fn fn, const char *suffix, char **written, me_error *err) {
     int idx[2], n = 0;
     if (g->gamma >= 0) idx[n++] = g->gamma;
     if (g->beta >= 0) idx[n++] = g->beta;
@@ -233,7 +235,7 @@ static me_status norm_figure(plot_ctx *pc, const me_history *h, const me_history
     if (st == ME_OK) {
         char name[ME_NAME_MAX + 32];
         snprintf(name, sizeof name, "%s_%s.png", g->stem, suffix);
-        st = save_png(pc, &cv, name, err);
+        st = save_png(pc, &cv, name, written, err);
     }
     me_canvas_free(&cv);
     return st;
@@ -251,7 +253,7 @@ static size_t compact(const me_metrics *m, const double *col, double *xs, double
     return n;
 }
 
-static me_status training_figure(plot_ctx *pc, const me_metrics *m, me_error *err) {
+static me_status training_figure(const plot_ctx *pc, const me_metrics *m, char **written, me_error *err) {
     double *buf = malloc(sizeof(double) * (5 * m->n + 1));
     if (!buf) return me_error_set(err, ME_ERR_NOMEM, "plot: out of memory for %zu metrics rows", m->n);
     double *vx = buf, *vl = vx + m->n, *ax = vl + m->n, *ay = ax + m->n, *smooth = ay + m->n;
@@ -320,9 +322,48 @@ static me_status training_figure(plot_ctx *pc, const me_metrics *m, me_error *er
         c2.x_max = m->step[m->n - 1];
     }
     if (st == ME_OK) st = me_chart_line(&cv, &pc->font, me_plot_grid_cell(all, 2, 1, 1, 0), &c2, NULL, err);
-    if (st == ME_OK) st = save_png(pc, &cv, "training.png", err);
+    if (st == ME_OK) st = save_png(pc, &cv, "training.png", written, err);
     me_canvas_free(&cv);
     free(buf);
+    return st;
+}
+
+/* Every figure: per LayerNorm its trajectories and its heatmap, then the training curves. The figures
+ * are independent (each its own canvas; the font and the run's data are only read), so they are drawn
+ * and encoded on the kernels' threads, one figure at a time each; a figure's bytes do not depend on
+ * which thread drew it. Files are listed, and the first failure reported, in figure order. */
+static me_status draw_figures(const plot_ctx *pc, const me_history *h, const me_history_norm *groups, int ng,
+                              const double *steps, const me_metrics *m, me_report_files *written, me_error *err) {
+    int n = 2 * ng + 1;
+    char **paths = calloc((size_t)n, sizeof *paths);
+    me_error *errs = calloc((size_t)n, sizeof *errs);
+    me_status *sts = calloc((size_t)n, sizeof *sts);
+    if (!paths || !errs || !sts) {
+        free(paths), free(errs), free(sts);
+        return me_error_set(err, ME_ERR_NOMEM, "plot: out of memory");
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int k = 0; k < n; k++) {
+        if (k == n - 1)
+            sts[k] = training_figure(pc, m, &paths[k], &errs[k]);
+        else
+            sts[k] = norm_figure(pc, h, &groups[k / 2], steps, k % 2 ? heatmap_panel : trajectory_panel,
+                                 k % 2 ? "heatmap" : "trajectories", &paths[k], &errs[k]);
+    }
+    me_status st = ME_OK;
+    for (int k = 0; k < n; k++) {
+        if (sts[k] && !st) {
+            st = sts[k];
+            *err = errs[k];
+        }
+        if (paths[k] && written) { /* listed even after a failure: the charts that were written */
+            me_error ignored;
+            me_status added = me_report_files_add(written, paths[k], st ? &ignored : err);
+            if (added && !st) st = added;
+        }
+        free(paths[k]);
+    }
+    free(paths), free(errs), free(sts);
     return st;
 }
 
@@ -367,7 +408,6 @@ me_status me_report_plots_font(const char *run_dir, const char *font_path, me_re
     me_history_norm *groups = NULL;
     plot_ctx pc;
     memset(&pc, 0, sizeof pc);
-    pc.files = written;
     me_report_run_name(run_dir, pc.run, sizeof pc.run);
 
     st = me_history_read(&h, hpath, err);
@@ -404,11 +444,7 @@ me_status me_report_plots_font(const char *run_dir, const char *font_path, me_re
     }
     for (size_t s = 0; s < h.n_snap; s++) steps[s] = (double)h.steps[s];
     int ng = me_history_norms(&h, groups);
-    for (int g = 0; g < ng && st == ME_OK; g++) {
-        st = norm_figure(&pc, &h, &groups[g], steps, trajectory_panel, "trajectories", err);
-        if (st == ME_OK) st = norm_figure(&pc, &h, &groups[g], steps, heatmap_panel, "heatmap", err);
-    }
-    if (st == ME_OK) st = training_figure(&pc, &m, err);
+    st = draw_figures(&pc, &h, groups, ng, steps, &m, written, err);
 done_all:
     free(steps);
     free(groups);

@@ -14,6 +14,7 @@
 #include <stb/stb_image.h>
 
 #include "minienc/history.h"
+#include "minienc/ops.h"
 #include "minienc/params.h"
 #include "minienc/plot.h"
 #include "minienc/report.h"
@@ -532,13 +533,15 @@ static void plots_without_the_font_should_skip_with_the_font_status_naming_the_p
 
 /* ---- command line ---- */
 
-/* The library draws the charts once, the command draws them again: same bytes, and it lists them. */
+/* The library draws the charts once on one thread, the command draws them again on three (the charts
+ * are drawn in parallel): same bytes, and it lists them. */
 static void cli_plot_should_list_the_files_and_redraw_them_byte_identically(void **state) {
     fixture *fx = *state;
     char run[600], cmd[2048], out[8192], path[1024];
     snprintf(run, sizeof run, "%s/twice", fx->dir);
     make_run(run, 16, 30, 300);
     me_error err = {0};
+    me_ops_set_threads(1);
     assert_int_equal(me_report_plots(run, &err), ME_OK);
     unsigned char *first[N_PNG];
     size_t size[N_PNG];
@@ -548,7 +551,7 @@ static void cli_plot_should_list_the_files_and_redraw_them_byte_identically(void
         assert_non_null(first[i]);
         assert_int_equal(remove(path), 0); /* the second run must recreate them, not keep them */
     }
-    snprintf(cmd, sizeof cmd, "'%s' plot '%s'", me_test_bin(), run);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=3 '%s' plot '%s'", me_test_bin(), run);
     int code = me_run_capture(cmd, out, sizeof out);
     if (code != 0) fail_msg("exit %d: %s", code, out);
     for (size_t i = 0; i < N_PNG; i++) {

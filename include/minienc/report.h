@@ -63,7 +63,7 @@ void me_run_summary_free(me_run_summary *s);
 
 /* ---- charts --------------------------------------------------------------------------------------- */
 
-/* Paths of the files written, in the order written; released with me_report_files_free. */
+/* Paths of the files written, in the order the charts are listed; released with me_report_files_free. */
 typedef struct {
     int n;
     char **paths; /* [n], each malloc'ed; "RUN_DIR/plots/NAME.png" */
@@ -82,7 +82,8 @@ me_status me_report_files_add(me_report_files *f, const char *path, me_error *er
  * 'minienc plot RUN_DIR': training reports that as a warning and goes on. */
 me_status me_report_plots(const char *run_dir, me_error *err);
 /* The same, also listing the written files in *written (may be NULL); *written is filled even on
- * failure (the files written before it) and must be released with me_report_files_free. */
+ * failure (the charts that were written) and must be released with me_report_files_free. The charts
+ * are drawn in parallel on the kernels' threads (minienc/ops.h); the bytes do not depend on it. */
 me_status me_report_plots_list(const char *run_dir, me_report_files *written, me_error *err);
 /* The same with the font at font_path instead of the default. */
 me_status me_report_plots_font(const char *run_dir, const char *font_path, me_report_files *written, me_error *err);
