@@ -272,23 +272,18 @@ const float *me_encoder_forward(me_encoder *e, const me_params *p, const float *
         a->inp = inp;
         if (!c->norm_first) {
             /* res1 = x + dropout(SA(x)); ln1 = LN1(res1); res2 = ln1 + dropout(FFN(ln1)); out = LN2(res2)
-             * (each branch is computed into its residual buffer, then the skip input is added) */
+             * (each branch is computed into its residual buffer; the LayerNorm after it adds the skip input
+             * in its first pass) */
             self_attention_forward(e, p, a, li, inp, a->res1, drop, rng);
-            me_prof_mark m = me_prof_begin();
-            if (drop > 0.0f) me_dropout_forward(a->res1, a->mask1, td, drop, rng);
-            me_add_inplace(a->res1, inp, td);
-            me_prof_end(ME_PROF_ELEMENTWISE, m);
-            ME_PROF(ME_PROF_LAYERNORM, me_layernorm_forward(a->ln1_out, a->ln1_mean, a->ln1_rstd, a->res1,
-                                                            me_params_data(p, li->n1_w), me_params_data(p, li->n1_b),
-                                                            t, d, c->layer_norm_eps));
+            if (drop > 0.0f) ME_PROF(ME_PROF_ELEMENTWISE, me_dropout_forward(a->res1, a->mask1, td, drop, rng));
+            ME_PROF(ME_PROF_LAYERNORM, me_add_layernorm_forward(a->ln1_out, a->ln1_mean, a->ln1_rstd, a->res1, inp,
+                                                                me_params_data(p, li->n1_w),
+                                                                me_params_data(p, li->n1_b), t, d, c->layer_norm_eps));
             ffn_forward(e, p, a, li, a->ln1_out, a->res2, drop, rng);
-            m = me_prof_begin();
-            if (drop > 0.0f) me_dropout_forward(a->res2, a->mask2, td, drop, rng);
-            me_add_inplace(a->res2, a->ln1_out, td);
-            me_prof_end(ME_PROF_ELEMENTWISE, m);
-            ME_PROF(ME_PROF_LAYERNORM, me_layernorm_forward(a->ln2_out, a->ln2_mean, a->ln2_rstd, a->res2,
-                                                            me_params_data(p, li->n2_w), me_params_data(p, li->n2_b),
-                                                            t, d, c->layer_norm_eps));
+            if (drop > 0.0f) ME_PROF(ME_PROF_ELEMENTWISE, me_dropout_forward(a->res2, a->mask2, td, drop, rng));
+            ME_PROF(ME_PROF_LAYERNORM, me_add_layernorm_forward(a->ln2_out, a->ln2_mean, a->ln2_rstd, a->res2,
+                                                                a->ln1_out, me_params_data(p, li->n2_w),
+                                                                me_params_data(p, li->n2_b), t, d, c->layer_norm_eps));
             inp = a->ln2_out;
         } else {
             /* res1 = x + dropout(SA(LN1(x))); res2 = res1 + dropout(FFN(LN2(res1))) */
@@ -296,15 +291,12 @@ const float *me_encoder_forward(me_encoder *e, const me_params *p, const float *
                                                             me_params_data(p, li->n1_w), me_params_data(p, li->n1_b),
                                                             t, d, c->layer_norm_eps));
             self_attention_forward(e, p, a, li, a->ln1_out, a->res1, drop, rng);
-            me_prof_mark m = me_prof_begin();
-            if (drop > 0.0f) me_dropout_forward(a->res1, a->mask1, td, drop, rng);
-            me_add_inplace(a->res1, inp, td);
-            me_prof_end(ME_PROF_ELEMENTWISE, m);
-            ME_PROF(ME_PROF_LAYERNORM, me_layernorm_forward(a->ln2_out, a->ln2_mean, a->ln2_rstd, a->res1,
-                                                            me_params_data(p, li->n2_w), me_params_data(p, li->n2_b),
-                                                            t, d, c->layer_norm_eps));
+            if (drop > 0.0f) ME_PROF(ME_PROF_ELEMENTWISE, me_dropout_forward(a->res1, a->mask1, td, drop, rng));
+            ME_PROF(ME_PROF_LAYERNORM, me_add_layernorm_forward(a->ln2_out, a->ln2_mean, a->ln2_rstd, a->res1, inp,
+                                                                me_params_data(p, li->n2_w),
+                                                                me_params_data(p, li->n2_b), t, d, c->layer_norm_eps));
             ffn_forward(e, p, a, li, a->ln2_out, a->res2, drop, rng);
-            m = me_prof_begin();
+            me_prof_mark m = me_prof_begin();
             if (drop > 0.0f) me_dropout_forward(a->res2, a->mask2, td, drop, rng);
             me_add_inplace(a->res2, a->res1, td);
             me_prof_end(ME_PROF_ELEMENTWISE, m);

@@ -92,27 +92,64 @@ void me_linear_backward(float *dinp, float *dweight, float *dbias, const float *
     if (dbias) colsum_add(dbias, dout, t, oc);
 }
 
+/* Row sums and dot products in a fixed order that vectorises without reassociation flags: element j
+ * goes to partial sum j % ME_LANES, and the partial sums are combined pairwise at the end. */
+#define ME_LANES 8
+static inline float lanes_total(const float *acc) {
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+/* LayerNorm of one row of c values: v[c] is the row, or with skip, v = res = x + skip (res may be x).
+ * Two passes in float lanes (the mean, then the centred variance: no cancellation), then the output. */
+static void layernorm_row(float *y, float *mean, float *rstd, float *res, const float *x, const float *skip,
+                          const float *weight, const float *bias, int c, float eps) {
+    float acc[ME_LANES] = {0};
+    int c8 = c - c % ME_LANES, j;
+    const float *v = x;
+    if (skip) {
+        for (j = 0; j < c8; j += ME_LANES)
+            for (int k = 0; k < ME_LANES; k++) {
+                float s = x[j + k] + skip[j + k];
+                res[j + k] = s;
+                acc[k] += s;
+            }
+        for (; j < c; j++) {
+            res[j] = x[j] + skip[j];
+            acc[j - c8] += res[j];
+        }
+        v = res;
+    } else {
+        for (j = 0; j < c8; j += ME_LANES)
+            for (int k = 0; k < ME_LANES; k++) acc[k] += v[j + k];
+        for (; j < c; j++) acc[j - c8] += v[j];
+    }
+    float mu = lanes_total(acc) / (float)c;
+    for (int k = 0; k < ME_LANES; k++) acc[k] = 0.0f;
+    for (j = 0; j < c8; j += ME_LANES)
+        for (int k = 0; k < ME_LANES; k++) {
+            float d = v[j + k] - mu;
+            acc[k] += d * d;
+        }
+    for (; j < c; j++) acc[j - c8] += (v[j] - mu) * (v[j] - mu);
+    float r = 1.0f / sqrtf(lanes_total(acc) / (float)c + eps);
+    for (j = 0; j < c; j++) y[j] = (v[j] - mu) * r * weight[j] + bias[j];
+    *mean = mu;
+    *rstd = r;
+}
+
 void me_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                           const float *bias, int t, int c, float eps) {
 #pragma omp parallel for schedule(static) if (ME_PAR((size_t)t * c >= ME_PAR_MIN_ELEMS))
+    for (int i = 0; i < t; i++)
+        layernorm_row(out + (size_t)i * c, mean + i, rstd + i, NULL, inp + (size_t)i * c, NULL, weight, bias, c, eps);
+}
+
+void me_add_layernorm_forward(float *out, float *mean, float *rstd, float *res, const float *skip,
+                              const float *weight, const float *bias, int t, int c, float eps) {
+#pragma omp parallel for schedule(static) if (ME_PAR((size_t)t * c >= ME_PAR_MIN_ELEMS))
     for (int i = 0; i < t; i++) {
-        const float *x = inp + (size_t)i * c;
-        float *y = out + (size_t)i * c;
-        /* two passes in double: the mean first, then the centred variance (no cancellation) */
-        double sum = 0.0;
-        for (int j = 0; j < c; j++) sum += x[j];
-        double mu = sum / c;
-        double var = 0.0;
-        for (int j = 0; j < c; j++) {
-            double dx = x[j] - mu;
-            var += dx * dx;
-        }
-        var /= c;
-        double rs = 1.0 / sqrt(var + (double)eps);
-        float m = (float)mu, r = (float)rs;
-        for (int j = 0; j < c; j++) y[j] = (x[j] - m) * r * weight[j] + bias[j];
-        mean[i] = m;
-        rstd[i] = r;
+        float *row = res + (size_t)i * c;
+        layernorm_row(out + (size_t)i * c, mean + i, rstd + i, row, row, skip + (size_t)i * c, weight, bias, c, eps);
     }
 }
 
@@ -132,6 +169,7 @@ void me_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
             }
         }
     }
+    int c8 = c - c % ME_LANES;
 #pragma omp parallel for schedule(static) if (ME_PAR((size_t)t * c >= ME_PAR_MIN_ELEMS))
     for (int i = 0; i < t; i++) {
         const float *x = inp + (size_t)i * c;
@@ -140,15 +178,17 @@ void me_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
         float m = mean[i], r = rstd[i];
         /* xhat = (x - mean) * rstd;  dxhat = dy * weight;
          * dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) */
-        double sum_dxhat = 0.0, sum_dxhat_xhat = 0.0;
-        for (int j = 0; j < c; j++) {
-            float xhat = (x[j] - m) * r;
-            float dxhat = dy[j] * weight[j];
-            sum_dxhat += dxhat;
-            sum_dxhat_xhat += (double)dxhat * xhat;
-        }
-        float a = (float)(sum_dxhat / c), b = (float)(sum_dxhat_xhat / c);
-        for (int j = 0; j < c; j++) {
+        float s1[ME_LANES] = {0}, s2[ME_LANES] = {0};
+        int j;
+        /* one sum per loop: the compiler keeps a single set of lanes in registers */
+        for (j = 0; j < c8; j += ME_LANES)
+            for (int k = 0; k < ME_LANES; k++) s1[k] += dy[j + k] * weight[j + k];
+        for (; j < c; j++) s1[j - c8] += dy[j] * weight[j];
+        for (j = 0; j < c8; j += ME_LANES)
+            for (int k = 0; k < ME_LANES; k++) s2[k] += dy[j + k] * weight[j + k] * ((x[j + k] - m) * r);
+        for (; j < c; j++) s2[j - c8] += dy[j] * weight[j] * ((x[j] - m) * r);
+        float a = lanes_total(s1) / (float)c, b = lanes_total(s2) / (float)c;
+        for (j = 0; j < c; j++) {
             float xhat = (x[j] - m) * r;
             dx[j] += r * (dy[j] * weight[j] - a - xhat * b);
         }
@@ -217,6 +257,28 @@ void me_dropout_backward(float *dx, const float *dy, const uint8_t *mask, size_t
     for (size_t i = 0; i < n; i++) dx[i] = mask[i] ? dy[i] * scale : 0.0f;
 }
 
+/* e^x for softmax's shifted scores (x <= 0; larger x is taken as 0, x below -87 as -87, whose e^x
+ * ~1.6e-38 is nothing beside the row's largest weight, 1): x = n ln2 + r with |r| <= ln2/2 (ln2 in two
+ * parts, Cody and Waite), e^r by its degree-6 Taylor polynomial (truncation below 2^-24 there), 2^n
+ * written into the exponent bits. Within 2 ulp of expf, and no call, so a loop over a row vectorises. */
+static inline float exp_nonpositive(float x) {
+    x = x > 0.0f ? 0.0f : x;
+    x = x < -87.0f ? -87.0f : x;
+    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; /* round(x / ln2): 12582912 = 1.5 * 2^23 */
+    float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) * (1 << 23); /* 2^n, n in [-126, 0] */
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
 /* Softmax of one row of scores in place, with padding keys excluded. Returns 0 if every key is padding
  * (the row is then all zeros). */
 static int softmax_row(float *row, const uint8_t *key_pad, int s) {
@@ -227,14 +289,17 @@ static int softmax_row(float *row, const uint8_t *key_pad, int s) {
         memset(row, 0, (size_t)s * sizeof(float));
         return 0;
     }
-    float sum = 0.0f;
-    for (int j = 0; j < s; j++) {
-        float e = (key_pad && key_pad[j]) ? 0.0f : expf(row[j] - mx);
-        row[j] = e;
-        sum += e;
-    }
-    float inv = 1.0f / sum;
-    for (int j = 0; j < s; j++) row[j] *= inv;
+    if (key_pad)
+        for (int j = 0; j < s; j++) row[j] = key_pad[j] ? 0.0f : exp_nonpositive(row[j] - mx);
+    else
+        for (int j = 0; j < s; j++) row[j] = exp_nonpositive(row[j] - mx);
+    float acc[ME_LANES] = {0};
+    int s8 = s - s % ME_LANES, j;
+    for (j = 0; j < s8; j += ME_LANES)
+        for (int k = 0; k < ME_LANES; k++) acc[k] += row[j + k];
+    for (; j < s; j++) acc[j - s8] += row[j];
+    float inv = 1.0f / lanes_total(acc);
+    for (j = 0; j < s; j++) row[j] *= inv;
     return 1;
 }
 

@@ -263,6 +263,63 @@ static void split_matmul_should_match_naive_loops(void **state) {
     me_ops_set_threads(1);
 }
 
+static void add_layernorm_should_equal_the_add_and_the_layernorm_bit_for_bit(void **state) {
+    (void)state;
+    me_rng r;
+    me_rng_seed(&r, 12);
+    int t = 7, c = 37; /* not a multiple of the kernel's 8 lanes */
+    size_t n = (size_t)t * c;
+    float *x = rnd(n, &r), *skip = rnd(n, &r), *g = rnd(c, &r), *b = rnd(c, &r);
+    float *res = malloc(n * 4), *y = malloc(n * 4), *want = malloc(n * 4), mean[7], rstd[7], wm[7], wr[7];
+    memcpy(res, x, n * 4);
+    me_add_layernorm_forward(y, mean, rstd, res, skip, g, b, t, c, 1e-5f);
+    me_add_inplace(x, skip, n);
+    me_layernorm_forward(want, wm, wr, x, g, b, t, c, 1e-5f);
+    assert_memory_equal(res, x, n * 4);
+    assert_memory_equal(y, want, n * 4);
+    assert_memory_equal(mean, wm, sizeof mean);
+    assert_memory_equal(rstd, wr, sizeof rstd);
+    free(x), free(skip), free(g), free(b), free(res), free(y), free(want);
+}
+
+/* Softmax weights over scores spread across [-80, 0] below the row's maximum, each weight against
+ * the softmax of the same float score differences in double, within a few float ulps of itself (the
+ * exponential is the kernel's own). */
+static void attention_weights_should_match_double_softmax_to_a_few_ulps_over_a_wide_range(void **state) {
+    (void)state;
+    me_rng r;
+    me_rng_seed(&r, 13);
+    int b = 1, s = 41, d = 1, h = 1; /* head width 1: score(i, j) = q_i k_j */
+    float *qkv = calloc((size_t)s * 3, 4), *out = malloc((size_t)s * 4), *probs = malloc((size_t)s * s * 4);
+    for (int i = 0; i < s; i++) {
+        qkv[i * 3] = 1.0f + 0.05f * (float)i;                             /* q */
+        qkv[i * 3 + 1] = -80.0f * me_rng_uniform(&r);                     /* k */
+        qkv[i * 3 + 2] = 1.0f;                                            /* v */
+    }
+    me_attention_forward(out, probs, NULL, qkv, NULL, b, s, d, h, 0.0f, NULL);
+    double worst = 0.0;
+    for (int i = 0; i < s; i++) {
+        /* the float scores and their float differences from the maximum, as any float softmax has them
+         * (a difference of -80 is itself rounded by ~5e-6): the exponential and the normalisation are
+         * what is checked */
+        float sc[41], mx = -INFINITY;
+        double sum = 0.0;
+        for (int j = 0; j < s; j++) {
+            sc[j] = qkv[i * 3] * qkv[j * 3 + 1];
+            if (sc[j] > mx) mx = sc[j];
+        }
+        for (int j = 0; j < s; j++) sum += exp((double)(sc[j] - mx));
+        for (int j = 0; j < s; j++) {
+            double want = exp((double)(sc[j] - mx)) / sum, got = probs[i * s + j];
+            if (want < 1e-30) continue; /* flushed towards zero below e^-87: nothing beside the maximum */
+            double rel = fabs(got - want) / want;
+            if (rel > worst) worst = rel;
+        }
+    }
+    if (worst > 5e-7) fail_msg("worst relative error of a softmax weight %.3g, expected <= 5e-7", worst);
+    free(qkv), free(out), free(probs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(matmul_should_match_naive_loops_for_every_transpose),
@@ -272,6 +329,8 @@ int main(void) {
         cmocka_unit_test(attention_forward_should_match_naive_softmax_with_padding),
         cmocka_unit_test(dropout_should_keep_about_one_minus_p_and_rescale),
         cmocka_unit_test(split_matmul_should_match_naive_loops),
+        cmocka_unit_test(add_layernorm_should_equal_the_add_and_the_layernorm_bit_for_bit),
+        cmocka_unit_test(attention_weights_should_match_double_softmax_to_a_few_ulps_over_a_wide_range),
         cmocka_unit_test(threaded_block_should_agree_with_one_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,6 +32,10 @@ void me_linear_backward(float *dinp, float *dweight, float *dbias, const float *
  * saves mean[T] and rstd[T] = 1/sqrt(var + eps) (biased variance, as PyTorch). */
 void me_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                           const float *bias, int t, int c, float eps);
+/* The residual add and the LayerNorm after it in one pass: res[T,C] += skip[T,C], then
+ * out = LayerNorm(res) as me_layernorm_forward (bit for bit the same as the two calls). */
+void me_add_layernorm_forward(float *out, float *mean, float *rstd, float *res, const float *skip,
+                              const float *weight, const float *bias, int t, int c, float eps);
 /* dinp[T,C] += dL/dinp; dweight[C] += sum_t dout * xhat; dbias[C] += sum_t dout. */
 void me_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                            const float *weight, const float *mean, const float *rstd, int t, int c);
