@@ -18,8 +18,7 @@ static const cli_option options[N_OPTS] = {
     [OPT_THREADS] = {.name = "--threads", .kind = CLI_INT, .value = "T", .help = "threads, 0: all cores",
                      .lo = 0, .hi = 1024, .def_text = "the config's train.threads"},
     [OPT_PROFILE] = {.name = "--profile", .kind = CLI_FLAG,
-                     .help = "also where a step's time goes: per operation (matmul by site, attention, LayerNorm, "
-                             "elementwise, optimizer, synchronisation)"},
+                     .help = "also the time of each operation of a step (where the time goes)"},
     [OPT_JSON] = CLI_OPTION_JSON,
     [OPT_SET] = CLI_OPTION_SET,
 };
