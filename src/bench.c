@@ -96,6 +96,73 @@ double me_bench_step_flops(const me_model_config *c, int batch, int seq) {
     return 3.0 * c->n_layers * fwd - skipped;
 }
 
+int me_bench_step_matmuls(const me_model_config *c, int batch, int seq, me_bench_matmul *out) {
+    int t = batch * seq, s = seq, d = c->d_model, f = c->d_ff, dh = d / c->n_heads, d3 = 3 * d;
+    double l = c->n_layers, heads = (double)c->n_layers * batch * c->n_heads;
+    /* post-LN: the first layer's in_proj input gradient is not formed (me_encoder_backward without dx) */
+    double in_dx = c->norm_first ? l : l - 1;
+    const me_bench_matmul list[] = {
+        {"in_proj", "forward", 0, 1, t, d3, d, d, d, d3, 0, l},
+        {"attention", "scores", 0, 1, s, s, dh, d3, d3, s, 1, heads},
+        {"attention", "weights x values", 0, 0, s, dh, s, s, d3, d, 1, heads},
+        {"out_proj", "forward", 0, 1, t, d, d, d, d, d, 0, l},
+        {"linear1", "forward", 0, 1, t, f, d, d, d, f, 0, l},
+        {"linear2", "forward", 0, 1, t, d, f, f, f, d, 0, l},
+        {"linear2", "dW", 1, 0, d, f, t, d, f, f, 0, l},
+        {"linear2", "dX", 0, 0, t, f, d, d, f, f, 0, l},
+        {"linear1", "dX", 0, 0, t, d, f, f, d, d, 0, l},
+        {"linear1", "dW", 1, 0, f, d, t, f, d, d, 0, l},
+        {"out_proj", "dX", 0, 0, t, d, d, d, d, d, 0, l},
+        {"out_proj", "dW", 1, 0, d, d, t, d, d, d, 0, l},
+        {"attention", "d scores", 0, 1, s, s, dh, d, d3, s, 1, heads},
+        {"attention", "dV", 1, 0, s, dh, s, s, d, d3, 1, heads},
+        {"attention", "dQ", 0, 0, s, dh, s, s, d3, d3, 1, heads},
+        {"attention", "dK", 1, 0, s, dh, s, s, d3, d3, 1, heads},
+        {"in_proj", "dX", 0, 0, t, d, d3, d3, d, d, 0, in_dx},
+        {"in_proj", "dW", 1, 0, d3, d, t, d3, d, d, 0, l},
+    };
+    int n = 0;
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
+        if (list[i].count > 0) out[n++] = list[i];
+    return n;
+}
+
+static double matmul_rounds(const me_bench_matmul *mm, const float *a, const float *b, float *c) {
+    me_matmul(mm->trans_a, mm->trans_b, mm->m, mm->n, mm->k, 1.0f, a, mm->lda, b, mm->ldb, 0.0f, c, mm->ldc);
+    double t0 = me_now_s();
+    me_matmul(mm->trans_a, mm->trans_b, mm->m, mm->n, mm->k, 1.0f, a, mm->lda, b, mm->ldb, 0.0f, c, mm->ldc);
+    double one = me_now_s() - t0, round[5];
+    int reps = one > 0 ? (int)(2e-3 / one) : 1000;
+    reps = reps < 1 ? 1 : reps > 10000 ? 10000 : reps;
+    for (int r = 0; r < 5; r++) {
+        t0 = me_now_s();
+        for (int i = 0; i < reps; i++)
+            me_matmul(mm->trans_a, mm->trans_b, mm->m, mm->n, mm->k, 1.0f, a, mm->lda, b, mm->ldb, 0.0f, c, mm->ldc);
+        round[r] = (me_now_s() - t0) / reps;
+    }
+    return me_median(round, 5);
+}
+
+double me_bench_matmul_seconds(const me_bench_matmul *mm) {
+    /* A is op(A) stored [m,k] or [k,m], B [k,n] or [n,k], each row lda (ldb, ldc) apart */
+    size_t na = (size_t)(mm->trans_a ? mm->k : mm->m) * (size_t)mm->lda;
+    size_t nb = (size_t)(mm->trans_b ? mm->n : mm->k) * (size_t)mm->ldb, nc = (size_t)mm->m * (size_t)mm->ldc;
+    float *a = me_alloc(na * sizeof *a), *b = me_alloc(nb * sizeof *b), *c = me_alloc(nc * sizeof *c);
+    double sec = 0.0;
+    if (a && b && c) {
+        me_rng rng;
+        me_rng_seed(&rng, 11);
+        for (size_t i = 0; i < na; i++) a[i] = me_rng_uniform(&rng) - 0.5f;
+        for (size_t i = 0; i < nb; i++) b[i] = me_rng_uniform(&rng) - 0.5f;
+        int threads = me_ops_threads();
+        if (mm->per_head) me_ops_set_threads(1);
+        sec = matmul_rounds(mm, a, b, c);
+        if (mm->per_head) me_ops_set_threads(threads);
+    }
+    me_free(a), me_free(b), me_free(c);
+    return sec;
+}
+
 me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me_bench_result *r, me_error *err) {
     memset(r, 0, sizeof *r);
     me_model_config c = *cfg;

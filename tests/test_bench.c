@@ -39,6 +39,26 @@ static void step_flops_should_count_every_matmul_of_the_step(void **state) {
     assert_true(fabs(me_bench_step_flops(&c, 2, 3) - pre) < 1e-6 * pre);
 }
 
+/* Two derivations of the step's FLOPs: the closed form and the list of its matmuls. */
+static void step_matmuls_should_add_up_to_the_step_flops(void **state) {
+    (void)state;
+    for (int pre = 0; pre < 2; pre++) {
+        me_model_config c = small_config(pre);
+        me_bench_matmul mm[ME_BENCH_MATMULS_MAX];
+        int n = me_bench_step_matmuls(&c, 2, 3, mm);
+        double sum = 0.0;
+        for (int i = 0; i < n; i++) sum += 2.0 * mm[i].m * mm[i].n * mm[i].k * mm[i].count;
+        double want = me_bench_step_flops(&c, 2, 3);
+        if (fabs(sum - want) > 1e-9 * want) fail_msg("norm_first %d: matmuls %.0f FLOPs, formula %.0f", pre, sum, want);
+        assert_int_equal(n, 18); /* two layers: post-LN keeps the second layer's in_proj dX */
+    }
+    /* one layer post-LN: no in_proj input gradient at all */
+    me_model_config c = small_config(0);
+    c.n_layers = 1;
+    me_bench_matmul mm[ME_BENCH_MATMULS_MAX];
+    assert_int_equal(me_bench_step_matmuls(&c, 2, 3, mm), 17);
+}
+
 static void profiled_steps_should_equal_unprofiled_ones_bit_for_bit(void **state) {
     (void)state;
     me_ops_set_threads(1);
@@ -92,6 +112,7 @@ static void profile_should_name_every_operation_of_the_step(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(step_flops_should_count_every_matmul_of_the_step),
+        cmocka_unit_test(step_matmuls_should_add_up_to_the_step_flops),
         cmocka_unit_test(profiled_steps_should_equal_unprofiled_ones_bit_for_bit),
         cmocka_unit_test(profile_should_name_every_operation_of_the_step),
     };

@@ -54,6 +54,28 @@ typedef struct {
 /* Closed-form matmul FLOPs of one training step (see above). */
 double me_bench_step_flops(const me_model_config *cfg, int batch, int seq);
 
+/* One matmul of the step as the encoder calls me_matmul: C[m,n] = op(A)[m,k] op(B)[k,n] with the step's
+ * leading dimensions, `count` times per step. per_head: one call per (example, head) pair, the pairs
+ * spread over the threads and each call on one thread. */
+typedef struct {
+    const char *site; /* the profile row: "in_proj", "attention", "out_proj", "linear1", "linear2" */
+    const char *what; /* "forward", "dW", "dX", "scores", "weights x values", "d scores", "dV", "dQ", "dK" */
+    int trans_a, trans_b, m, n, k, lda, ldb, ldc;
+    int per_head;
+    double count;
+} me_bench_matmul;
+
+#define ME_BENCH_MATMULS_MAX 18
+
+/* The step's matmuls for cfg at batch x seq (bench's step: the stack's input needs no gradient) into
+ * out[ME_BENCH_MATMULS_MAX]; returns how many. 2 m n k count summed over them is
+ * me_bench_step_flops. */
+int me_bench_step_matmuls(const me_model_config *cfg, int batch, int seq, me_bench_matmul *out);
+
+/* Median seconds of one call of that matmul through me_matmul on the current threads (per_head: on one
+ * thread), over 5 rounds of enough calls to take about 2 ms; 0 when out of memory. */
+double me_bench_matmul_seconds(const me_bench_matmul *mm);
+
 /* Runs the benchmark: cfg's encoder stack (dropout forced to 0), AdamW with PyTorch's defaults. */
 me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me_bench_result *r, me_error *err);
 

@@ -47,6 +47,35 @@ static void print_profile(const me_bench_result *r, long steps) {
            r->regions_per_step, r->region_us);
 }
 
+/* The step's matmuls timed one shape at a time (same threads): what the step would take if it were
+ * its matmuls alone, each at its standalone rate. Fills ms[n] (per step) and returns the sum. */
+static double matmuls_alone(const me_bench_matmul *mm, int n, int threads, double *ms) {
+    double total = 0.0;
+    for (int i = 0; i < n; i++) {
+        /* per-head calls run on one thread each, the pairs spread over the threads */
+        ms[i] = 1000.0 * me_bench_matmul_seconds(&mm[i]) * mm[i].count / (mm[i].per_head ? threads : 1);
+        total += ms[i];
+    }
+    return total;
+}
+
+static void print_matmuls(const me_bench_matmul *mm, const double *ms, int n, double total, double flops,
+                          double sgemm) {
+    printf("\nthe step's matmuls alone (each shape timed on its own with the same threads)\n");
+    printf("  %-10s %-17s %-22s %9s %9s %9s\n", "site", "product", "m x n x k (op)", "per step", "GFLOP/s", "ms/step");
+    for (int i = 0; i < n; i++) {
+        char shape[64];
+        snprintf(shape, sizeof shape, "%dx%dx%d (%c%c)", mm[i].m, mm[i].n, mm[i].k, mm[i].trans_a ? 'T' : 'N',
+                 mm[i].trans_b ? 'T' : 'N');
+        double f = 2.0 * mm[i].m * mm[i].n * mm[i].k * mm[i].count;
+        printf("  %-10s %-17s %-22s %9.0f %9.1f %9.3f\n", mm[i].site, mm[i].what, shape, mm[i].count,
+               ms[i] > 0 ? f / (ms[i] * 1e6) : 0.0, ms[i]);
+    }
+    double rate = total > 0 ? flops / (total * 1e6) : 0.0;
+    printf("  all of them: %.3f ms/step -> %.1f GFLOP/s, %.0f%% of the sgemm 2048^3 rate: the most a step made of\n"
+           "  these calls can reach\n", total, rate, sgemm > 0 ? 100.0 * rate / sgemm : 0.0);
+}
+
 static int cmd_bench(const cli_args *a) {
     const char *config = a->args[0];
     long batch = a->num[OPT_BATCH], seq = a->num[OPT_SEQ], steps = a->num[OPT_STEPS];
@@ -60,6 +89,10 @@ static int cmd_bench(const cli_args *a) {
     me_bench_result r;
     if (me_bench_run(&cfg.model, &o, &r, &err)) return cli_fail(&err);
     double mib = 1024.0 * 1024.0, peak_step = (double)(r.rss_peak - r.rss_before);
+    me_bench_matmul mm[ME_BENCH_MATMULS_MAX];
+    double mm_ms[ME_BENCH_MATMULS_MAX], mm_total = 0.0;
+    int n_mm = profile ? me_bench_step_matmuls(&cfg.model, (int)batch, (int)seq, mm) : 0;
+    if (profile) mm_total = matmuls_alone(mm, n_mm, used, mm_ms);
     if (a->given[OPT_JSON]) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "config", config);
@@ -95,6 +128,21 @@ static int cmd_bench(const cli_args *a) {
                 cJSON_AddNumberToObject(row, "ms", r.prof[k].total_ms);
                 cJSON_AddItemToArray(rows, row);
             }
+            cJSON_AddNumberToObject(pj, "matmuls_alone_ms", mm_total);
+            cJSON_AddNumberToObject(pj, "matmuls_alone_sgemm_ratio",
+                                    mm_total > 0 && sgemm > 0 ? r.gflop_per_step / (mm_total / 1000.0) / sgemm : 0);
+            cJSON *mj = cJSON_AddArrayToObject(pj, "matmuls");
+            for (int k = 0; k < n_mm; k++) {
+                cJSON *row = cJSON_CreateObject();
+                cJSON_AddStringToObject(row, "site", mm[k].site);
+                cJSON_AddStringToObject(row, "product", mm[k].what);
+                cJSON_AddNumberToObject(row, "m", mm[k].m);
+                cJSON_AddNumberToObject(row, "n", mm[k].n);
+                cJSON_AddNumberToObject(row, "k", mm[k].k);
+                cJSON_AddNumberToObject(row, "per_step", mm[k].count);
+                cJSON_AddNumberToObject(row, "ms", mm_ms[k]);
+                cJSON_AddItemToArray(mj, row);
+            }
         }
         char *s = cJSON_PrintUnformatted(j);
         if (s) printf("%s\n", s);
@@ -114,7 +162,10 @@ static int cmd_bench(const cli_args *a) {
     printf("              peak RSS %.1f MiB, %.1f MiB before the model: the step took %.2fx what it needs\n",
            (double)r.rss_peak / mib, (double)r.rss_before / mib, peak_step / (double)r.needed_bytes);
     printf("  loss        %.4f -> %.4f\n", r.loss_first, r.loss_last);
-    if (profile) print_profile(&r, steps);
+    if (profile) {
+        print_profile(&r, steps);
+        print_matmuls(mm, mm_ms, n_mm, mm_total, r.gflop_per_step * 1e9, sgemm);
+    }
     return 0;
 }
 
