@@ -313,11 +313,21 @@ const float *me_encoder_forward(me_encoder *e, const me_params *p, const float *
     return inp;
 }
 
+/* A linear layer's backward, as me_linear_backward, with dinp[T,C] added to (accumulate) or set: a
+ * gradient buffer the layer's input gradient fills needs no clearing first. */
+static void linear_backward(float *dinp, int accumulate, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *weight, int t, int c, int oc) {
+    /* dinp[T,C] (+)= dout[T,OC] * weight[OC,C] */
+    if (dinp) me_matmul(0, 0, t, c, oc, 1.0f, dout, oc, weight, c, accumulate ? 1.0f : 0.0f, dinp, c);
+    me_linear_backward(NULL, dweight, dbias, dout, inp, weight, t, c, oc);
+}
+
 /* Backward of the FFN sub-block: dout[T,D] is the gradient of its output (the residual's dropout
- * already undone). Adds parameter gradients into p->grad and dL/dinp into dinp[T,D]. The gradient
- * w.r.t. the hidden layer overwrites the layer's hact buffer (dead once dW2 is formed). */
+ * already undone). Adds parameter gradients into p->grad and dL/dinp into dinp[T,D] (accumulate) or
+ * sets it. The gradient w.r.t. the hidden layer overwrites the layer's hact buffer (dead once dW2 is
+ * formed). */
 static void ffn_backward(me_encoder *e, me_params *p, me_layer_acts *a, const me_layer_index *x,
-                         const float *inp, const float *dout, float *dinp, float drop) {
+                         const float *inp, const float *dout, float *dinp, int accumulate, float drop) {
     int t = e->b * e->s, d = e->cfg.d_model, f = e->cfg.d_ff;
     size_t tf = (size_t)t * f;
     me_prof_mark m = me_prof_begin();
@@ -335,28 +345,25 @@ static void ffn_backward(me_encoder *e, me_params *p, me_layer_acts *a, const me
     else
         me_relu_grad_inplace(dh, a->hpre, tf);
     me_prof_end(ME_PROF_ELEMENTWISE, m);
-    ME_PROF(ME_PROF_LINEAR1, me_linear_backward(dinp, me_params_grad(p, x->l1_w), me_params_grad(p, x->l1_b), dh,
-                                                inp, me_params_data(p, x->l1_w), t, d, f));
+    ME_PROF(ME_PROF_LINEAR1, linear_backward(dinp, accumulate, me_params_grad(p, x->l1_w), me_params_grad(p, x->l1_b),
+                                             dh, inp, me_params_data(p, x->l1_w), t, d, f));
 }
 
-/* Backward of the self-attention sub-block: dout[T,D] -> parameter grads, dinp[T,D] += dL/dinp
- * (dinp may be NULL). dattn[T,D] is workspace; the qkv gradient goes to hpre when it is large enough
- * (the FFN backward, which needs hpre, has run by then). */
+/* Backward of the self-attention sub-block: dout[T,D] -> parameter grads, dinp[T,D] (+)= dL/dinp as
+ * for the FFN (dinp may be NULL). dattn[T,D] is workspace; the qkv gradient goes to hpre when it is
+ * large enough (the FFN backward, which needs hpre, has run by then). Both are set, not added to, so
+ * neither is cleared first. */
 static void self_attention_backward(me_encoder *e, me_params *p, me_layer_acts *a, const me_layer_index *x,
-                                    const float *inp, const float *dout, float *dinp, float *dattn, float drop) {
+                                    const float *inp, const float *dout, float *dinp, int accumulate, float *dattn,
+                                    float drop) {
     int t = e->b * e->s, d = e->cfg.d_model;
-    size_t td = (size_t)t * d;
     float *dqkv = e->dqkv ? e->dqkv : a->hpre;
-    me_prof_mark m = me_prof_begin();
-    memset(dattn, 0, td * sizeof(float));
-    memset(dqkv, 0, 3 * td * sizeof(float));
-    me_prof_end(ME_PROF_ELEMENTWISE, m);
-    ME_PROF(ME_PROF_OUT_PROJ, me_linear_backward(dattn, me_params_grad(p, x->out_w), me_params_grad(p, x->out_b),
-                                                 dout, a->attn, me_params_data(p, x->out_w), t, d, d));
+    ME_PROF(ME_PROF_OUT_PROJ, linear_backward(dattn, 0, me_params_grad(p, x->out_w), me_params_grad(p, x->out_b),
+                                              dout, a->attn, me_params_data(p, x->out_w), t, d, d));
     ME_PROF(ME_PROF_ATTENTION, me_attention_backward(dqkv, e->dprobs, dattn, a->qkv, a->probs, a->probs_drop, e->b,
                                                      e->s, d, e->cfg.n_heads, drop));
-    ME_PROF(ME_PROF_QKV, me_linear_backward(dinp, me_params_grad(p, x->in_w), me_params_grad(p, x->in_b), dqkv, inp,
-                                            me_params_data(p, x->in_w), t, d, 3 * d));
+    ME_PROF(ME_PROF_QKV, linear_backward(dinp, accumulate, me_params_grad(p, x->in_w), me_params_grad(p, x->in_b),
+                                         dqkv, inp, me_params_data(p, x->in_w), t, d, 3 * d));
 }
 
 /* dst[T,D] = src with dropout's backward (mask, 1/(1-p)) applied when drop > 0; elementwise. */
@@ -376,10 +383,9 @@ void me_encoder_backward(me_encoder *e, me_params *p, float *dx, const float *dy
     me_prof_mark m;
     if (e->norm_w >= 0) {
         const float *last = c->norm_first ? e->acts[c->n_layers - 1].res2 : e->acts[c->n_layers - 1].ln2_out;
-        ME_PROF(ME_PROF_ELEMENTWISE, memset(g, 0, bytes));
-        ME_PROF(ME_PROF_LAYERNORM, me_layernorm_backward(g, me_params_grad(p, e->norm_w), me_params_grad(p, e->norm_b),
-                                                         dy, last, me_params_data(p, e->norm_w), e->fn_mean,
-                                                         e->fn_rstd, t, d));
+        ME_PROF(ME_PROF_LAYERNORM,
+                me_layernorm_backward_set(g, NULL, me_params_grad(p, e->norm_w), me_params_grad(p, e->norm_b), dy,
+                                          last, me_params_data(p, e->norm_w), e->fn_mean, e->fn_rstd, t, d));
     } else {
         ME_PROF(ME_PROF_ELEMENTWISE, memcpy(g, dy, bytes));
     }
@@ -389,36 +395,29 @@ void me_encoder_backward(me_encoder *e, me_params *p, float *dx, const float *dy
         /* g = dL/d(layer output); gnext receives dL/d(layer input) unless nobody needs it */
         int need_dx = l > 0 || dx != NULL;
         if (!c->norm_first) {
-            /* out = LN2(res2) */
-            ME_PROF(ME_PROF_ELEMENTWISE, memset(e->dres, 0, bytes));
+            /* out = LN2(res2); res2 = ln1 + dropout(FFN(ln1)): dL/dres2 goes to both branches, dln takes
+             * the skip's copy and the FFN's input gradient is added to it */
             ME_PROF(ME_PROF_LAYERNORM,
-                    me_layernorm_backward(e->dres, me_params_grad(p, li->n2_w), me_params_grad(p, li->n2_b), g,
-                                          a->res2, me_params_data(p, li->n2_w), a->ln2_mean, a->ln2_rstd, t, d));
-            /* res2 = ln1 + dropout(FFN(ln1)) */
-            m = me_prof_begin();
-            memcpy(e->dln, e->dres, bytes);
-            drop_grad(e->dres, e->dres, a->mask2, td, drop);
-            me_prof_end(ME_PROF_ELEMENTWISE, m);
-            ffn_backward(e, p, a, li, a->ln1_out, e->dres, e->dln, drop);
-            /* ln1 = LN1(res1) */
-            ME_PROF(ME_PROF_ELEMENTWISE, memset(e->dres, 0, bytes));
+                    me_layernorm_backward_set(e->dres, e->dln, me_params_grad(p, li->n2_w), me_params_grad(p, li->n2_b),
+                                              g, a->res2, me_params_data(p, li->n2_w), a->ln2_mean, a->ln2_rstd, t,
+                                              d));
+            if (drop > 0.0f) ME_PROF(ME_PROF_ELEMENTWISE, drop_grad(e->dres, e->dres, a->mask2, td, drop));
+            ffn_backward(e, p, a, li, a->ln1_out, e->dres, e->dln, 1, drop);
+            /* ln1 = LN1(res1); res1 = x + dropout(SA(x)): the skip's copy goes to gnext when wanted; g is
+             * dead now and serves as workspace */
             ME_PROF(ME_PROF_LAYERNORM,
-                    me_layernorm_backward(e->dres, me_params_grad(p, li->n1_w), me_params_grad(p, li->n1_b), e->dln,
-                                          a->res1, me_params_data(p, li->n1_w), a->ln1_mean, a->ln1_rstd, t, d));
-            /* res1 = x + dropout(SA(x)); g is dead now and serves as workspace */
-            m = me_prof_begin();
-            if (need_dx) memcpy(gnext, e->dres, bytes);
-            drop_grad(e->dres, e->dres, a->mask1, td, drop);
-            me_prof_end(ME_PROF_ELEMENTWISE, m);
-            self_attention_backward(e, p, a, li, a->inp, e->dres, need_dx ? gnext : NULL, g, drop);
+                    me_layernorm_backward_set(e->dres, need_dx ? gnext : NULL, me_params_grad(p, li->n1_w),
+                                              me_params_grad(p, li->n1_b), e->dln, a->res1,
+                                              me_params_data(p, li->n1_w), a->ln1_mean, a->ln1_rstd, t, d));
+            if (drop > 0.0f) ME_PROF(ME_PROF_ELEMENTWISE, drop_grad(e->dres, e->dres, a->mask1, td, drop));
+            self_attention_backward(e, p, a, li, a->inp, e->dres, need_dx ? gnext : NULL, 1, g, drop);
         } else {
             /* out = res2 = res1 + dropout(FFN(LN2(res1))) */
             m = me_prof_begin();
             memcpy(e->dres, g, bytes); /* dL/dres1, to be completed */
             drop_grad(g, g, a->mask2, td, drop);
-            memset(e->dln, 0, bytes);
             me_prof_end(ME_PROF_ELEMENTWISE, m);
-            ffn_backward(e, p, a, li, a->ln2_out, g, e->dln, drop);
+            ffn_backward(e, p, a, li, a->ln2_out, g, e->dln, 0, drop);
             ME_PROF(ME_PROF_LAYERNORM,
                     me_layernorm_backward(e->dres, me_params_grad(p, li->n2_w), me_params_grad(p, li->n2_b), e->dln,
                                           a->res1, me_params_data(p, li->n2_w), a->ln2_mean, a->ln2_rstd, t, d));
@@ -426,9 +425,8 @@ void me_encoder_backward(me_encoder *e, me_params *p, float *dx, const float *dy
             m = me_prof_begin();
             if (need_dx) memcpy(gnext, e->dres, bytes);
             drop_grad(e->dres, e->dres, a->mask1, td, drop);
-            memset(e->dln, 0, bytes);
             me_prof_end(ME_PROF_ELEMENTWISE, m);
-            self_attention_backward(e, p, a, li, a->ln1_out, e->dres, e->dln, g, drop);
+            self_attention_backward(e, p, a, li, a->ln1_out, e->dres, e->dln, 0, g, drop);
             /* LN1's input gradient goes to gnext; with no dx wanted, g (dead) takes it so that the
              * gamma and beta gradients are still formed */
             ME_PROF(ME_PROF_LAYERNORM,

@@ -153,8 +153,11 @@ void me_add_layernorm_forward(float *out, float *mean, float *rstd, float *res, 
     }
 }
 
-void me_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                           const float *weight, const float *mean, const float *rstd, int t, int c) {
+/* LayerNorm's gradients: dweight, dbias added to; dinp added to (accumulate) or overwritten, and then
+ * copied to dcopy when not NULL. */
+static void layernorm_backward(float *dinp, float *dcopy, int accumulate, float *dweight, float *dbias,
+                               const float *dout, const float *inp, const float *weight, const float *mean,
+                               const float *rstd, int t, int c) {
     /* dweight, dbias: threads take column ranges (sums over rows, no reduction between threads) */
 #pragma omp parallel if (ME_PAR((size_t)t * c >= ME_PAR_MIN_ELEMS))
     {
@@ -188,11 +191,24 @@ void me_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
             for (int k = 0; k < ME_LANES; k++) s2[k] += dy[j + k] * weight[j + k] * ((x[j + k] - m) * r);
         for (; j < c; j++) s2[j - c8] += dy[j] * weight[j] * ((x[j] - m) * r);
         float a = lanes_total(s1) / (float)c, b = lanes_total(s2) / (float)c;
-        for (j = 0; j < c; j++) {
-            float xhat = (x[j] - m) * r;
-            dx[j] += r * (dy[j] * weight[j] - a - xhat * b);
+        if (accumulate) {
+            for (j = 0; j < c; j++) dx[j] += r * (dy[j] * weight[j] - a - ((x[j] - m) * r) * b);
+        } else {
+            for (j = 0; j < c; j++) dx[j] = r * (dy[j] * weight[j] - a - ((x[j] - m) * r) * b);
+            if (dcopy) memcpy(dcopy + (size_t)i * c, dx, (size_t)c * sizeof(float));
         }
     }
+}
+
+void me_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                           const float *weight, const float *mean, const float *rstd, int t, int c) {
+    layernorm_backward(dinp, NULL, 1, dweight, dbias, dout, inp, weight, mean, rstd, t, c);
+}
+
+void me_layernorm_backward_set(float *dinp, float *dcopy, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const float *mean, const float *rstd, int t,
+                               int c) {
+    layernorm_backward(dinp, dcopy, 0, dweight, dbias, dout, inp, weight, mean, rstd, t, c);
 }
 
 void me_relu_forward(float *out, const float *inp, size_t n) {
@@ -356,8 +372,8 @@ void me_attention_backward(float *dqkv, float *dprobs, const float *dout, const 
         float *dp = dprobs + (size_t)x * ss;
         /* dpv[S,S] = dout_h[S,Dh] * trans(v[S,Dh]) */
         me_matmul(0, 1, s, s, dh, 1.0f, doh, d, v, ld, 0.0f, dp, s);
-        /* dv[S,Dh] += trans(pv[S,S]) * dout_h[S,Dh] */
-        me_matmul(1, 0, s, dh, s, 1.0f, pv, s, doh, d, 1.0f, dv, ld);
+        /* dv[S,Dh] = trans(pv[S,S]) * dout_h[S,Dh] */
+        me_matmul(1, 0, s, dh, s, 1.0f, pv, s, doh, d, 0.0f, dv, ld);
         if (dropout > 0.0f) {
             /* pv = p * keep / (1 - dropout): a kept weight is nonzero exactly where p is (and where p
              * is zero the softmax backward below gives zero anyway) */
@@ -373,8 +389,8 @@ void me_attention_backward(float *dqkv, float *dprobs, const float *dout, const 
             for (int j = 0; j < s; j++) dot += pr[j] * dr[j];
             for (int j = 0; j < s; j++) dr[j] = scale * pr[j] * (dr[j] - dot);
         }
-        /* dq[S,Dh] += dscores[S,S] * k[S,Dh];  dk[S,Dh] += trans(dscores) * q[S,Dh] */
-        me_matmul(0, 0, s, dh, s, 1.0f, dp, s, k, ld, 1.0f, dq, ld);
-        me_matmul(1, 0, s, dh, s, 1.0f, dp, s, q, ld, 1.0f, dk, ld);
+        /* dq[S,Dh] = dscores[S,S] * k[S,Dh];  dk[S,Dh] = trans(dscores) * q[S,Dh] */
+        me_matmul(0, 0, s, dh, s, 1.0f, dp, s, k, ld, 0.0f, dq, ld);
+        me_matmul(1, 0, s, dh, s, 1.0f, dp, s, q, ld, 0.0f, dk, ld);
     }
 }

@@ -230,7 +230,8 @@ static void attention_gradients_should_match_finite_differences_with_and_without
         size_t nq = (size_t)k.b * k.s * 3 * k.d, no = (size_t)k.b * k.s * k.d;
         k.qkv = malloc(nq * 4), k.out = malloc(no * 4), k.r = malloc(no * 4);
         k.probs = malloc((size_t)k.b * k.h * k.s * k.s * 4);
-        float *dq = calloc(nq, 4), *dp = malloc((size_t)k.b * k.h * k.s * k.s * 4);
+        float *dq = malloc(nq * 4), *dp = malloc((size_t)k.b * k.h * k.s * k.s * 4);
+        for (size_t i = 0; i < nq; i++) dq[i] = 1e6f; /* the backward sets dqkv: nothing of this may stay */
         me_fill_uniform(k.qkv, nq, -1.5f, 1.5f, &rng);
         me_fill_uniform(k.r, no, -1, 1, &rng);
         att_loss(&k);

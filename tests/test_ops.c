@@ -320,6 +320,29 @@ static void attention_weights_should_match_double_softmax_to_a_few_ulps_over_a_w
     free(qkv), free(out), free(probs);
 }
 
+/* The set form of the LayerNorm backward against the adding form on a cleared buffer, and its copy. */
+static void layernorm_backward_set_should_equal_the_added_gradient_and_copy_it(void **state) {
+    (void)state;
+    me_rng r;
+    me_rng_seed(&r, 14);
+    int t = 6, c = 21;
+    size_t n = (size_t)t * c;
+    float *x = rnd(n, &r), *dy = rnd(n, &r), *g = rnd(c, &r), *b = rnd(c, &r), *y = malloc(n * 4);
+    float mean[6], rstd[6];
+    me_layernorm_forward(y, mean, rstd, x, g, b, t, c, 1e-5f);
+    float *want = calloc(n, 4), *got = malloc(n * 4), *copy = malloc(n * 4);
+    float *dg1 = calloc((size_t)c, 4), *db1 = calloc((size_t)c, 4), *dg2 = calloc((size_t)c, 4), *db2 = calloc((size_t)c, 4);
+    for (size_t i = 0; i < n; i++) got[i] = copy[i] = 1e6f;
+    me_layernorm_backward(want, dg1, db1, dy, x, g, mean, rstd, t, c);
+    me_layernorm_backward_set(got, copy, dg2, db2, dy, x, g, mean, rstd, t, c);
+    assert_memory_equal(got, want, n * 4);
+    assert_memory_equal(copy, want, n * 4);
+    assert_memory_equal(dg2, dg1, (size_t)c * 4);
+    assert_memory_equal(db2, db1, (size_t)c * 4);
+    free(x), free(dy), free(g), free(b), free(y), free(want), free(got), free(copy);
+    free(dg1), free(db1), free(dg2), free(db2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(matmul_should_match_naive_loops_for_every_transpose),
@@ -330,6 +353,7 @@ int main(void) {
         cmocka_unit_test(dropout_should_keep_about_one_minus_p_and_rescale),
         cmocka_unit_test(split_matmul_should_match_naive_loops),
         cmocka_unit_test(add_layernorm_should_equal_the_add_and_the_layernorm_bit_for_bit),
+        cmocka_unit_test(layernorm_backward_set_should_equal_the_added_gradient_and_copy_it),
         cmocka_unit_test(attention_weights_should_match_double_softmax_to_a_few_ulps_over_a_wide_range),
         cmocka_unit_test(threaded_block_should_agree_with_one_thread),
     };

@@ -39,6 +39,12 @@ void me_add_layernorm_forward(float *out, float *mean, float *rstd, float *res, 
 /* dinp[T,C] += dL/dinp; dweight[C] += sum_t dout * xhat; dbias[C] += sum_t dout. */
 void me_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                            const float *weight, const float *mean, const float *rstd, int t, int c);
+/* The same, except that dinp[T,C] is set (= dL/dinp), not added to, and also copied to dcopy[T,C] when
+ * dcopy is not NULL: one pass instead of clearing dinp, the backward and a copy (a residual's
+ * gradient goes to both of its branches). */
+void me_layernorm_backward_set(float *dinp, float *dcopy, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const float *mean, const float *rstd, int t,
+                               int c);
 
 /* Activations, elementwise over n values. GELU is the exact erf form (PyTorch's "gelu"). */
 void me_relu_forward(float *out, const float *inp, size_t n);
@@ -69,7 +75,8 @@ void me_dropout_backward(float *dx, const float *dy, const uint8_t *mask, size_t
  * out[B,S,D] = concat_h(probs_h v_h). */
 void me_attention_forward(float *out, float *probs, float *probs_drop, const float *qkv,
                           const uint8_t *key_pad, int b, int s, int d, int h, float dropout, me_rng *rng);
-/* dqkv[B,S,3D] += dL/dqkv given dout[B,S,D]; dprobs is scratch of [B,H,S,S] floats. */
+/* dqkv[B,S,3D] = dL/dqkv given dout[B,S,D] (set, not added to: every element is written, so the
+ * buffer needs no clearing); dprobs is scratch of [B,H,S,S] floats. */
 void me_attention_backward(float *dqkv, float *dprobs, const float *dout, const float *qkv, const float *probs,
                            const float *probs_drop, int b, int s, int d, int h, float dropout);
 
