@@ -1,4 +1,4 @@
-/* Run configuration: one table of known keys (KEYS) drives defaults, parsing, range checks, origins,
+/* Run configuration: one table of known keys (me_config_keys) drives defaults, parsing, range checks, origins,
  * writing and the comparisons a checkpoint makes.
  *
  * Files go through inih's ini_parse_stream with our own line reader. The reader hands inih one
@@ -24,30 +24,8 @@
 
 #include <ini.h>
 
+#include "config_keys.h"
 #include "internal.h"
-
-/* K_DOUBLE: optimizer hyperparameters, kept in double as PyTorch keeps them (Python floats), so that
- * e.g. 1 - beta2 is 0.001 and not 1 - 0.999f */
-typedef enum { K_INT, K_LONG, K_FLOAT, K_DOUBLE, K_BOOL, K_ENUM, K_U64, K_PATH } key_kind;
-
-/* Range flags; the public ME_KEY_* flags (config.h) use the low bits. */
-enum {
-    F_LO_OPEN = 1u << 8,   /* value > lo instead of >= lo */
-    F_HI_OPEN = 1u << 9,   /* value < hi (floats only; ints always use <= hi) */
-    F_HAS_HI = 1u << 10,   /* hi is a real bound, not just the type's limit */
-    F_REQUIRED = 1u << 11, /* 0 means "not set"; validate refuses it */
-};
-
-typedef struct {
-    const char *key; /* "section.name" */
-    key_kind kind;
-    size_t offset;
-    const char *def; /* the default as a file would write it, read by the parser; NULL: 0 or "" */
-    double lo, hi;
-    unsigned flags; /* ME_KEY_* and F_* */
-    const char *const *choices; /* K_ENUM: names in enum order */
-    int n_choices;
-} key_spec;
 
 static const char *const activation_names[] = {"relu", "gelu"};
 static const char *const positional_names[] = {"learned", "sinusoidal"};
@@ -68,7 +46,7 @@ _Static_assert(sizeof(me_activation) == sizeof(int) && sizeof(me_positional) == 
 /* Every key: defaults follow PyTorch where it has one. Keys of a section are adjacent, sections in the
  * order they are written. log.out_dir's default is replaced by runs/NAME when a file NAME.ini is
  * loaded. */
-static const key_spec KEYS[] = {
+const key_spec me_config_keys[] = {
     {"model.d_model", K_INT, OFF(model.d_model), NULL, 1, INT_MAX, ARCH | F_REQUIRED, NULL, 0},
     {"model.n_heads", K_INT, OFF(model.n_heads), NULL, 1, INT_MAX, ARCH | F_REQUIRED, NULL, 0},
     {"model.d_ff", K_INT, OFF(model.d_ff), "2048", 1, INT_MAX, ARCH, NULL, 0},
@@ -106,35 +84,18 @@ static const key_spec KEYS[] = {
     {"log.history_every", K_INT, OFF(log.history_every), "10", 1, INT_MAX, 0, NULL, 0},
     {"log.checkpoint_every", K_INT, OFF(log.checkpoint_every), "0", 0, INT_MAX, 0, NULL, 0}, /* 0: at the end */
 };
-#define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
-_Static_assert(sizeof KEYS / sizeof KEYS[0] <= 64, "every key must fit in me_config.origins");
+const int me_config_n_keys = (int)(sizeof me_config_keys / sizeof me_config_keys[0]);
+_Static_assert(sizeof me_config_keys / sizeof me_config_keys[0] <= 64, "every key must fit in me_config.origins");
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
 
 static int *field_int(me_config *c, const key_spec *k) { return (int *)((char *)c + k->offset); }
-static const void *field_c(const me_config *c, const key_spec *k) { return (const char *)c + k->offset; }
 static void *field(me_config *c, const key_spec *k) { return (char *)c + k->offset; }
-
-static int find_key(const char *key) {
-    for (int i = 0; i < N_KEYS; i++)
-        if (strcmp(KEYS[i].key, key) == 0) return i;
-    return -1;
-}
-
-static const char *key_name_part(const char *key) { return strchr(key, '.') + 1; }
-
-static size_t section_len(const char *key) { return (size_t)(strchr(key, '.') - key); }
-
-/* KEYS[i] is the first key of its section (the sections are the table's, in its order). */
-static int opens_section(int i) {
-    size_t ls = section_len(KEYS[i].key);
-    return i == 0 || ls != section_len(KEYS[i - 1].key) || strncmp(KEYS[i].key, KEYS[i - 1].key, ls) != 0;
-}
 
 /* Index of the first key of section s[0, len), or -1. */
 static int find_section(const char *s, size_t len) {
-    for (int i = 0; i < N_KEYS; i++)
-        if (opens_section(i) && section_len(KEYS[i].key) == len && strncmp(KEYS[i].key, s, len) == 0) return i;
+    for (int i = 0; i < me_config_n_keys; i++)
+        if (opens_section(i) && section_len(me_config_keys[i].key) == len && strncmp(me_config_keys[i].key, s, len) == 0) return i;
     return -1;
 }
 
@@ -166,13 +127,13 @@ int me_edit_distance(const char *a, size_t la, const char *b, size_t lb) {
 
 static me_status unknown_section(const char *where, const char *s, size_t len, me_error *err) {
     int best = 0, best_d = INT_MAX;
-    for (int i = 0; i < N_KEYS; i++) {
+    for (int i = 0; i < me_config_n_keys; i++) {
         if (!opens_section(i)) continue;
-        int dist = me_edit_distance(s, len, KEYS[i].key, section_len(KEYS[i].key));
+        int dist = me_edit_distance(s, len, me_config_keys[i].key, section_len(me_config_keys[i].key));
         if (dist < best_d) best_d = dist, best = i;
     }
     return me_error_set(err, ME_ERR_CONFIG, "%s: unknown section '[%.*s]', did you mean '[%.*s]'?", where,
-                        (int)(len > 100 ? 100 : len), s, (int)section_len(KEYS[best].key), KEYS[best].key);
+                        (int)(len > 100 ? 100 : len), s, (int)section_len(me_config_keys[best].key), me_config_keys[best].key);
 }
 
 /* An unknown "section.name": suggest the known key whose name is nearest (a key put in the wrong
@@ -180,18 +141,18 @@ static me_status unknown_section(const char *where, const char *s, size_t len, m
 static me_status unknown_key(const char *where, const char *section, const char *name, me_error *err) {
     int best = 0, best_d = INT_MAX;
     size_t ls = strlen(section), ln = strlen(name);
-    for (int i = 0; i < N_KEYS; i++) {
-        const char *kn = key_name_part(KEYS[i].key);
+    for (int i = 0; i < me_config_n_keys; i++) {
+        const char *kn = key_name_part(me_config_keys[i].key);
         int dist = 2 * me_edit_distance(name, ln, kn, strlen(kn));
-        if (!(section_len(KEYS[i].key) == ls && strncmp(KEYS[i].key, section, ls) == 0)) dist += 1;
+        if (!(section_len(me_config_keys[i].key) == ls && strncmp(me_config_keys[i].key, section, ls) == 0)) dist += 1;
         if (dist < best_d) best_d = dist, best = i;
     }
     if (ls == 0)
         return me_error_set(err, ME_ERR_CONFIG,
                             "%s: key '%.100s' comes before any [section] header, did you mean '%s'?", where,
-                            name, KEYS[best].key);
+                            name, me_config_keys[best].key);
     return me_error_set(err, ME_ERR_CONFIG, "%s: unknown key '%.60s.%.100s', did you mean '%s'?", where,
-                        section, name, KEYS[best].key);
+                        section, name, me_config_keys[best].key);
 }
 
 /* Looks up "section.name"; on failure sets an unknown-section or unknown-key error. */
@@ -262,7 +223,7 @@ static void set_origin(me_config *c, const char *key, const char *origin) {
             return;
         }
     }
-    /* At most one entry per key and N_KEYS <= 64 (static assert above). */
+    /* At most one entry per key and me_config_n_keys <= 64 (static assert above). */
     me_config_origin_entry *e = &c->origins[c->n_origins++];
     snprintf(e->key, sizeof e->key, "%s", key);
     snprintf(e->origin, sizeof e->origin, "%s", origin);
@@ -395,8 +356,8 @@ static me_status parse_into(me_config *c, const key_spec *k, const char *value, 
 /* Parses value for key i and stores it in c, recording `where` as its origin. */
 static me_status apply(me_config *c, int i, const char *value, const char *where, const char *base,
                        me_error *err) {
-    me_status st = parse_into(c, &KEYS[i], value, where, base, err);
-    if (st == ME_OK) set_origin(c, KEYS[i].key, where);
+    me_status st = parse_into(c, &me_config_keys[i], value, where, base, err);
+    if (st == ME_OK) set_origin(c, me_config_keys[i].key, where);
     return st;
 }
 
@@ -404,11 +365,11 @@ static me_status apply(me_config *c, int i, const char *value, const char *where
 
 void me_config_defaults(me_config *c) {
     memset(c, 0, sizeof *c);
-    for (int i = 0; i < N_KEYS; i++) {
-        if (!KEYS[i].def) continue;
+    for (int i = 0; i < me_config_n_keys; i++) {
+        if (!me_config_keys[i].def) continue;
         me_error err;
-        me_status st = parse_into(c, &KEYS[i], KEYS[i].def, "default", NULL, &err);
-        assert(st == ME_OK && "every default in KEYS parses"); /* tests/test_config.c checks the values */
+        me_status st = parse_into(c, &me_config_keys[i], me_config_keys[i].def, "default", NULL, &err);
+        assert(st == ME_OK && "every default in me_config_keys parses"); /* tests/test_config.c checks the values */
         (void)st;
     }
     snprintf(c->dir, sizeof c->dir, ".");
@@ -599,7 +560,7 @@ static int handler(void *user, const char *section, const char *name, const char
     }
     if (s->seen_line[i]) {
         me_error_set(&s->err, ME_ERR_CONFIG, "%s: key '%s' is set twice (first at line %d), expected it once",
-                     where, KEYS[i].key, s->seen_line[i]);
+                     where, me_config_keys[i].key, s->seen_line[i]);
         fail_now(s);
         return 0;
     }
@@ -749,112 +710,14 @@ me_status me_config_set(me_config *c, const char *assignment, me_error *err) {
     return st;
 }
 
-/* ---- values as text ----------------------------------------------------------------------------- */
-
-/* The shortest %.Ng (N = 1 .. 9) that strtof, the parser's own reader, turns back into v: 1e-5f is
- * "1e-05", not "9.99999975e-06". */
-static void format_float(char *buf, size_t cap, float v) {
-    for (int p = 1; p < 9; p++) {
-        snprintf(buf, cap, "%.*g", p, (double)v);
-        if (strtof(buf, NULL) == v) return;
-    }
-    snprintf(buf, cap, "%.9g", (double)v); /* always enough for a float (and what NaN gets) */
-}
-
-/* The same for a double, N = 1 .. 17 through strtod: 0.9 is "0.9", not "0.90000000000000002". */
-static void format_double(char *buf, size_t cap, double v) {
-    for (int p = 1; p < 17; p++) {
-        snprintf(buf, cap, "%.*g", p, v);
-        if (strtod(buf, NULL) == v) return;
-    }
-    snprintf(buf, cap, "%.17g", v);
-}
-
-/* A value as the writer writes it; an enum or boolean outside its range as its number (validate
- * refuses those). */
-static char *format_value(const me_config *c, const key_spec *k, char *buf, size_t cap) {
-    const void *v = field_c(c, k);
-    switch (k->kind) {
-    case K_INT: snprintf(buf, cap, "%d", *(const int *)v); break;
-    case K_LONG: snprintf(buf, cap, "%ld", *(const long *)v); break;
-    case K_FLOAT: format_float(buf, cap, *(const float *)v); break;
-    case K_DOUBLE: format_double(buf, cap, *(const double *)v); break;
-    case K_BOOL: {
-        int b = *(const int *)v;
-        if (b == 0 || b == 1)
-            snprintf(buf, cap, "%s", b ? "true" : "false");
-        else
-            snprintf(buf, cap, "%d", b);
-        break;
-    }
-    case K_ENUM: {
-        int e = *(const int *)v;
-        if (e >= 0 && e < k->n_choices)
-            snprintf(buf, cap, "%s", k->choices[e]);
-        else
-            snprintf(buf, cap, "%d", e);
-        break;
-    }
-    case K_U64: snprintf(buf, cap, "%" PRIu64, *(const uint64_t *)v); break;
-    case K_PATH: snprintf(buf, cap, "%s", (const char *)v); break;
-    }
-    return buf;
-}
-
-/* Whether key k holds the same value in a and b (floats compared as numbers). */
-static int same_value(const me_config *a, const me_config *b, const key_spec *k) {
-    const void *x = field_c(a, k), *y = field_c(b, k);
-    switch (k->kind) {
-    case K_INT:
-    case K_BOOL:
-    case K_ENUM: return *(const int *)x == *(const int *)y;
-    case K_LONG: return *(const long *)x == *(const long *)y;
-    case K_FLOAT: return *(const float *)x == *(const float *)y;
-    case K_DOUBLE: return *(const double *)x == *(const double *)y;
-    case K_U64: return *(const uint64_t *)x == *(const uint64_t *)y;
-    case K_PATH: return strcmp(x, y) == 0;
-    }
-    return 0;
-}
-
-char *me_config_value_string(const me_config *c, const char *key, char *buf, size_t cap) {
-    int i = find_key(key);
-    if (cap > 0) buf[0] = '\0';
-    return i < 0 || cap == 0 ? buf : format_value(c, &KEYS[i], buf, cap);
-}
-
-const char *me_config_choice_name(const char *key, int v) {
-    int i = find_key(key);
-    if (i < 0 || KEYS[i].kind != K_ENUM || v < 0 || v >= KEYS[i].n_choices) return NULL;
-    return KEYS[i].choices[v];
-}
-
-const char *me_config_first_difference(const me_config *a, const me_config *b, unsigned flags) {
-    for (int i = 0; i < N_KEYS; i++)
-        if ((KEYS[i].flags & flags) && !same_value(a, b, &KEYS[i])) return KEYS[i].key;
-    return NULL;
-}
-
-const char *me_config_first_difference_except(const me_config *a, const me_config *b, unsigned skip) {
-    for (int i = 0; i < N_KEYS; i++)
-        if (!(KEYS[i].flags & skip) && !same_value(a, b, &KEYS[i])) return KEYS[i].key;
-    return NULL;
-}
-
-const char *me_config_key_at(int i, unsigned *flags) {
-    if (i < 0 || i >= N_KEYS) return NULL;
-    if (flags) *flags = KEYS[i].flags & (ME_KEY_ARCH | ME_KEY_RUN | ME_KEY_MACHINE);
-    return KEYS[i].key;
-}
-
 /* ---- absolute paths ---------------------------------------------------------------------------- */
 
 void me_config_absolute_paths(me_config *c) {
-    for (int i = 0; i < N_KEYS; i++) {
-        if (KEYS[i].kind != K_PATH) continue;
-        char *path = field(c, &KEYS[i]), resolved[PATH_MAX];
+    for (int i = 0; i < me_config_n_keys; i++) {
+        if (me_config_keys[i].kind != K_PATH) continue;
+        char *path = field(c, &me_config_keys[i]), resolved[PATH_MAX];
         if (!path[0] || path[0] == '/') continue;
-        if (!(KEYS[i].flags & ME_KEY_RUN)) {
+        if (!(me_config_keys[i].flags & ME_KEY_RUN)) {
             /* a data file: it exists, so realpath can resolve it */
             if (realpath(path, resolved) && strlen(resolved) < ME_PATH_MAX)
                 memcpy(path, resolved, strlen(resolved) + 1);
@@ -881,8 +744,8 @@ me_status me_config_validate(me_config *c, me_error *err) {
                             "d_model) in [model] or pass --set model.n_heads=N");
 
     /* Values may have been set by code, not only parsed: check every range again. */
-    for (int i = 0; i < N_KEYS; i++) {
-        const key_spec *k = &KEYS[i];
+    for (int i = 0; i < me_config_n_keys; i++) {
+        const key_spec *k = &me_config_keys[i];
         char expect[128], shown[64];
         int ok = 1;
         switch (k->kind) {
@@ -905,7 +768,7 @@ me_status me_config_validate(me_config *c, me_error *err) {
         }
         if (ok) continue;
         describe_expected(k, expect, sizeof expect);
-        format_value(c, k, shown, sizeof shown);
+        me_config_format_value(c, k, shown, sizeof shown);
         return me_error_set(err, ME_ERR_CONFIG, "%s: key '%s': %s is out of range, expected %s",
                             me_config_origin(c, k->key), k->key, shown, expect);
     }
@@ -923,69 +786,5 @@ me_status me_config_validate(me_config *c, me_error *err) {
                             me_config_origin(c, "model.n_classes"), m->n_classes,
                             me_config_origin(c, "model.vocab_size"));
     if (m->n_classes == 0) m->n_classes = m->vocab_size;
-    return ME_OK;
-}
-
-/* ---- writing ---------------------------------------------------------------------------------- */
-
-/* A path can be written as an INI value if inih gives it back unchanged: no line break, no
- * surrounding whitespace, no inline comment (';' after whitespace), and the line fits inih's
- * buffer. */
-static int path_writable(const char *key, const char *p) {
-    size_t n = strlen(p);
-    if (strchr(p, '\n') || strchr(p, '\r')) return 0;
-    if (isspace((unsigned char)p[0]) || isspace((unsigned char)p[n - 1])) return 0;
-    if (p[0] == ';' || p[0] == '#') return 0;
-    for (size_t i = 1; i < n; i++)
-        if (p[i] == ';' && isspace((unsigned char)p[i - 1])) return 0;
-    return strlen(key_name_part(key)) + 3 + n + 3 <= INI_MAX_LINE;
-}
-
-/* Writes every key; those with any of the flags in omit as not set. */
-static me_status write_config(const me_config *c, unsigned omit, FILE *f, me_error *err) {
-    for (int i = 0; i < N_KEYS; i++) {
-        const char *p = field_c(c, &KEYS[i]);
-        if (KEYS[i].kind == K_PATH && !(KEYS[i].flags & omit) && *p && !path_writable(KEYS[i].key, p))
-            return me_error_set(err, ME_ERR_CONFIG,
-                                "%s: key '%s': path '%.100s' cannot be written as an INI value, expected at most "
-                                "%d characters, no line breaks, no surrounding spaces and no ' ;'",
-                                me_config_origin(c, KEYS[i].key), KEYS[i].key, p, INI_MAX_LINE - 16);
-    }
-    int bad = fprintf(f, "; minienc run configuration\n") < 0;
-    for (int i = 0; i < N_KEYS && !bad; i++) {
-        const key_spec *k = &KEYS[i];
-        if (opens_section(i)) bad |= fprintf(f, "%s[%.*s]\n", i ? "\n" : "", (int)section_len(k->key), k->key) < 0;
-        const char *name = key_name_part(k->key);
-        const void *v = field_c(c, k);
-        char text[ME_PATH_MAX];
-        if (k->kind == K_ENUM && (*(const int *)v < 0 || *(const int *)v >= k->n_choices))
-            return me_error_set(err, ME_ERR_CONFIG, "key '%s': enum value %d is out of range", k->key, *(const int *)v);
-        if ((k->flags & F_REQUIRED) && *(const int *)v == 0)
-            bad |= fprintf(f, "; %s = (required, not set)\n", name) < 0;
-        else if ((k->flags & omit) || (k->kind == K_PATH && !*(const char *)v))
-            bad |= fprintf(f, "; %s = (not set)\n", name) < 0;
-        else
-            bad |= fprintf(f, "%s = %s\n", name, format_value(c, k, text, sizeof text)) < 0;
-    }
-    if (bad || fflush(f) != 0 || ferror(f))
-        return me_error_set(err, ME_ERR_IO, "cannot write the config: %s", strerror(errno));
-    return ME_OK;
-}
-
-me_status me_config_write(const me_config *c, FILE *f, me_error *err) { return write_config(c, 0, f, err); }
-
-me_status me_config_to_string(const me_config *c, unsigned omit, char **out, me_error *err) {
-    char *buf = NULL;
-    size_t len = 0;
-    *out = NULL;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f) return me_error_set(err, ME_ERR_NOMEM, "cannot open a memory stream for the config");
-    me_status st = write_config(c, omit, f, err);
-    if (fclose(f) != 0 && st == ME_OK) st = me_error_set(err, ME_ERR_NOMEM, "cannot finish the config text");
-    if (st != ME_OK) {
-        free(buf);
-        return st;
-    }
-    *out = buf;
     return ME_OK;
 }
