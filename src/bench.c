@@ -215,7 +215,7 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
         double t0 = me_now_s();
         /* one training step: forward, MSE loss, backward, AdamW */
         me_prof_phase(ME_PROF_FORWARD);
-        const float *y = me_encoder_forward(&e, &p, x, NULL, o->batch, o->seq, 1, &rng);
+        const float *y = me_encoder_forward(&e, &p, x, NULL, o->batch, o->seq, 1, NULL); /* dropout is 0 */
         double loss = 0;
         float scale = 2.0f / (float)n;
         for (size_t i = 0; i < n; i++) {

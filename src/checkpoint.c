@@ -47,6 +47,8 @@ me_status me_checkpoint_save(const char *path, const me_config *cfg, const me_pa
         if ((st = me_st_writer_meta(&w, "sampler", buf, err))) goto done;
         snprintf(buf, sizeof buf, "%d", s->threads);
         if ((st = me_st_writer_meta(&w, "threads", buf, err))) goto done;
+        snprintf(buf, sizeof buf, "%d", s->ranks);
+        if ((st = me_st_writer_meta(&w, "ranks", buf, err))) goto done;
     }
     for (int i = 0; i < p->n && !st; i++)
         st = me_st_writer_add(&w, p->t[i].name, ME_DT_F32, p->t[i].ndim, p->t[i].shape, me_params_data(p, i), err);
@@ -194,6 +196,8 @@ me_status me_checkpoint_load(const char *path, me_params *p, me_optim *o, me_tra
                 s->sampler_pos = v[2];
                 const char *th = me_st_meta(&f, "threads"); /* optional: absent in older checkpoints */
                 s->threads = th && parse_u64_list(th, v, 1, 10) && v[0] <= 1u << 20 ? (int)v[0] : 0;
+                const char *rk = me_st_meta(&f, "ranks"); /* optional: absent before data parallelism */
+                s->ranks = rk && parse_u64_list(rk, v, 1, 10) && v[0] <= 1u << 24 ? (int)v[0] : 0;
             }
         }
         for (int which = 0; which < 2 && !st; which++) {

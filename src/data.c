@@ -353,12 +353,19 @@ size_t me_dataset_batch(const me_dataset *ds, const size_t *idx, size_t B, int32
     return S;
 }
 
+size_t me_dataset_count_targets(const me_dataset *ds, const size_t *idx, size_t B) {
+    if (ds->task != ME_TASK_TAG) return B;
+    size_t n = 0;
+    for (size_t b = 0; b < B; b++) n += me_dataset_len(ds, idx[b]);
+    return n;
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Sampler                                                                                         */
 
 /* Regenerates perm for s->epoch: a Fisher-Yates shuffle driven by an rng keyed on (seed, epoch). */
 static void sampler_shuffle(me_sampler *s) {
-    me_rng_seed(&s->rng, me_rng_mix64(s->seed ^ me_rng_mix64(s->epoch + 0x9E3779B97F4A7C15ull)));
+    me_rng_seed(&s->rng, me_rng_mix64(s->seed ^ me_rng_mix64(s->epoch + ME_RNG_GAMMA)));
     for (size_t i = 0; i < s->n; i++) s->perm[i] = i;
     for (size_t i = s->n; i > 1; i--) {
         size_t j = (size_t)me_rng_below(&s->rng, (uint64_t)i);

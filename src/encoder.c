@@ -227,19 +227,19 @@ void me_encoder_free(me_encoder *e) {
 
 /* Self-attention sub-block: out[T,D] = out_proj(attention(in_proj(inp))), dropout on the weights. */
 static void self_attention_forward(me_encoder *e, const me_params *p, me_layer_acts *a, const me_layer_index *x,
-                                   const float *inp, float *out, float drop, me_rng *rng) {
+                                   const float *inp, float *out, float drop, const me_dropout_key *k, int layer) {
     int t = e->b * e->s, d = e->cfg.d_model;
     ME_PROF(ME_PROF_QKV,
             me_linear_forward(a->qkv, inp, me_params_data(p, x->in_w), me_params_data(p, x->in_b), t, d, 3 * d));
     ME_PROF(ME_PROF_ATTENTION, me_attention_forward(a->attn, a->probs, a->probs_drop, a->qkv, e->key_pad, e->b, e->s,
-                                                    d, e->cfg.n_heads, drop, rng));
+                                                    d, e->cfg.n_heads, drop, k, layer));
     ME_PROF(ME_PROF_OUT_PROJ,
             me_linear_forward(out, a->attn, me_params_data(p, x->out_w), me_params_data(p, x->out_b), t, d, d));
 }
 
 /* Feed-forward sub-block: out[T,D] = linear2(dropout(act(linear1(inp)))). */
 static void ffn_forward(me_encoder *e, const me_params *p, me_layer_acts *a, const me_layer_index *x,
-                        const float *inp, float *out, float drop, me_rng *rng) {
+                        const float *inp, float *out, float drop, const me_dropout_key *k, int layer) {
     int t = e->b * e->s, d = e->cfg.d_model, f = e->cfg.d_ff;
     size_t tf = (size_t)t * f;
     ME_PROF(ME_PROF_LINEAR1,
@@ -249,14 +249,14 @@ static void ffn_forward(me_encoder *e, const me_params *p, me_layer_acts *a, con
         me_gelu_forward(a->hact, a->hpre, tf);
     else
         me_relu_forward(a->hact, a->hpre, tf);
-    if (drop > 0.0f) me_dropout_forward(a->hact, a->mask_act, tf, drop, rng);
+    if (drop > 0.0f) me_dropout_forward(a->hact, a->mask_act, e->b, e->s, f, drop, k, layer, ME_DROP_ACT);
     me_prof_end(ME_PROF_ELEMENTWISE, m);
     ME_PROF(ME_PROF_LINEAR2,
             me_linear_forward(out, a->hact, me_params_data(p, x->l2_w), me_params_data(p, x->l2_b), t, f, d));
 }
 
 const float *me_encoder_forward(me_encoder *e, const me_params *p, const float *x, const uint8_t *key_pad,
-                                int b, int s, int training, me_rng *rng) {
+                                int b, int s, int training, const me_dropout_key *drop_key) {
     const me_model_config *c = &e->cfg;
     e->b = b;
     e->s = s;
@@ -265,6 +265,7 @@ const float *me_encoder_forward(me_encoder *e, const me_params *p, const float *
     int t = b * s, d = c->d_model;
     size_t td = (size_t)t * d;
     float drop = training ? c->dropout : 0.0f;
+    assert(drop <= 0.0f || drop_key);
     const float *inp = x;
     for (int l = 0; l < c->n_layers; l++) {
         me_layer_acts *a = &e->acts[l];
@@ -274,13 +275,17 @@ const float *me_encoder_forward(me_encoder *e, const me_params *p, const float *
             /* res1 = x + dropout(SA(x)); ln1 = LN1(res1); res2 = ln1 + dropout(FFN(ln1)); out = LN2(res2)
              * (each branch is computed into its residual buffer; the LayerNorm after it adds the skip input
              * in its first pass) */
-            self_attention_forward(e, p, a, li, inp, a->res1, drop, rng);
-            if (drop > 0.0f) ME_PROF(ME_PROF_ELEMENTWISE, me_dropout_forward(a->res1, a->mask1, td, drop, rng));
+            self_attention_forward(e, p, a, li, inp, a->res1, drop, drop_key, l);
+            if (drop > 0.0f)
+                ME_PROF(ME_PROF_ELEMENTWISE,
+                        me_dropout_forward(a->res1, a->mask1, b, s, d, drop, drop_key, l, ME_DROP_RES1));
             ME_PROF(ME_PROF_LAYERNORM, me_add_layernorm_forward(a->ln1_out, a->ln1_mean, a->ln1_rstd, a->res1, inp,
                                                                 me_params_data(p, li->n1_w),
                                                                 me_params_data(p, li->n1_b), t, d, c->layer_norm_eps));
-            ffn_forward(e, p, a, li, a->ln1_out, a->res2, drop, rng);
-            if (drop > 0.0f) ME_PROF(ME_PROF_ELEMENTWISE, me_dropout_forward(a->res2, a->mask2, td, drop, rng));
+            ffn_forward(e, p, a, li, a->ln1_out, a->res2, drop, drop_key, l);
+            if (drop > 0.0f)
+                ME_PROF(ME_PROF_ELEMENTWISE,
+                        me_dropout_forward(a->res2, a->mask2, b, s, d, drop, drop_key, l, ME_DROP_RES2));
             ME_PROF(ME_PROF_LAYERNORM, me_add_layernorm_forward(a->ln2_out, a->ln2_mean, a->ln2_rstd, a->res2,
                                                                 a->ln1_out, me_params_data(p, li->n2_w),
                                                                 me_params_data(p, li->n2_b), t, d, c->layer_norm_eps));
@@ -290,14 +295,16 @@ const float *me_encoder_forward(me_encoder *e, const me_params *p, const float *
             ME_PROF(ME_PROF_LAYERNORM, me_layernorm_forward(a->ln1_out, a->ln1_mean, a->ln1_rstd, inp,
                                                             me_params_data(p, li->n1_w), me_params_data(p, li->n1_b),
                                                             t, d, c->layer_norm_eps));
-            self_attention_forward(e, p, a, li, a->ln1_out, a->res1, drop, rng);
-            if (drop > 0.0f) ME_PROF(ME_PROF_ELEMENTWISE, me_dropout_forward(a->res1, a->mask1, td, drop, rng));
+            self_attention_forward(e, p, a, li, a->ln1_out, a->res1, drop, drop_key, l);
+            if (drop > 0.0f)
+                ME_PROF(ME_PROF_ELEMENTWISE,
+                        me_dropout_forward(a->res1, a->mask1, b, s, d, drop, drop_key, l, ME_DROP_RES1));
             ME_PROF(ME_PROF_LAYERNORM, me_add_layernorm_forward(a->ln2_out, a->ln2_mean, a->ln2_rstd, a->res1, inp,
                                                                 me_params_data(p, li->n2_w),
                                                                 me_params_data(p, li->n2_b), t, d, c->layer_norm_eps));
-            ffn_forward(e, p, a, li, a->ln2_out, a->res2, drop, rng);
+            ffn_forward(e, p, a, li, a->ln2_out, a->res2, drop, drop_key, l);
             me_prof_mark m = me_prof_begin();
-            if (drop > 0.0f) me_dropout_forward(a->res2, a->mask2, td, drop, rng);
+            if (drop > 0.0f) me_dropout_forward(a->res2, a->mask2, b, s, d, drop, drop_key, l, ME_DROP_RES2);
             me_add_inplace(a->res2, a->res1, td);
             me_prof_end(ME_PROF_ELEMENTWISE, m);
             inp = a->res2;
@@ -374,6 +381,11 @@ static void drop_grad(float *dst, const float *src, const uint8_t *mask, size_t 
         memcpy(dst, src, n * sizeof(float));
 }
 
+/* Tells the owner of e->ready that the gradients at [from, total) are final. */
+static void grads_ready(const me_encoder *e, const me_params *p, int first_final) {
+    if (e->ready) e->ready(e->ready_ctx, p->t[first_final].offset);
+}
+
 void me_encoder_backward(me_encoder *e, me_params *p, float *dx, const float *dy) {
     const me_model_config *c = &e->cfg;
     int t = e->b * e->s, d = c->d_model;
@@ -386,6 +398,7 @@ void me_encoder_backward(me_encoder *e, me_params *p, float *dx, const float *dy
         ME_PROF(ME_PROF_LAYERNORM,
                 me_layernorm_backward_set(g, NULL, me_params_grad(p, e->norm_w), me_params_grad(p, e->norm_b), dy,
                                           last, me_params_data(p, e->norm_w), e->fn_mean, e->fn_rstd, t, d));
+        grads_ready(e, p, e->norm_w);
     } else {
         ME_PROF(ME_PROF_ELEMENTWISE, memcpy(g, dy, bytes));
     }
@@ -410,6 +423,8 @@ void me_encoder_backward(me_encoder *e, me_params *p, float *dx, const float *dy
                                               me_params_grad(p, li->n1_b), e->dln, a->res1,
                                               me_params_data(p, li->n1_w), a->ln1_mean, a->ln1_rstd, t, d));
             if (drop > 0.0f) ME_PROF(ME_PROF_ELEMENTWISE, drop_grad(e->dres, e->dres, a->mask1, td, drop));
+            /* linear1, linear2, norm1 and norm2 are done: the layer's tensors from linear1.weight on */
+            grads_ready(e, p, li->l1_w);
             self_attention_backward(e, p, a, li, a->inp, e->dres, need_dx ? gnext : NULL, 1, g, drop);
         } else {
             /* out = res2 = res1 + dropout(FFN(LN2(res1))) */
@@ -434,6 +449,7 @@ void me_encoder_backward(me_encoder *e, me_params *p, float *dx, const float *dy
                                           e->dln, a->inp, me_params_data(p, li->n1_w), a->ln1_mean, a->ln1_rstd, t,
                                           d));
         }
+        grads_ready(e, p, li->in_w); /* the whole layer */
         float *tmp = g;
         g = gnext;
         gnext = tmp;

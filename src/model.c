@@ -191,7 +191,7 @@ static double softmax_xent(float *probs, const float *logits, const int32_t *tar
 }
 
 double me_model_forward(me_model *m, const int32_t *tokens, const uint8_t *pad, const int32_t *targets, int b,
-                        int s, int training, me_rng *rng, size_t *correct) {
+                        int s, int training, const me_dropout_key *drop, size_t *correct) {
     const me_model_config *c = &m->cfg;
     me_params *p = &m->params;
     size_t d = (size_t)c->d_model, t = (size_t)b * s;
@@ -208,7 +208,7 @@ double me_model_forward(me_model *m, const int32_t *tokens, const uint8_t *pad, 
         float *x = m->x + i * d;
         for (size_t j = 0; j < d; j++) x[j] = e[j] + q[j];
     }
-    const float *out = me_encoder_forward(&m->enc, p, m->x, pad, b, s, training, rng);
+    const float *out = me_encoder_forward(&m->enc, p, m->x, pad, b, s, training, drop);
     int cl = c->n_classes;
     size_t counted = 0, right = 0;
     double loss;
@@ -237,6 +237,7 @@ double me_model_forward(me_model *m, const int32_t *tokens, const uint8_t *pad, 
         loss = softmax_xent(m->probs, m->logits, targets, (size_t)b, cl, &counted, &right);
     }
     m->n_targets = counted;
+    m->loss_sum = loss;
     m->loss = counted ? loss / (double)counted : NAN;
     if (correct) *correct = right;
     return m->loss;
@@ -264,13 +265,15 @@ void me_model_top_k(const me_model *m, int k, int32_t *idx, float *p) {
     }
 }
 
-void me_model_backward(me_model *m) {
+void me_model_backward(me_model *m) { me_model_backward_shard(m, m->n_targets); }
+
+void me_model_backward_shard(me_model *m, size_t total_targets) {
     const me_model_config *c = &m->cfg;
     me_params *p = &m->params;
     int b = m->b, s = m->s, cl = c->n_classes;
     size_t d = (size_t)c->d_model, t = (size_t)b * s;
-    if (m->n_targets == 0) return;
-    float inv = 1.0f / (float)m->n_targets;
+    if (m->n_targets == 0 || total_targets == 0) return;
+    float inv = 1.0f / (float)total_targets;
     size_t rows = m->task == ME_TASK_TAG ? t : (size_t)b;
     /* dlogits = (softmax - onehot(target)) / n_targets, zero for ignored rows (in place in probs) */
     for (size_t r = 0; r < rows; r++) {
@@ -303,6 +306,7 @@ void me_model_backward(me_model *m) {
             }
         }
     }
+    if (m->enc.ready) m->enc.ready(m->enc.ready_ctx, p->t[m->head_w].offset); /* the head is registered last */
     memset(m->dx, 0, t * d * sizeof(float));
     me_encoder_backward(&m->enc, p, m->dx, m->dout);
     float *gemb = me_params_grad(p, m->embed);
@@ -316,6 +320,7 @@ void me_model_backward(me_model *m) {
             for (size_t j = 0; j < d; j++) gp[j] += g[j];
         }
     }
+    if (m->enc.ready) m->enc.ready(m->enc.ready_ctx, 0);
 }
 
 void me_model_free(me_model *m) {

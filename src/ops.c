@@ -259,12 +259,33 @@ void me_add_inplace(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
-void me_dropout_forward(float *x, uint8_t *mask, size_t n, float p, me_rng *rng) {
+uint64_t me_dropout_row(const me_dropout_key *k, uint64_t example, int layer, me_drop_site site, uint64_t a,
+                        uint64_t row) {
+    /* one coordinate at a time: since the finaliser is a bijection, two rows that differ in one
+     * coordinate (and share the earlier ones) get different states */
+    uint64_t h = me_rng_mix64(k->key[0] + ME_RNG_GAMMA);
+    h = me_rng_mix64(h ^ k->key[1] ^ k->step);
+    h = me_rng_mix64(h ^ k->key[2] ^ example);
+    h = me_rng_mix64(h ^ k->key[3] ^ (((uint64_t)(unsigned)layer << 8) | (uint64_t)site));
+    h = me_rng_mix64(h ^ a);
+    return me_rng_mix64(h ^ row);
+}
+
+void me_dropout_forward(float *x, uint8_t *mask, int b, int s, int c, float p, const me_dropout_key *k, int layer,
+                        me_drop_site site) {
     float scale = 1.0f / (1.0f - p);
-    for (size_t i = 0; i < n; i++) {
-        uint8_t keep = me_rng_uniform(rng) >= p;
-        mask[i] = keep;
-        x[i] = keep ? x[i] * scale : 0.0f;
+    int rows = b * s;
+    /* every element's mask is a function of its coordinates alone, so rows can go to any thread */
+#pragma omp parallel for schedule(static) if (ME_PAR((size_t)rows * c >= ME_PAR_MIN_ELEMS))
+    for (int r = 0; r < rows; r++) {
+        uint64_t st = me_dropout_row(k, k->example0 + (uint64_t)(r / s), layer, site, 0, (uint64_t)(r % s));
+        float *xr = x + (size_t)r * c;
+        uint8_t *mr = mask + (size_t)r * c;
+        for (int j = 0; j < c; j++) {
+            uint8_t keep = me_dropout_uniform(st, (uint64_t)j) >= p;
+            mr[j] = keep;
+            xr[j] = keep ? xr[j] * scale : 0.0f;
+        }
     }
 }
 
@@ -320,12 +341,15 @@ static int softmax_row(float *row, const uint8_t *key_pad, int s) {
 }
 
 void me_attention_forward(float *out, float *probs, float *probs_drop, const float *qkv,
-                          const uint8_t *key_pad, int b, int s, int d, int h, float dropout, me_rng *rng) {
+                          const uint8_t *key_pad, int b, int s, int d, int h, float dropout,
+                          const me_dropout_key *k, int layer) {
     assert(d % h == 0);
+    assert(dropout <= 0.0f || (probs_drop && k));
     int dh = d / h, ld = 3 * d, bh = b * h;
     float scale = 1.0f / sqrtf((float)dh);
     size_t ss = (size_t)s * s;
     int par = (size_t)bh * ss * dh >= ME_PAR_MIN_ELEMS;
+    float keep_scale = dropout > 0.0f ? 1.0f / (1.0f - dropout) : 1.0f;
     /* heads are independent: one (batch, head) pair per iteration, single-threaded matmuls inside */
 #pragma omp parallel for schedule(static) if (ME_PAR(par))
     for (int x = 0; x < bh; x++) {
@@ -336,15 +360,20 @@ void me_attention_forward(float *out, float *probs, float *probs_drop, const flo
         /* p[S,S] = scale * q[S,Dh] * trans(k[S,Dh])   (rows strided by 3D inside qkv) */
         me_matmul(0, 1, s, s, dh, scale, base + hi * dh, ld, base + d + hi * dh, ld, 0.0f, p, s);
         for (int i = 0; i < s; i++) softmax_row(p + (size_t)i * s, pad, s);
+        if (dropout > 0.0f) {
+            /* the mask of weight (query i, key j) of head hi of example bi: counter-based, so the
+             * order of the (batch, head) pairs across threads does not matter */
+            float *pd = probs_drop + (size_t)x * ss;
+            for (int i = 0; i < s; i++) {
+                uint64_t st = me_dropout_row(k, k->example0 + (uint64_t)bi, layer, ME_DROP_ATTN, (uint64_t)hi,
+                                             (uint64_t)i);
+                for (int j = 0; j < s; j++)
+                    pd[(size_t)i * s + j] =
+                        me_dropout_uniform(st, (uint64_t)j) >= dropout ? p[(size_t)i * s + j] * keep_scale : 0.0f;
+            }
+        }
     }
-    const float *pv = probs;
-    if (dropout > 0.0f) {
-        /* one sequential pass so that the masks depend only on the generator's state */
-        float keep_scale = 1.0f / (1.0f - dropout);
-        for (size_t i = 0; i < (size_t)bh * ss; i++)
-            probs_drop[i] = me_rng_uniform(rng) >= dropout ? probs[i] * keep_scale : 0.0f;
-        pv = probs_drop;
-    }
+    const float *pv = dropout > 0.0f ? probs_drop : probs;
 #pragma omp parallel for schedule(static) if (ME_PAR(par))
     for (int x = 0; x < bh; x++) {
         int bi = x / h, hi = x % h;

@@ -2,13 +2,7 @@
 
 #include <math.h>
 
-uint64_t me_rng_mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t splitmix64(uint64_t *x) { return me_rng_mix64(*x += 0x9E3779B97F4A7C15ull); }
+static uint64_t splitmix64(uint64_t *x) { return me_rng_mix64(*x += ME_RNG_GAMMA); }
 
 void me_rng_seed(me_rng *r, uint64_t seed) {
     uint64_t x = seed;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "minienc/checkpoint.h"
+#include "minienc/dist.h"
 #include "minienc/history.h"
 #include "minienc/metrics.h"
 #include "minienc/ops.h"
@@ -62,11 +63,15 @@ typedef struct {
     me_sampler sampler;
     me_train_state state;
     me_metrics_log metrics;
-    int32_t *tokens, *targets;
-    uint8_t *pad;
-    size_t *idx;
+    int32_t *tokens, *targets; /* [shard_cap, max_s] this process's shard of a batch */
+    uint8_t *pad;              /* [shard_cap, max_s] */
+    size_t *idx;               /* [batch_size] the step's whole batch */
+    me_dist *dist;             /* the data-parallel group, NULL: this process alone */
+    int rank, size;            /* 0 and 1 alone */
+    int shard_cap;             /* most examples one shard holds: ceil(batch_size / size) */
     int replace;          /* --force over a non-empty run directory */
     int resumed_threads;  /* thread count stored in the checkpoint resumed from (0: unknown) */
+    int resumed_ranks;    /* process count stored there (0: unknown, i.e. 1) */
     int history_missing;  /* resumed without a history.safetensors */
 } run;
 
@@ -158,7 +163,8 @@ static me_status prepare_dir(run *r, int resume, int force, me_error *err) {
 static me_status setup(run *r, int resume, me_error *err) {
     me_config *c = &r->cfg;
     me_status st;
-    if (resume) { /* the checkpoint's architecture must be the config's, before anything is loaded */
+    int rank0 = r->rank == 0; /* only rank 0 reads and writes the run directory */
+    if (resume && rank0) { /* the checkpoint's architecture must be the config's, before anything is loaded */
         char ck[ME_PATH_MAX + 64];
         me_config stored;
         join(ck, sizeof ck, r->dir, "checkpoint.safetensors");
@@ -180,27 +186,31 @@ static me_status setup(run *r, int resume, me_error *err) {
     me_rng init;
     me_rng_seed(&init, c->train.seed);
     me_model_init_weights(&r->model, &init);
-    /* independent streams for dropout and data order, both derived from the seed */
+    /* the dropout key and the data order, both derived from the seed (the key's four words are the
+     * state of a generator seeded from it; dropout masks are counter-based on it, see ops.h) */
     me_rng_seed(&r->state.rng, c->train.seed ^ 0xD1B54A32D192ED03ull);
     int max_s = r->train.max_len_seen;
     if (r->has_valid && r->valid.max_len_seen > max_s) max_s = r->valid.max_len_seen;
     int b = c->train.batch_size;
-    if ((st = me_model_alloc(&r->model, b, max_s, err))) return st;
+    r->shard_cap = (b + r->size - 1) / r->size;
+    if ((st = me_model_alloc(&r->model, r->shard_cap, max_s, err))) return st;
     if ((st = me_optim_init(&r->optim, &r->model.params, &c->train, err))) return st;
     if ((st = me_sampler_init(&r->sampler, r->train.n, c->train.seed + 1, err))) return st;
     if ((st = me_history_init(&r->hist, &r->model.params, err))) return st;
-    size_t cap = (size_t)b * (size_t)max_s;
+    size_t cap = (size_t)r->shard_cap * (size_t)max_s;
     r->tokens = malloc(cap * sizeof *r->tokens);
     r->targets = malloc(cap * sizeof *r->targets);
     r->pad = malloc(cap);
     r->idx = malloc((size_t)b * sizeof *r->idx);
     if (!r->tokens || !r->targets || !r->pad || !r->idx)
         return me_error_set(err, ME_ERR_NOMEM, "out of memory for batches of %d x %d", b, max_s);
+    if (!rank0) return ME_OK; /* rank 0 sends the state it loads (share_state) */
     char path[ME_PATH_MAX + 64];
     if (resume) {
         join(path, sizeof path, r->dir, "checkpoint.safetensors");
         if ((st = me_checkpoint_load(path, &r->model.params, &r->optim, &r->state, err))) return st;
         r->resumed_threads = r->state.threads;
+        r->resumed_ranks = r->state.ranks;
         if ((st = me_sampler_set_state(&r->sampler, r->state.sampler_seed, r->state.sampler_epoch,
                                        r->state.sampler_pos, err)))
             return st;
@@ -236,6 +246,15 @@ static me_status setup(run *r, int resume, me_error *err) {
         join(path, sizeof path, r->dir, "metrics.csv");
         if ((st = reload_metrics(&r->metrics, path, r->state.step, r->cfg.train.eval_every, err))) return st;
     }
+    return ME_OK;
+}
+
+/* Rank 0, once every rank has set up: the old run's files go (--force), the directory and config.ini
+ * come. */
+static me_status start_files(run *r, int resume, me_error *err) {
+    me_status st;
+    char path[ME_PATH_MAX + 64];
+    const me_config *c = &r->cfg;
     if (r->replace && (st = remove_run_files(r->dir, err))) return st;
     if (!resume && (st = me_file_mkdir_p(r->dir, err))) return st;
     /* the resolved config, every key written out */
@@ -247,18 +266,91 @@ static me_status setup(run *r, int resume, me_error *err) {
     return st;
 }
 
+/* Ranks above 0 take rank 0's parameters, optimizer state and training state: rank 0 alone may have
+ * read them from a checkpoint, and copies that start identical stay identical. */
+static me_status share_state(run *r, me_error *err) {
+    me_dist *d = r->dist;
+    const me_dist_ops *o = d->ops;
+    size_t bytes = r->model.params.total * sizeof(float);
+    me_status st;
+    if (r->rank == 0)
+        me_sampler_get_state(&r->sampler, &r->state.sampler_seed, &r->state.sampler_epoch, &r->state.sampler_pos);
+    if ((st = o->bcast(d->impl, r->model.params.data, bytes, 0, err)) ||
+        (st = o->bcast(d->impl, r->optim.m, bytes, 0, err)) ||
+        (r->optim.v && (st = o->bcast(d->impl, r->optim.v, bytes, 0, err))) ||
+        (st = o->bcast(d->impl, &r->optim.step, sizeof r->optim.step, 0, err)) ||
+        (st = o->bcast(d->impl, &r->state, sizeof r->state, 0, err)))
+        return st;
+    if (r->rank == 0) return ME_OK;
+    return me_sampler_set_state(&r->sampler, r->state.sampler_seed, r->state.sampler_epoch, r->state.sampler_pos, err);
+}
+
+/* Every ME_DIST_CHECK_EVERY steps and at every save, the ranks compare checksums of their parameters and
+ * optimizer state: a copy that drifted (a different library on one node, a hardware fault) stops the
+ * run instead of silently training N different models. */
+#define ME_DIST_CHECK_EVERY 100
+
+static me_status check_replicas(run *r, me_error *err) {
+    size_t n = r->model.params.total;
+    uint64_t h = me_dist_hash(ME_DIST_HASH_INIT, r->model.params.data, n);
+    h = me_dist_hash(h, r->optim.m, n);
+    if (r->optim.v) h = me_dist_hash(h, r->optim.v, n);
+    char what[64];
+    snprintf(what, sizeof what, "step %" PRId64 ": parameters and optimizer state", r->state.step);
+    return me_dist_check_same(r->dist, h, what, err);
+}
+
+/* The gradient sum's hook into the backward pass. */
+static void grads_ready(void *ctx, size_t from) {
+    me_dist *d = ctx;
+    d->ops->grad_ready(d->impl, from);
+}
+
+/* One step's forward and backward on this process's shard of the batch idx[b]: the gradient of
+ * (the shard's summed loss / the whole batch's target count) in the gradient block, summed over the
+ * group. *loss_sum gets the shard's summed loss, *targets the whole batch's count. */
+static me_status shard_step(run *r, long step, int b, double *loss_sum, size_t *targets, me_error *err) {
+    me_params *p = &r->model.params;
+    me_dist *d = r->size > 1 ? r->dist : NULL;
+    size_t lo, hi;
+    me_shard_range((size_t)b, r->size, r->rank, &lo, &hi);
+    *targets = me_dataset_count_targets(&r->train, r->idx, (size_t)b);
+    *loss_sum = 0.0;
+    me_params_zero_grad(p);
+    me_status st;
+    if (d && (st = d->ops->grad_begin(d->impl, p->grad, p->total, err))) return st;
+    if (hi > lo) {
+        size_t s = me_dataset_batch(&r->train, r->idx + lo, hi - lo, r->tokens, r->pad, r->targets);
+        me_dropout_key key = {.step = (uint64_t)step, .example0 = lo};
+        memcpy(key.key, r->state.rng.s, sizeof key.key);
+        me_model_forward(&r->model, r->tokens, r->pad, r->targets, (int)(hi - lo), (int)s, 1, &key, NULL);
+        *loss_sum = r->model.loss_sum;
+        me_model_backward_shard(&r->model, *targets);
+    }
+    return d ? d->ops->grad_finish(d->impl, err) : ME_OK;
+}
+
 me_status me_train_run(const me_config *cfg, int resume, int force, const me_train_hooks *hooks,
                        me_train_result *res, me_error *err) {
     run *r = calloc(1, sizeof *r);
     if (!r) return me_error_set(err, ME_ERR_NOMEM, "out of memory");
     r->cfg = *cfg;
     me_config_absolute_paths(&r->cfg);
+    r->dist = hooks ? hooks->dist : NULL;
+    r->rank = r->dist ? r->dist->rank : 0;
+    r->size = r->dist ? r->dist->size : 1;
+    me_dist *d = r->size > 1 ? r->dist : NULL;
+    int rank0 = r->rank == 0;
+    /* rank 0 alone prints (through the hooks) and writes files */
+    const me_train_hooks *shown = rank0 ? hooks : NULL;
     snprintf(r->dir, sizeof r->dir, "%s", cfg->log.out_dir);
     res->steps_done = 0;
     res->valid_loss = res->valid_acc = res->valid_seq_acc = NAN;
-    me_status st = prepare_dir(r, resume, force, err);
+    me_status st = rank0 ? prepare_dir(r, resume, force, err) : ME_OK;
     if (!st) st = setup(r, resume, err);
-    if (st) goto done;
+    /* every rank has loaded its data and built its model, or the run stops everywhere */
+    if ((st = me_dist_agree(d, st, NULL, err))) goto done;
+    if (d && (st = share_state(r, err))) goto done;
     const me_train_config *tc = &r->cfg.train;
     me_train_progress pr = {0};
     pr.steps = tc->steps;
@@ -267,61 +359,94 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
     pr.valid_step = -1;
     char note[2 * ME_PATH_MAX + 200];
     r->state.threads = me_ops_threads();
-    if (hooks && hooks->note && resume && r->resumed_threads && r->resumed_threads != r->state.threads) {
-        snprintf(note, sizeof note, "warning: the checkpoint was trained with %d threads, this run uses %d: the "
-                 "result can differ in the last bits from an uninterrupted run (set train.threads = %d to match)",
-                 r->resumed_threads, r->state.threads, r->resumed_threads);
-        hooks->note(hooks->user, note);
+    r->state.ranks = r->size;
+    if (shown && shown->note && resume && r->resumed_threads &&
+        (r->resumed_threads != r->state.threads || (r->resumed_ranks ? r->resumed_ranks : 1) != r->size)) {
+        int was_ranks = r->resumed_ranks ? r->resumed_ranks : 1;
+        if (was_ranks == 1 && r->size == 1)
+            snprintf(note, sizeof note, "warning: the checkpoint was trained with %d threads, this run uses %d: the "
+                     "result can differ in the last bits from an uninterrupted run (set train.threads = %d to match)",
+                     r->resumed_threads, r->state.threads, r->resumed_threads);
+        else
+            snprintf(note, sizeof note, "warning: the checkpoint was trained with %d process%s x %d thread%s, this "
+                     "run uses %d x %d: gradients are summed in another order, so the result can differ in the last "
+                     "bits from an uninterrupted run (the same processes and threads reproduce it exactly)",
+                     was_ranks, was_ranks == 1 ? "" : "es", r->resumed_threads, r->resumed_threads == 1 ? "" : "s",
+                     r->size, r->state.threads);
+        shown->note(shown->user, note);
     }
-    if (hooks && hooks->note && resume && r->history_missing && r->state.step > 0) {
+    if (shown && shown->note && resume && r->history_missing && r->state.step > 0) {
         snprintf(note, sizeof note, "warning: %s has no history.safetensors; the gamma/beta history starts afresh "
                  "at step %" PRId64 " (step 0 is lost)", r->dir, r->state.step);
-        hooks->note(hooks->user, note);
+        shown->note(shown->user, note);
     }
-    if (hooks && hooks->note) {
+    if (shown && shown->note) {
         if (resume)
             snprintf(note, sizeof note, "resuming %s from step %" PRId64 " to %ld", r->dir, r->state.step, tc->steps);
         else
             snprintf(note, sizeof note, "training %s -> %s, %ld steps (seed %llu)",
                      r->cfg.path[0] ? r->cfg.path : "(no file)", r->dir, tc->steps, (unsigned long long)tc->seed);
-        hooks->note(hooks->user, note);
+        shown->note(shown->user, note);
     }
-    if (!resume) {
-        /* step 0: the initial values, on disk before the first update */
-        if ((st = save_all(r, 0, err))) goto done;
+    if (rank0) st = start_files(r, resume, err);
+    /* step 0: the initial values, on disk before the first update */
+    if (rank0 && !st && !resume) st = save_all(r, 0, err);
+    if ((st = me_dist_agree(d, st, NULL, err))) goto done;
+    if (d) {
+        r->model.enc.ready = grads_ready;
+        r->model.enc.ready_ctx = d;
     }
     double t0 = me_now_s(), t_last = t0;
     int b = tc->batch_size, reached = 0;
+    /* alone, a signal is seen at the top of the next step; in a group, the ranks agree after every
+     * step's gradient sum whether any of them was asked to stop, so all stop after the same step.
+     * pending: a failure of rank 0's file writes, told to the others at the next agreement. */
+    int stopping = 0;
+    me_status pending = ME_OK;
     while (r->state.step < tc->steps && !reached) {
-        if (hooks && hooks->stop && *hooks->stop) {
-            st = save_all(r, 1, err);
-            if (!st) st = me_error_set(err, ME_ERR_INTERRUPTED, "interrupted at step %" PRId64 "; saved %s (resume with "
-                                       "--resume %s)", r->state.step, r->dir, r->dir);
+        if (d ? stopping : hooks && hooks->stop && *hooks->stop) {
+            /* collective calls first, each with the same outcome on every rank; then rank 0's save */
+            if (d && (st = check_replicas(r, err))) goto done;
+            st = rank0 ? save_all(r, 1, err) : ME_OK;
+            if ((st = me_dist_agree(d, st, NULL, err))) goto done;
+            st = me_dist_fail_together(d, me_error_set(err, ME_ERR_INTERRUPTED, "interrupted at step %" PRId64 "; "
+                                                        "saved %s (resume with --resume %s)", r->state.step, r->dir,
+                                                        r->dir));
             goto done;
         }
         long step = (long)r->state.step; /* 0-based index of this update */
         me_sampler_next_batch(&r->sampler, r->idx, (size_t)b);
-        size_t s = me_dataset_batch(&r->train, r->idx, (size_t)b, r->tokens, r->pad, r->targets);
-        me_params_zero_grad(&r->model.params);
-        double loss = me_model_forward(&r->model, r->tokens, r->pad, r->targets, b, (int)s, 1, &r->state.rng, NULL);
-        me_model_backward(&r->model);
+        double shard_loss, loss;
+        size_t targets;
+        st = shard_step(r, step, b, &shard_loss, &targets, err);
+        if (d) {
+            int stop = st == ME_OK && hooks && hooks->stop && *hooks->stop;
+            if ((st = me_dist_agree(d, st ? st : pending, &stop, err))) goto done;
+            stopping = stop;
+            if ((st = me_dist_sum(d, &shard_loss, 1, &loss, err))) goto done;
+        } else {
+            if (st) goto done;
+            loss = shard_loss;
+        }
+        loss = targets ? loss / (double)targets : NAN;
         double gnorm = me_clip_grad_norm(&r->model.params, tc->clip_grad_norm);
         if (!isfinite(loss) || !isfinite(gnorm)) {
+            /* every rank sees the same summed loss and gradient: all stop here, rank 0 reports */
             char path[ME_PATH_MAX + 64];
             join(path, sizeof path, r->dir, "metrics.csv");
-            me_metrics_log_write(&r->metrics, path, NULL);
-            st = me_error_set(err, ME_ERR_NUMERIC,
+            if (rank0) me_metrics_log_write(&r->metrics, path, NULL);
+            st = me_dist_fail_together(d, me_error_set(err, ME_ERR_NUMERIC,
                               "step %ld: %s is %g; training stopped, the last good checkpoint in %s is kept "
                               "(try a lower train.lr or set train.clip_grad_norm)",
                               step + 1, isfinite(loss) ? "gradient norm" : "loss", isfinite(loss) ? gnorm : loss,
-                              r->dir);
+                              r->dir));
             goto done;
         }
         double lr = me_schedule_lr(tc, r->cfg.model.d_model, step);
         me_optim_step(&r->optim, &r->model.params, lr);
         r->state.step++;
         size_t real_tokens = 0;
-        for (size_t i = 0; i < (size_t)b * s; i++) real_tokens += !r->pad[i];
+        for (int i = 0; i < b; i++) real_tokens += me_dataset_len(&r->train, r->idx[i]);
         double t = me_now_s();
         pr.step = (long)r->state.step;
         pr.loss = loss;
@@ -330,40 +455,63 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
         pr.tokens_per_s = t > t_last ? (double)real_tokens / (t - t_last) : 0.0;
         pr.evaluated = 0;
         int last = r->state.step == tc->steps;
-        if (r->has_valid && ((tc->eval_every > 0 && r->state.step % tc->eval_every == 0) || last)) {
+        int evaluating = r->has_valid && ((tc->eval_every > 0 && r->state.step % tc->eval_every == 0) || last);
+        if (evaluating && rank0 && !pending) {
+            /* rank 0 evaluates alone (measured: see the README), the others go on to the next step's
+             * gradient sum and wait there */
             me_eval_result ev;
-            if ((st = me_evaluate(&r->model, &r->valid, b, &ev, err))) goto done;
+            pending = me_evaluate(&r->model, &r->valid, r->model.max_b, &ev, err);
+            if (pending && !d) {
+                st = pending;
+                goto done;
+            }
             pr.valid_loss = ev.loss;
             pr.valid_acc = ev.accuracy;
             pr.valid_seq_acc = ev.seq_accuracy;
             pr.valid_step = (long)r->state.step;
-            pr.evaluated = 1;
-            reached = tc->stop_at_accuracy > 0.0 && ev.accuracy >= tc->stop_at_accuracy;
+            pr.evaluated = !pending;
+            reached = !pending && tc->stop_at_accuracy > 0.0 && ev.accuracy >= tc->stop_at_accuracy;
         }
-        me_metrics_row row = {r->state.step, loss, lr, gnorm, pr.tokens_per_s, pr.evaluated ? pr.valid_loss : NAN,
-                              pr.evaluated ? pr.valid_acc : NAN};
-        if ((st = me_metrics_log_append(&r->metrics, &row, err))) goto done;
-        if (tc->steps > 0 && r->cfg.log.history_every > 0 && r->state.step % r->cfg.log.history_every == 0 &&
-            (st = me_history_record(&r->hist, &r->model.params, r->state.step, err)))
+        if (d && evaluating && tc->stop_at_accuracy > 0.0) { /* rank 0's finding, for every rank */
+            double mine = reached, any;
+            if ((st = me_dist_sum(d, &mine, 1, &any, err))) goto done;
+            reached = any > 0.0;
+        }
+        int save = !last && !reached && r->cfg.log.checkpoint_every > 0 &&
+                   r->state.step % r->cfg.log.checkpoint_every == 0;
+        if (d && (save || last || reached || r->state.step % ME_DIST_CHECK_EVERY == 0) &&
+            (st = check_replicas(r, err)))
             goto done;
-        pr.elapsed_s = t - t0;
-        if (hooks && hooks->progress) hooks->progress(hooks->user, &pr);
-        if (!last && !reached && r->cfg.log.checkpoint_every > 0 && r->state.step % r->cfg.log.checkpoint_every == 0 &&
-            (st = save_all(r, 0, err)))
-            goto done;
+        if (rank0 && !pending) {
+            me_metrics_row row = {r->state.step, loss, lr, gnorm, pr.tokens_per_s, pr.evaluated ? pr.valid_loss : NAN,
+                                  pr.evaluated ? pr.valid_acc : NAN};
+            pending = me_metrics_log_append(&r->metrics, &row, err);
+            if (!pending && tc->steps > 0 && r->cfg.log.history_every > 0 && r->state.step % r->cfg.log.history_every == 0)
+                pending = me_history_record(&r->hist, &r->model.params, r->state.step, err);
+            pr.elapsed_s = t - t0;
+            if (!pending && shown && shown->progress) shown->progress(shown->user, &pr);
+            if (!pending && save) pending = save_all(r, 0, err);
+            if (pending && !d) {
+                st = pending;
+                goto done;
+            }
+        }
         t_last = me_now_s(); /* tokens/s times the step itself, not evaluation or saving */
     }
-    if (resume && pr.step == 0 && hooks && hooks->note) {
+    if (resume && pr.step == 0 && shown && shown->note) {
         snprintf(note, sizeof note, "%s is already at step %" PRId64 " (train.steps = %ld): nothing to do", r->dir,
                  r->state.step, tc->steps);
-        hooks->note(hooks->user, note);
+        shown->note(shown->user, note);
     }
-    if (reached && hooks && hooks->note) {
+    if (reached && shown && shown->note) {
         snprintf(note, sizeof note, "validation accuracy %.2f%% reached train.stop_at_accuracy = %g at step %" PRId64
                  ": stopping", 100.0 * pr.valid_acc, tc->stop_at_accuracy, r->state.step);
-        hooks->note(hooks->user, note);
+        shown->note(shown->user, note);
     }
-    st = save_all(r, reached, err); /* stopped early: the history ends at the checkpoint's values */
+    st = pending;
+    /* stopped early: the history ends at the checkpoint's values */
+    if (rank0 && !st) st = save_all(r, reached, err);
+    st = me_dist_agree(d, st, NULL, err);
     res->valid_loss = pr.valid_loss;
     res->valid_acc = pr.valid_acc;
     res->valid_seq_acc = pr.valid_seq_acc;

@@ -25,9 +25,9 @@ typedef struct {
 } block_case;
 
 static double block_loss(block_case *c) {
-    me_rng rng;
-    me_rng_seed(&rng, c->drop_seed); /* the same dropout masks at every evaluation */
-    const float *y = me_encoder_forward(&c->e, &c->p, c->x, c->pad, c->b, c->s, c->cfg.dropout > 0, &rng);
+    /* counter-based masks: the same key gives the same masks at every evaluation */
+    me_dropout_key key = {.key = {c->drop_seed, 1, 2, 3}, .step = 5, .example0 = 0};
+    const float *y = me_encoder_forward(&c->e, &c->p, c->x, c->pad, c->b, c->s, c->cfg.dropout > 0, &key);
     double l = 0;
     for (size_t i = 0; i < (size_t)c->b * c->s * c->cfg.d_model; i++) l += (double)y[i] * c->r[i];
     return l;
@@ -92,19 +92,28 @@ static void run_block_case(me_model_config cfg, int b, int s, int with_pad, uint
     for (int i = 0; i < c.p.n; i++)
         check_direction(&c, c.p.t[i].name, me_params_data(&c.p, i), me_params_grad(&c.p, i), c.p.t[i].count, &rng);
     check_direction(&c, "input x", c.x, c.dx, n, &rng);
-    /* element-wise for a few entries of the first norm's gamma and the input */
+    /* element-wise for a few entries of the first norm's gamma. One element's difference
+     * quotient carries the float32 forward's rounding of L (|L| ~ 10 here: ~1e-6) divided by 2 eps;
+     * at eps 1e-3 that is ~3e-4, above the tolerance for gradients near 0.01 (measured: one in six
+     * dropout-mask draws failed, while the quotient converged to the analytic value within 5e-6 at
+     * eps 1e-2). GELU is smooth, so its blocks take the larger step; ReLU's kinks keep FD_EPS. */
+    double elem_eps = cfg.activation == ME_ACT_GELU ? 1e-2 : FD_EPS;
     int g = me_params_find(&c.p, "layers.0.norm1.weight");
     assert_true(g >= 0);
     for (int k = 0; k < 3; k++) {
         float *w = me_params_data(&c.p, g) + k;
         float saved = *w;
-        *w = (float)(saved + FD_EPS);
+        float up = (float)(saved + elem_eps), down = (float)(saved - elem_eps);
+        *w = up;
         double lp = block_loss(&c);
-        *w = (float)(saved - FD_EPS);
+        *w = down;
         double lm = block_loss(&c);
         *w = saved;
-        double num = (lp - lm) / (2 * FD_EPS), an = me_params_grad(&c.p, g)[k];
-        assert_true(fabs(num - an) <= 5e-3 * (fabs(an) + 1e-2));
+        double num = (lp - lm) / ((double)up - (double)down), an = me_params_grad(&c.p, g)[k];
+        if (!(fabs(num - an) <= 5e-3 * (fabs(an) + 1e-2))) {
+            print_error("norm1.weight[%d]: finite difference %.9g, analytic %.9g\n", k, num, an);
+            fail();
+        }
     }
     me_encoder_free(&c.e);
     me_params_free(&c.p);
@@ -214,7 +223,7 @@ typedef struct {
 
 static double att_loss(void *v) {
     att_ctx *k = v;
-    me_attention_forward(k->out, k->probs, NULL, k->qkv, k->pad, k->b, k->s, k->d, k->h, 0.0f, NULL);
+    me_attention_forward(k->out, k->probs, NULL, k->qkv, k->pad, k->b, k->s, k->d, k->h, 0.0f, NULL, 0);
     double l = 0;
     for (int i = 0; i < k->b * k->s * k->d; i++) l += (double)k->out[i] * k->r[i];
     return l;

@@ -149,7 +149,7 @@ static void attention_forward_should_match_naive_softmax_with_padding(void **sta
     float *qkv = rnd((size_t)b * s * 3 * d, &r);
     float *out = malloc((size_t)b * s * d * 4), *want = calloc((size_t)b * s * d, 4);
     float *probs = malloc((size_t)b * h * s * s * 4);
-    me_attention_forward(out, probs, NULL, qkv, pad, b, s, d, h, 0.0f, NULL);
+    me_attention_forward(out, probs, NULL, qkv, pad, b, s, d, h, 0.0f, NULL, 0);
     for (int bi = 0; bi < b; bi++)
         for (int hi = 0; hi < h; hi++)
             for (int i = 0; i < s; i++) {
@@ -175,13 +175,12 @@ static void attention_forward_should_match_naive_softmax_with_padding(void **sta
 
 static void dropout_should_keep_about_one_minus_p_and_rescale(void **state) {
     (void)state;
-    me_rng r;
-    me_rng_seed(&r, 5);
-    enum { N = 100000 };
+    enum { B = 4, S = 50, C = 500, N = B * S * C };
+    me_dropout_key k = {.key = {1, 2, 3, 4}, .step = 7, .example0 = 0};
     float *x = malloc(N * 4), *dx = malloc(N * 4);
     uint8_t *mask = malloc(N);
     for (int i = 0; i < N; i++) x[i] = 1.0f;
-    me_dropout_forward(x, mask, N, 0.25f, &r);
+    me_dropout_forward(x, mask, B, S, C, 0.25f, &k, 0, ME_DROP_RES1);
     size_t kept = 0;
     for (int i = 0; i < N; i++) {
         kept += mask[i];
@@ -192,6 +191,78 @@ static void dropout_should_keep_about_one_minus_p_and_rescale(void **state) {
     me_dropout_backward(dx, x, mask, N, 0.25f);
     for (int i = 0; i < N; i++) assert_true(mask[i] ? fabsf(dx[i] - x[i] / 0.75f) < 1e-6f : dx[i] == 0.0f);
     free(x), free(dx), free(mask);
+}
+
+/* Masks of x[B,S,C] with the given key, step, first example and thread count. */
+static uint8_t *masks(int b, int s, int c, uint64_t step, uint64_t example0, int layer, me_drop_site site,
+                      int threads) {
+    me_ops_set_threads(threads);
+    me_dropout_key k = {.key = {11, 12, 13, 14}, .step = step, .example0 = example0};
+    size_t n = (size_t)b * s * c;
+    float *x = malloc(n * 4);
+    uint8_t *m = malloc(n);
+    for (size_t i = 0; i < n; i++) x[i] = 1.0f;
+    me_dropout_forward(x, m, b, s, c, 0.5f, &k, layer, site);
+    free(x);
+    me_ops_set_threads(1);
+    return m;
+}
+
+static void dropout_masks_should_not_depend_on_the_split_the_padding_or_the_threads(void **state) {
+    (void)state;
+    enum { B = 6, S = 40, C = 300 };
+    size_t row = (size_t)S * C;
+    uint8_t *whole = masks(B, S, C, 3, 0, 1, ME_DROP_ACT, 1);
+    /* examples 0..1 and 2..5 computed apart (two shards): the same bits as the whole batch */
+    uint8_t *lo = masks(2, S, C, 3, 0, 1, ME_DROP_ACT, 1), *hi = masks(4, S, C, 3, 2, 1, ME_DROP_ACT, 1);
+    assert_memory_equal(lo, whole, 2 * row);
+    assert_memory_equal(hi, whole + 2 * row, 4 * row);
+    /* two threads (the batch is above the threading threshold) */
+    uint8_t *two = masks(B, S, C, 3, 0, 1, ME_DROP_ACT, 2);
+    assert_memory_equal(two, whole, B * row);
+    /* a shorter padded length: position p of example e keeps its mask */
+    uint8_t *shorter = masks(B, S - 15, C, 3, 0, 1, ME_DROP_ACT, 1);
+    for (int e = 0; e < B; e++)
+        assert_memory_equal(shorter + (size_t)e * (S - 15) * C, whole + (size_t)e * row, (size_t)(S - 15) * C);
+    /* another step, layer, site or example: independent masks, agreeing on about half the elements
+     * (p = 0.5: binomial(12000, 0.5), sd ~ 55; allow 6 sd) */
+    uint8_t *other[4] = {masks(B, S, C, 4, 0, 1, ME_DROP_ACT, 1), masks(B, S, C, 3, 0, 2, ME_DROP_ACT, 1),
+                         masks(B, S, C, 3, 0, 1, ME_DROP_RES2, 1), masks(B, S, C, 3, 1, 1, ME_DROP_ACT, 1)};
+    for (int o = 0; o < 4; o++) {
+        size_t same = 0;
+        for (size_t i = 0; i < row; i++) same += other[o][i] == whole[i];
+        assert_in_range(same, row / 2 - 330, row / 2 + 330);
+        free(other[o]);
+    }
+    free(whole), free(lo), free(hi), free(two), free(shorter);
+}
+
+static void attention_dropout_should_not_depend_on_the_split(void **state) {
+    (void)state;
+    me_rng r;
+    me_rng_seed(&r, 6);
+    enum { B = 4, S = 9, D = 12, H = 3 };
+    size_t nq = (size_t)B * S * 3 * D, np = (size_t)B * H * S * S, no = (size_t)B * S * D;
+    float *qkv = rnd(nq, &r), *out = malloc(no * 4), *probs = malloc(np * 4), *drop = malloc(np * 4);
+    float *out2 = malloc(no * 4), *probs2 = malloc(np * 4), *drop2 = malloc(np * 4);
+    me_dropout_key k = {.key = {5, 6, 7, 8}, .step = 2, .example0 = 10};
+    me_attention_forward(out, probs, drop, qkv, NULL, B, S, D, H, 0.3f, &k, 1);
+    /* examples 1..3 alone, their first example being the whole batch's example 11 */
+    me_dropout_key k1 = k;
+    k1.example0 = 11;
+    size_t per_q = (size_t)S * 3 * D, per_p = (size_t)H * S * S;
+    me_attention_forward(out2, probs2, drop2, qkv + per_q, NULL, B - 1, S, D, H, 0.3f, &k1, 1);
+    assert_memory_equal(drop2, drop + per_p, (B - 1) * per_p * sizeof(float));
+    assert_memory_equal(out2, out + (size_t)S * D, (size_t)(B - 1) * S * D * sizeof(float));
+    /* dropped weights are zero, kept ones are p / (1 - 0.3) */
+    size_t zeros = 0;
+    for (size_t i = 0; i < np; i++) {
+        if (drop[i] == 0.0f) zeros++;
+        else assert_true(fabsf(drop[i] - probs[i] / 0.7f) <= 1e-6f * fabsf(drop[i]));
+    }
+    /* binomial(972, 0.3): mean 292, sd 14; allow 5 sd */
+    assert_in_range(zeros, 292 - 72, 292 + 72);
+    free(qkv), free(out), free(probs), free(drop), free(out2), free(probs2), free(drop2);
 }
 
 /* Runs forward + backward of a block large enough to take every threaded path (split matmuls,
@@ -296,7 +367,7 @@ static void attention_weights_should_match_double_softmax_to_a_few_ulps_over_a_w
         qkv[i * 3 + 1] = -80.0f * me_rng_uniform(&r);                     /* k */
         qkv[i * 3 + 2] = 1.0f;                                            /* v */
     }
-    me_attention_forward(out, probs, NULL, qkv, NULL, b, s, d, h, 0.0f, NULL);
+    me_attention_forward(out, probs, NULL, qkv, NULL, b, s, d, h, 0.0f, NULL, 0);
     double worst = 0.0;
     for (int i = 0; i < s; i++) {
         /* the float scores and their float differences from the maximum, as any float softmax has them
@@ -351,6 +422,8 @@ int main(void) {
         cmocka_unit_test(activations_should_match_double_precision_formulas),
         cmocka_unit_test(attention_forward_should_match_naive_softmax_with_padding),
         cmocka_unit_test(dropout_should_keep_about_one_minus_p_and_rescale),
+        cmocka_unit_test(dropout_masks_should_not_depend_on_the_split_the_padding_or_the_threads),
+        cmocka_unit_test(attention_dropout_should_not_depend_on_the_split),
         cmocka_unit_test(split_matmul_should_match_naive_loops),
         cmocka_unit_test(add_layernorm_should_equal_the_add_and_the_layernorm_bit_for_bit),
         cmocka_unit_test(layernorm_backward_set_should_equal_the_added_gradient_and_copy_it),

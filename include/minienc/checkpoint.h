@@ -2,8 +2,8 @@
  *
  *   parameters           under their registry names (what `minienc count` prints), F32
  *   AdamW state          optim.exp_avg.<name>, optim.exp_avg_sq.<name>; SGD: optim.momentum_buffer.<name>
- *   __metadata__         format "minienc-checkpoint-1", step, optim_step, optimizer, threads, rng (dropout
- *                        generator state as four hex words), sampler ("seed,epoch,pos"), config (the
+ *   __metadata__         format "minienc-checkpoint-1", step, optim_step, optimizer, threads, ranks,
+ *                        rng (the dropout key, four hex words: masks are counter-based on it, see ops.h), sampler ("seed,epoch,pos"), config (the
  *                        resolved INI text, without log.out_dir so that a checkpoint is the same
  *                        wherever the run lives)
  * A PyTorch module with the same layout loads the parameters with load_state_dict (strict=False, or
@@ -24,6 +24,8 @@ typedef struct {
     uint64_t sampler_seed, sampler_epoch, sampler_pos;
     int threads;               /* kernel threads the run used (0: unknown); a large matmul split across
                                   another number of threads can round differently */
+    int ranks;                 /* data-parallel processes the run used (0: unknown, i.e. 1); another
+                                  count sums gradients in another order */
 } me_train_state;
 
 /* Writes atomically. o may be NULL (parameters only). */

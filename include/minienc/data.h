@@ -107,6 +107,11 @@ static inline size_t me_dataset_len(const me_dataset *ds, size_t i) { return ds-
 size_t me_dataset_batch(const me_dataset *ds, const size_t *idx, size_t B, int32_t *tokens, uint8_t *pad_mask,
                         int32_t *targets);
 
+/* Targets the loss counts in the batch of examples idx[0..B) (what me_dataset_batch would give):
+ * the input tokens for tag, one per example for classify. Every shard of a split batch can compute
+ * the whole batch's count from the indices alone. */
+size_t me_dataset_count_targets(const me_dataset *ds, const size_t *idx, size_t B);
+
 /* Epoch sampler. Each epoch visits every index of [0, n) exactly once in an order that depends only on
  * (seed, epoch), so the whole state is the three integers (seed, epoch, pos): save them with
  * me_sampler_get_state and restore them with me_sampler_set_state to resume the same sequence.

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "minienc/config.h"
+#include "minienc/ops.h"
 #include "minienc/params.h"
 #include "minienc/rng.h"
 
@@ -65,6 +66,9 @@ typedef struct {
     const uint8_t *key_pad;
     int training;
     const float *out; /* [B,S,D] output of the last forward pass */
+    /* optional: told during backward which tail of the gradient block is final (see me_encoder_backward) */
+    void (*ready)(void *ctx, size_t from);
+    void *ready_ctx;
 } me_encoder;
 
 /* Registers the stack's tensors with names prefixed by `prefix` ("" or "encoder."). Checks cfg
@@ -86,15 +90,19 @@ size_t me_encoder_activation_bytes(const me_model_config *cfg, int max_b, int ma
 me_status me_encoder_alloc(me_encoder *e, int max_b, int max_s, me_error *err);
 
 /* Forward pass. x[B,S,D] (must stay valid until backward), key_pad[B,S] or NULL (nonzero = padding).
- * training: apply dropout (cfg.dropout) with rng; otherwise no dropout and rng may be NULL.
+ * training: apply dropout (cfg.dropout) with the counter-based masks of drop (see ops.h; layer l's
+ * masks use layer index l); otherwise no dropout and drop may be NULL.
  * Returns the output [B,S,D] (owned by e, valid until the next forward). */
 const float *me_encoder_forward(me_encoder *e, const me_params *p, const float *x, const uint8_t *key_pad,
-                                int b, int s, int training, me_rng *rng);
+                                int b, int s, int training, const me_dropout_key *drop);
 
 /* Backward pass of the last forward: dy[B,S,D] = dL/dout. Adds parameter gradients into p->grad and
  * dL/dx into dx[B,S,D]. dx may be NULL when not needed; the first layer then skips the work that only
  * feeds dL/dx (as PyTorch's autograd does for an input that does not require grad). Consumes the
- * saved activations: call once per forward. */
+ * saved activations: call once per forward. When e->ready is set, it is called whenever the gradients
+ * in [from, p->total) of the registry's gradient block have become final (backward runs from the
+ * last registered tensors to the first): after the final norm, after each layer's FFN half (post-LN)
+ * and after each layer. */
 void me_encoder_backward(me_encoder *e, me_params *p, float *dx, const float *dy);
 
 void me_encoder_free(me_encoder *e);

@@ -38,7 +38,7 @@ typedef struct {
     int b, s;
     const int32_t *tokens, *targets;
     const uint8_t *pad;
-    double loss;
+    double loss, loss_sum; /* mean and sum over the counted targets */
     size_t n_targets; /* positions (tag) or sequences (classify) that count in the loss */
 } me_model;
 
@@ -75,10 +75,12 @@ me_status me_model_alloc(me_model *m, int max_b, int max_s, me_error *err);
 
 /* Forward pass and mean cross-entropy loss over the counted targets.
  * tokens[B,S], pad[B,S] (1 = padding), targets: tag [B,S] with -1 = ignore, classify [B].
- * correct (may be NULL) gets the number of counted targets whose argmax is right.
- * Returns the loss (NaN if no target counts). */
+ * training: dropout with the masks of drop (see ops.h; drop->example0 is the global index of example
+ * 0 of this batch), otherwise drop may be NULL. correct (may be NULL) gets the number of counted
+ * targets whose argmax is right. Returns the loss (NaN if no target counts); m->loss_sum holds the
+ * summed loss and m->n_targets the count. */
 double me_model_forward(me_model *m, const int32_t *tokens, const uint8_t *pad, const int32_t *targets, int b,
-                        int s, int training, me_rng *rng, size_t *correct);
+                        int s, int training, const me_dropout_key *drop, size_t *correct);
 
 /* The k most probable classes of every output row of the last me_model_forward (tag: B*S positions,
  * classify: B sequences), most probable first, ties to the lower class (as the loss's argmax):
@@ -88,6 +90,13 @@ void me_model_top_k(const me_model *m, int k, int32_t *idx, float *p);
 
 /* Backward of the last me_model_forward: adds d(loss)/d(params) into m->params.grad. */
 void me_model_backward(me_model *m);
+
+/* Backward of the last forward when its batch is one shard of a larger batch holding total_targets
+ * counted targets: adds d(loss_sum / total_targets)/d(params), so that the shards' gradients sum to
+ * the gradient of the whole batch's mean loss (not a mean of the shards' means). me_model_backward is
+ * me_model_backward_shard(m, m->n_targets). m->enc.ready, when set, is also told when the head's and
+ * the embeddings' gradients are final. */
+void me_model_backward_shard(me_model *m, size_t total_targets);
 
 void me_model_free(me_model *m);
 

@@ -9,6 +9,7 @@
 
 #include "minienc/rng.h"
 
+
 /* Threads for every kernel (OpenMP; OpenBLAS itself is kept single-threaded and each large matmul
  * is split across these threads). n <= 0 means 1. */
 void me_ops_set_threads(int n);
@@ -60,9 +61,42 @@ void me_gelu_grad_inplace(float *d, const float *inp, size_t n);
 /* y[n] += x[n] */
 void me_add_inplace(float *y, const float *x, size_t n);
 
-/* Inverted dropout in place: x[i] = keep ? x[i] / (1 - p) : 0, keep ~ Bernoulli(1 - p).
- * mask[n] records keep (1) or drop (0). p in [0, 1). */
-void me_dropout_forward(float *x, uint8_t *mask, size_t n, float p, me_rng *rng);
+/* Counter-based dropout. Whether an element is kept is a pure function of
+ *   (key, step, example, layer, site, a, row, col)
+ * (a SplitMix64-style hash: the row's coordinates are absorbed one word at a time through the
+ * SplitMix64 finaliser, and element col is the finaliser of row_state + (col + 1) * golden gamma), so
+ * example 17's mask at step 300 is the same whether the batch is processed whole, split across
+ * processes or split across threads, and whatever its padded length. key is the run's dropout key
+ * (derived from the seed, saved in checkpoints); example is the example's index in the step's whole
+ * batch; a is the attention head (0 elsewhere); row the position (the query position for attention);
+ * col the feature (the key position for attention). */
+typedef struct {
+    uint64_t key[4];   /* the run's dropout key */
+    uint64_t step;     /* 0-based update index */
+    uint64_t example0; /* index in the step's whole batch of the first example handed to the kernels */
+} me_dropout_key;
+
+/* Where in a layer a mask is drawn (one independent stream each). */
+typedef enum {
+    ME_DROP_ATTN = 1, /* attention weights [B,H,S,S]: a = head, row = query, col = key position */
+    ME_DROP_RES1 = 2, /* self-attention branch before the residual add [B,S,D] */
+    ME_DROP_ACT = 3,  /* FFN activation [B,S,F] */
+    ME_DROP_RES2 = 4  /* FFN branch before the residual add [B,S,D] */
+} me_drop_site;
+
+/* The hash state of one row; element col is kept iff me_dropout_keep(state, col, p). */
+uint64_t me_dropout_row(const me_dropout_key *k, uint64_t example, int layer, me_drop_site site, uint64_t a,
+                        uint64_t row);
+/* Uniform in [0, 1) with 24 bits, from the row state and the column; kept iff >= p. */
+static inline float me_dropout_uniform(uint64_t row_state, uint64_t col) {
+    return (float)(me_rng_mix64(row_state + (col + 1) * ME_RNG_GAMMA) >> 40) * (1.0f / 16777216.0f);
+}
+
+/* Inverted dropout in place over x[B,S,C] (example bi is k->example0 + bi, row si, column ci):
+ * x = keep ? x / (1 - p) : 0, keep ~ Bernoulli(1 - p) as above. mask[B,S,C] records keep (1) or
+ * drop (0). p in [0, 1). */
+void me_dropout_forward(float *x, uint8_t *mask, int b, int s, int c, float p, const me_dropout_key *k, int layer,
+                        me_drop_site site);
 /* dx[n] = dy * mask / (1 - p)  (overwrites; dx may equal dy). */
 void me_dropout_backward(float *dx, const float *dy, const uint8_t *mask, size_t n, float p);
 
@@ -71,10 +105,12 @@ void me_dropout_backward(float *dx, const float *dy, const uint8_t *mask, size_t
  * key_pad[B,S] (may be NULL): nonzero marks a padding key, which gets zero attention weight
  * (a query whose keys are all padding attends to nothing and outputs 0);
  * probs[B,H,S,S] = softmax(q k^T / sqrt(Dh)) saved for backward;
- * probs_drop[B,H,S,S]: when dropout > 0 the dropped, rescaled weights actually used (NULL otherwise);
+ * probs_drop[B,H,S,S]: when dropout > 0 the dropped, rescaled weights actually used (NULL otherwise),
+ * masks from k at site ME_DROP_ATTN of `layer` (k may be NULL when dropout is 0);
  * out[B,S,D] = concat_h(probs_h v_h). */
 void me_attention_forward(float *out, float *probs, float *probs_drop, const float *qkv,
-                          const uint8_t *key_pad, int b, int s, int d, int h, float dropout, me_rng *rng);
+                          const uint8_t *key_pad, int b, int s, int d, int h, float dropout,
+                          const me_dropout_key *k, int layer);
 /* dqkv[B,S,3D] = dL/dqkv given dout[B,S,D] (set, not added to: every element is written, so the
  * buffer needs no clearing); dprobs is scratch of [B,H,S,S] floats. */
 void me_attention_backward(float *dqkv, float *dprobs, const float *dout, const float *qkv, const float *probs,

@@ -17,6 +17,7 @@
 
 #include "minienc/config.h"
 #include "minienc/data.h"
+#include "minienc/dist.h"
 #include "minienc/model.h"
 #include "minienc/predict.h" /* me_evaluate */
 
@@ -40,6 +41,10 @@ typedef struct {
     void *user;
     /* set asynchronously (e.g. by a signal handler) to stop after the current step, saving everything */
     volatile sig_atomic_t *stop;
+    /* data-parallel group (see dist.h), NULL: this process alone. In a group every rank calls
+     * me_train_run with the same config; rank 0 alone reads and writes the run directory and calls
+     * progress and note; the others load the data files themselves. */
+    me_dist *dist;
 } me_train_hooks;
 
 typedef struct {
@@ -48,6 +53,9 @@ typedef struct {
     double valid_seq_acc;         /* its sequence (exact-match) accuracy, NaN if none */
 } me_train_result;
 
+/* Trains per cfg. Each step's batch (train.batch_size, the global batch) is split into contiguous
+ * shards across hooks->dist's ranks (see dist.h); the result equals the single-process run's up to
+ * the order of floating-point sums, and a checkpoint resumes with any number of processes. */
 /* Trains per cfg. resume: continue the run in cfg->log.out_dir from its checkpoint (metrics and history
  * are kept up to the checkpoint's step and appended). force: start afresh even if out_dir is not empty
  * (its run files are replaced). Without either, a non-empty out_dir is refused with ME_ERR_EXISTS.
