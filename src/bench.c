@@ -163,10 +163,20 @@ double me_bench_matmul_seconds(const me_bench_matmul *mm) {
     return sec;
 }
 
+static void grads_ready(void *ctx, size_t from) {
+    me_dist *d = ctx;
+    d->ops->grad_ready(d->impl, from);
+}
+
 me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me_bench_result *r, me_error *err) {
     memset(r, 0, sizeof *r);
     me_model_config c = *cfg;
     c.dropout = 0.0f;
+    me_dist *d = o->dist && o->dist->size > 1 ? o->dist : NULL;
+    /* this rank's shard: examples [lo, hi) of the batch */
+    size_t lo = 0, hi = (size_t)o->batch;
+    if (d) me_shard_range((size_t)o->batch, d->size, d->rank, &lo, &hi);
+    int b = (int)(hi - lo), cap = b > 0 ? b : 1;
     /* reset the peak (VmHWM) so that earlier work, such as the sgemm reference, does not count */
     FILE *clear = fopen("/proc/self/clear_refs", "w");
     if (clear) {
@@ -184,48 +194,64 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
     tc.optimizer = ME_OPT_ADAMW;
     tc.beta1 = 0.9, tc.beta2 = 0.999, tc.eps = 1e-8, tc.weight_decay = 0.01, tc.lr = 1e-4;
     tc.decay_norm_and_bias = 1; /* torch.optim.AdamW over model.parameters() decays everything */
-    size_t n = (size_t)o->batch * o->seq * c.d_model;
+    size_t row = (size_t)o->seq * c.d_model, n = (size_t)o->batch * row, mine = (size_t)b * row;
     float *x = NULL, *target = NULL, *dy = NULL;
-    double *times = NULL, *prof = NULL;
+    double *times = NULL, *reduce = NULL, *prof = NULL;
     me_status st;
-    if ((st = me_encoder_register(&e, &p, "", &c, err)) || (st = me_params_alloc(&p, err))) goto done;
     me_rng rng;
     me_rng_seed(&rng, 1234);
-    me_encoder_init_weights(&e, &p, &rng);
-    if ((st = me_encoder_alloc(&e, o->batch, o->seq, err)) || (st = me_optim_init(&opt, &p, &tc, err))) goto done;
-    x = me_alloc(n * sizeof *x);
-    target = me_alloc(n * sizeof *target);
-    dy = me_alloc(n * sizeof *dy);
-    times = calloc((size_t)o->steps + 1, sizeof *times);
-    if (o->profile) prof = calloc((size_t)o->steps * N_COLS, sizeof *prof);
-    if (!x || !target || !dy || !times || (o->profile && !prof)) {
-        st = me_error_set(err, ME_ERR_NOMEM, "out of memory for benchmark inputs");
-        goto done;
+    if (!(st = me_encoder_register(&e, &p, "", &c, err)) && !(st = me_params_alloc(&p, err))) {
+        me_encoder_init_weights(&e, &p, &rng);
+        if (!(st = me_encoder_alloc(&e, cap, o->seq, err)) && !(st = me_optim_init(&opt, &p, &tc, err))) {
+            x = me_alloc(n * sizeof *x);
+            target = me_alloc(n * sizeof *target);
+            dy = me_alloc((mine ? mine : 1) * sizeof *dy);
+            times = calloc((size_t)o->steps + 1, sizeof *times);
+            reduce = calloc((size_t)o->steps + 1, sizeof *reduce);
+            if (o->profile) prof = calloc((size_t)o->steps * N_COLS, sizeof *prof);
+            if (!x || !target || !dy || !times || !reduce || (o->profile && !prof))
+                st = me_error_set(err, ME_ERR_NOMEM, "out of memory for benchmark inputs");
+        }
     }
+    /* every rank is ready, or none starts the collective steps */
+    if ((st = me_dist_agree(d, st, NULL, err))) goto done;
+    /* the whole batch's data on every rank (the same draws), each using its shard */
     for (size_t i = 0; i < n; i++) x[i] = me_rng_normal(&rng), target[i] = me_rng_normal(&rng);
+    const float *xs = x + lo * row, *ts = target + lo * row;
     r->param_bytes = r->grad_bytes = p.total * sizeof(float);
     r->optim_bytes = 2 * p.total * sizeof(float);
-    me_encoder_activation_bytes(&c, o->batch, o->seq, &r->activation_bytes, &r->workspace_bytes);
-    r->io_bytes = 3 * n * sizeof(float);
+    me_encoder_activation_bytes(&c, cap, o->seq, &r->activation_bytes, &r->workspace_bytes);
+    r->io_bytes = 3 * mine * sizeof(float);
     r->needed_bytes = r->param_bytes + r->grad_bytes + r->optim_bytes + r->activation_bytes + r->io_bytes;
     double region_s = o->profile ? me_prof_region_cost(2000) : 0.0;
     r->region_us = region_s * 1e6;
+    if (d) {
+        e.ready = grads_ready;
+        e.ready_ctx = d;
+    }
+    double first = 0, last = 0;
     me_prof_enable(o->profile);
     for (int it = -o->warmup; it < o->steps; it++) {
-        double t0 = me_now_s();
-        /* one training step: forward, MSE loss, backward, AdamW */
-        me_prof_phase(ME_PROF_FORWARD);
-        const float *y = me_encoder_forward(&e, &p, x, NULL, o->batch, o->seq, 1, NULL); /* dropout is 0 */
+        double t0 = me_now_s(), tr = 0.0;
+        /* one training step: forward, MSE loss, backward, gradient sum, AdamW */
         double loss = 0;
-        float scale = 2.0f / (float)n;
-        for (size_t i = 0; i < n; i++) {
-            float diff = y[i] - target[i];
+        me_prof_phase(ME_PROF_FORWARD);
+        const float *y = b > 0 ? me_encoder_forward(&e, &p, xs, NULL, b, o->seq, 1, NULL) : NULL; /* dropout 0 */
+        float scale = 2.0f / (float)n; /* the whole batch's mean */
+        for (size_t i = 0; i < mine; i++) {
+            float diff = y[i] - ts[i];
             loss += (double)diff * diff;
             dy[i] = scale * diff; /* d/dy mean((y - t)^2) */
         }
         me_prof_phase(ME_PROF_BACKWARD);
         me_params_zero_grad(&p);
-        me_encoder_backward(&e, &p, NULL, dy);
+        if (d && (st = d->ops->grad_begin(d->impl, p.grad, p.total, err))) goto done;
+        if (b > 0) me_encoder_backward(&e, &p, NULL, dy);
+        if (d) {
+            tr = me_now_s();
+            if ((st = d->ops->grad_finish(d->impl, err))) goto done;
+            tr = me_now_s() - tr;
+        }
         ME_PROF(ME_PROF_OPTIMIZER, me_optim_step(&opt, &p, tc.lr));
         double t1 = me_now_s();
         me_prof_totals tot;
@@ -233,22 +259,29 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
         if (it >= 0 && prof) profile_step(prof + (size_t)it * N_COLS, &tot, region_s, t1 - t0);
         if (it >= 0) {
             times[it] = (t1 - t0) * 1000.0;
-            if (it == 0) r->loss_first = loss / (double)n;
-            r->loss_last = loss / (double)n;
+            reduce[it] = tr * 1000.0;
+            if (it == 0) first = loss;
+            last = loss;
         }
     }
     me_prof_enable(0);
+    double parts[2] = {first, last}, sums[2];
+    if ((st = me_dist_sum(d, parts, 2, sums, err))) goto done;
+    r->loss_first = sums[0] / (double)n;
+    r->loss_last = sums[1] / (double)n;
     r->rss_peak = rss_peak();
     r->ms_median = me_median(times, (size_t)o->steps); /* sorts */
     r->ms_min = times[0];
     r->ms_max = times[o->steps - 1];
+    r->ms_reduce = me_median(reduce, (size_t)o->steps);
     if (prof) profile_rows(r, prof, o->steps);
     r->tokens_per_s = (double)o->batch * o->seq / (r->ms_median / 1000.0);
     r->gflop_per_step = me_bench_step_flops(&c, o->batch, o->seq) / 1e9;
     r->gflops = r->gflop_per_step / (r->ms_median / 1000.0);
 done:
+    me_prof_enable(0);
     me_free(x), me_free(target), me_free(dy);
-    free(times);
+    free(times), free(reduce);
     free(prof);
     me_optim_free(&opt);
     me_encoder_free(&e);

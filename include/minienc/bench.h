@@ -14,11 +14,16 @@
 #include <stddef.h>
 
 #include "minienc/config.h"
+#include "minienc/dist.h"
 #include "minienc/status.h"
 
 typedef struct {
     int batch, seq, steps, warmup;
     int profile; /* also time each operation of the step (the result's prof rows) */
+    /* data-parallel group (dist.h), NULL: this process alone. In a group every rank runs its contiguous
+     * shard of the batch, the gradients are summed across ranks inside each timed step, and the loss
+     * is the whole batch's. */
+    me_dist *dist;
 } me_bench_options;
 
 /* One row of the step profile: an operation's median milliseconds per step over the timed steps, in
@@ -36,6 +41,7 @@ typedef struct {
 
 typedef struct {
     double ms_median, ms_min, ms_max;
+    double ms_reduce;               /* in a group: median time of the gradient sum's completion */
     double tokens_per_s;
     double gflop_per_step, gflops;
     double loss_first, loss_last;   /* MSE at the first and last timed step (should fall) */

@@ -46,7 +46,8 @@ typedef struct {
 /* What an implementation provides. Every call is collective: all ranks make the same calls in the
  * same order. */
 struct me_dist_ops {
-    /* out[size * n] = every rank's in[n], in rank order */
+    /* out[size * n] = every rank's in[n], in rank order. A rank that waits here long (for another
+     * that works alone) sleeps instead of spinning. All agreements go through this one call. */
     me_status (*allgather)(void *impl, const double *in, int n, double *out, me_error *err);
     /* buf[bytes] on every rank = rank root's */
     me_status (*bcast)(void *impl, void *buf, size_t bytes, int root, me_error *err);
@@ -56,8 +57,6 @@ struct me_dist_ops {
     me_status (*grad_begin)(void *impl, float *grad, size_t n, me_error *err);
     void (*grad_ready)(void *impl, size_t from);
     me_status (*grad_finish)(void *impl, me_error *err);
-    /* A barrier that sleeps instead of spinning, for ranks that wait while another works alone. */
-    me_status (*idle_barrier)(void *impl, me_error *err);
     void (*close)(void *impl);
 };
 
