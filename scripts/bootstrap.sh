@@ -4,7 +4,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="gcc libc6-dev make cmake pkg-config libopenblas-dev libcmocka-dev libstb-dev libcjson-dev libinih-dev fonts-dejavu-core"
+# libopenmpi-dev and openmpi-bin: data-parallel training under mpirun (the minienc-mpi.so plugin, tests/e2e_mpi.sh)
+PACKAGES="gcc libc6-dev make cmake pkg-config libopenblas-dev libcmocka-dev libstb-dev libcjson-dev libinih-dev fonts-dejavu-core libopenmpi-dev openmpi-bin"
 
 missing=""
 for p in $PACKAGES; do
