@@ -22,6 +22,7 @@
 
 void me_ops_set_threads(int n) {
     omp_set_num_threads(n > 0 ? n : 1);
+    omp_set_max_active_levels(1); /* a kernel called inside a parallel region (a thread shard) runs alone */
     openblas_set_num_threads(1);
 }
 

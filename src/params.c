@@ -74,9 +74,15 @@ void me_params_zero_grad(me_params *p) {
     if (p->grad) memset(p->grad, 0, p->total * sizeof(float));
 }
 
+void me_params_borrow_data(me_params *p, float *data) {
+    if (!p->borrowed) me_free(p->data);
+    p->data = data;
+    p->borrowed = 1;
+}
+
 void me_params_free(me_params *p) {
     free(p->t);
-    me_free(p->data);
+    if (!p->borrowed) me_free(p->data);
     me_free(p->grad);
     memset(p, 0, sizeof *p);
 }

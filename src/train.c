@@ -69,6 +69,13 @@ typedef struct {
     me_dist *dist;             /* the data-parallel group, NULL: this process alone */
     int rank, size;            /* 0 and 1 alone */
     int shard_cap;             /* most examples one shard holds: ceil(batch_size / size) */
+    /* thread shards (train.thread_shards = R > 1): the process's shard is split again into R, each run
+     * whole on one thread by a model that reads r->model's parameters into its own gradient block */
+    me_model *reps;            /* [R] */
+    int n_reps, rep_cap, max_s; /* R, most examples a thread shard holds, longest sequence */
+    int32_t *rep_tokens, *rep_targets; /* [R, rep_cap, max_s] */
+    uint8_t *rep_pad;          /* [R, rep_cap, max_s] */
+    double *rep_loss;          /* [R] */
     int replace;          /* --force over a non-empty run directory */
     int resumed_threads;  /* thread count stored in the checkpoint resumed from (0: unknown) */
     int resumed_ranks;    /* process count stored there (0: unknown, i.e. 1) */
@@ -84,6 +91,33 @@ static void run_free(run *r) {
     me_sampler_free(&r->sampler);
     me_metrics_log_free(&r->metrics);
     free(r->tokens), free(r->targets), free(r->pad), free(r->idx);
+    for (int t = 0; t < r->n_reps; t++) me_model_free(&r->reps[t]);
+    free(r->reps), free(r->rep_tokens), free(r->rep_targets), free(r->rep_pad), free(r->rep_loss);
+}
+
+/* The thread shards' models and batch buffers (see run). */
+static me_status make_replicas(run *r, me_error *err) {
+    int R = r->cfg.train.thread_shards, b = r->cfg.train.batch_size;
+    r->reps = calloc((size_t)R, sizeof *r->reps);
+    r->rep_cap = (int)(((long)b + (long)r->size * R - 1) / ((long)r->size * R));
+    size_t cap = (size_t)R * (size_t)r->rep_cap * (size_t)r->max_s;
+    r->rep_tokens = malloc(cap * sizeof *r->rep_tokens);
+    r->rep_targets = malloc(cap * sizeof *r->rep_targets);
+    r->rep_pad = malloc(cap);
+    r->rep_loss = calloc((size_t)R, sizeof *r->rep_loss);
+    if (!r->reps || !r->rep_tokens || !r->rep_targets || !r->rep_pad || !r->rep_loss)
+        return me_error_set(err, ME_ERR_NOMEM, "out of memory for %d thread shards", R);
+    for (; r->n_reps < R; r->n_reps++) {
+        me_model *m = &r->reps[r->n_reps];
+        me_status st = me_model_build(m, &r->cfg, err);
+        if (st) return st;
+        me_params_borrow_data(&m->params, r->model.params.data);
+        if ((st = me_model_alloc(m, r->rep_cap, r->max_s, err))) {
+            r->n_reps++; /* built: freed with the others */
+            return st;
+        }
+    }
+    return ME_OK;
 }
 
 /* Writes history, layernorm.csv and metrics first, the checkpoint last: a resume truncates the others
@@ -193,7 +227,10 @@ static me_status setup(run *r, int resume, me_error *err) {
     if (r->has_valid && r->valid.max_len_seen > max_s) max_s = r->valid.max_len_seen;
     int b = c->train.batch_size;
     r->shard_cap = (b + r->size - 1) / r->size;
-    if ((st = me_model_alloc(&r->model, r->shard_cap, max_s, err))) return st;
+    r->max_s = max_s;
+    if (c->train.thread_shards > 1 && (st = make_replicas(r, err))) return st;
+    /* with thread shards the main model only evaluates, in batches of a thread shard's size */
+    if ((st = me_model_alloc(&r->model, r->n_reps ? r->rep_cap : r->shard_cap, max_s, err))) return st;
     if ((st = me_optim_init(&r->optim, &r->model.params, &c->train, err))) return st;
     if ((st = me_sampler_init(&r->sampler, r->train.n, c->train.seed + 1, err))) return st;
     if ((st = me_history_init(&r->hist, &r->model.params, err))) return st;
@@ -306,6 +343,49 @@ static void grads_ready(void *ctx, size_t from) {
     d->ops->grad_ready(d->impl, from);
 }
 
+/* Forward and backward of examples idx[lo, hi) of the step's batch on model m (batch buffers of its
+ * own): the gradient of (their summed loss / the whole batch's `targets`) into m's gradient block.
+ * Returns their summed loss. */
+static double shard_pass(run *r, me_model *m, long step, size_t lo, size_t hi, size_t targets, int32_t *tokens,
+                         uint8_t *pad, int32_t *tgt) {
+    if (hi <= lo) return 0.0;
+    size_t s = me_dataset_batch(&r->train, r->idx + lo, hi - lo, tokens, pad, tgt);
+    me_dropout_key key = {.step = (uint64_t)step, .example0 = lo};
+    memcpy(key.key, r->state.rng.s, sizeof key.key);
+    me_model_forward(m, tokens, pad, tgt, (int)(hi - lo), (int)s, 1, &key, NULL);
+    me_model_backward_shard(m, targets);
+    return m->loss_sum;
+}
+
+/* The thread shards of this process's shard: each on one thread (the kernels inside a parallel region
+ * run single-threaded), then their gradients added in shard order into the main model's block, so
+ * the result depends on the number of shards, not on the number of threads. */
+static double thread_shards(run *r, long step, int b, size_t targets) {
+    int R = r->n_reps;
+    size_t per = (size_t)r->rep_cap * (size_t)r->max_s;
+    int nt = me_ops_threads() < R ? me_ops_threads() : R;
+#pragma omp parallel for schedule(static, 1) num_threads(nt)
+    for (int t = 0; t < R; t++) {
+        me_model *m = &r->reps[t];
+        size_t lo, hi;
+        me_shard_range((size_t)b, r->size * R, r->rank * R + t, &lo, &hi);
+        me_params_zero_grad(&m->params);
+        r->rep_loss[t] = shard_pass(r, m, step, lo, hi, targets, r->rep_tokens + (size_t)t * per,
+                                    r->rep_pad + (size_t)t * per, r->rep_targets + (size_t)t * per);
+    }
+    float *g = r->model.params.grad;
+    size_t n = r->model.params.total;
+#pragma omp parallel for schedule(static) if (n >= 65536)
+    for (size_t i = 0; i < n; i++) {
+        float sum = r->reps[0].params.grad[i];
+        for (int t = 1; t < R; t++) sum += r->reps[t].params.grad[i];
+        g[i] = sum;
+    }
+    double loss = 0.0;
+    for (int t = 0; t < R; t++) loss += r->rep_loss[t];
+    return loss;
+}
+
 /* One step's forward and backward on this process's shard of the batch idx[b]: the gradient of
  * (the shard's summed loss / the whole batch's target count) in the gradient block, summed over the
  * group. *loss_sum gets the shard's summed loss, *targets the whole batch's count. */
@@ -315,18 +395,13 @@ static me_status shard_step(run *r, long step, int b, double *loss_sum, size_t *
     size_t lo, hi;
     me_shard_range((size_t)b, r->size, r->rank, &lo, &hi);
     *targets = me_dataset_count_targets(&r->train, r->idx, (size_t)b);
-    *loss_sum = 0.0;
     me_params_zero_grad(p);
     me_status st;
     if (d && (st = d->ops->grad_begin(d->impl, p->grad, p->total, err))) return st;
-    if (hi > lo) {
-        size_t s = me_dataset_batch(&r->train, r->idx + lo, hi - lo, r->tokens, r->pad, r->targets);
-        me_dropout_key key = {.step = (uint64_t)step, .example0 = lo};
-        memcpy(key.key, r->state.rng.s, sizeof key.key);
-        me_model_forward(&r->model, r->tokens, r->pad, r->targets, (int)(hi - lo), (int)s, 1, &key, NULL);
-        *loss_sum = r->model.loss_sum;
-        me_model_backward_shard(&r->model, *targets);
-    }
+    if (r->n_reps)
+        *loss_sum = thread_shards(r, step, b, *targets);
+    else
+        *loss_sum = shard_pass(r, &r->model, step, lo, hi, *targets, r->tokens, r->pad, r->targets);
     return d ? d->ops->grad_finish(d->impl, err) : ME_OK;
 }
 

@@ -3,7 +3,7 @@
 # with dropout on.
 #   0. a plain `minienc` neither links nor loads MPI;
 #   1. two ranks equal one process: losses within 1e-5 relative over the first 20 steps (and the
-#      evaluations), the reference being the one-process run;
+#      evaluations), the reference being the one-process run; so do two ranks of two thread shards;
 #   2. the same two-rank run twice gives bit-identical checkpoints, histories and metrics;
 #   3. a two-rank checkpoint resumes in one process, and a one-process checkpoint on two ranks, each
 #      within 1e-5 of the uninterrupted run, with a note that the process count changed;
@@ -86,6 +86,14 @@ if worst=$(losses_close "$tmp/one/metrics.csv" "$tmp/two/metrics.csv" 1 20); the
     ok "two ranks equal one process over 20 steps with dropout 0.1 (worst relative difference $worst)"
 else
     fail "two ranks differ from one process: $worst"
+fi
+# two ranks of two thread shards each (train.thread_shards): the same four-way split of the batch
+"${MPI[@]}" -np 2 "$BIN" train "$CFG" "${SETS[@]}" --set train.thread_shards=2 --set log.out_dir="$tmp/two-shards" \
+    >"$tmp/two-shards.log" 2>&1 || fail "two ranks x 2 thread shards: $(tail -1 "$tmp/two-shards.log")"
+if worst=$(losses_close "$tmp/one/metrics.csv" "$tmp/two-shards/metrics.csv" 1 20); then
+    ok "two ranks of two thread shards equal one process (worst relative difference $worst)"
+else
+    fail "two ranks x 2 thread shards differ from one process: $worst"
 fi
 # and dropout was on: a run without it differs by far more
 "$BIN" train "$CFG" "${SETS[@]}" --set model.dropout=0 --set log.out_dir="$tmp/nodrop" >/dev/null 2>&1

@@ -589,7 +589,7 @@ static void a_full_config_should_round_trip_through_a_file(void **state) {
         "final_norm", "layer_norm_eps", "dropout", "vocab_size", "n_classes", "max_len", "positional", "task",
         "train", "valid", "steps", "batch_size", "optimizer", "lr", "beta1", "beta2", "eps", "weight_decay",
         "decay_norm_and_bias", "momentum", "schedule", "warmup", "clip_grad_norm", "seed", "eval_every",
-        "stop_at_accuracy", "threads", "out_dir", "history_every", "checkpoint_every"};
+        "stop_at_accuracy", "threads", "thread_shards", "out_dir", "history_every", "checkpoint_every"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char needle[64];
         snprintf(needle, sizeof needle, "\n%s = ", keys[i]);
@@ -844,7 +844,7 @@ static void readme_should_document_every_key_with_its_default(void **state) {
         }
         n_written++;
     }
-    assert_int_equal(n_written, 36);
+    assert_int_equal(n_written, 37);
     assert_int_equal(n_documented, n_written);
     free(written);
 }

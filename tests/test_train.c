@@ -22,6 +22,7 @@
 #include "minienc/config.h"
 #include "minienc/data.h"
 #include "minienc/history.h"
+#include "minienc/metrics.h"
 #include "minienc/model.h"
 #include "minienc/optim.h"
 #include "minienc/safetensors.h"
@@ -253,6 +254,56 @@ static void the_same_seed_should_give_bit_identical_run_files(void **state) {
     unsigned char *ba = slurp(pa, &na), *bc = slurp(pc, &nc);
     assert_true(na != nc || memcmp(ba, bc, na) != 0);
     free(ba), free(bc);
+    me_remove_tree(f.root);
+}
+
+/* loss (and valid_loss where evaluated) of two metrics.csv files: within rtol, or the same bits (rtol 0) */
+static void assert_same_losses(const char *dir_a, const char *dir_b, double rtol) {
+    char pa[PATH_CAP], pb[PATH_CAP];
+    snprintf(pa, sizeof pa, "%s/metrics.csv", dir_a);
+    snprintf(pb, sizeof pb, "%s/metrics.csv", dir_b);
+    me_metrics a, b;
+    me_error err = {0};
+    assert_int_equal(me_metrics_read(&a, pa, &err), ME_OK);
+    assert_int_equal(me_metrics_read(&b, pb, &err), ME_OK);
+    assert_int_equal(a.n, b.n);
+    for (size_t i = 0; i < a.n; i++) {
+        double pairs[2][2] = {{a.loss[i], b.loss[i]}, {a.valid_loss[i], b.valid_loss[i]}};
+        for (int k = 0; k < 2; k++) {
+            double x = pairs[k][0], y = pairs[k][1];
+            if (isnan(x) && isnan(y)) continue;
+            if (rtol == 0 ? memcmp(&x, &y, sizeof x) != 0 : !(fabs(x - y) <= rtol * fabs(x))) {
+                print_error("step %.0f: %s %.9g in %s, %.9g in %s (tolerance %g)\n", a.step[i],
+                            k ? "valid_loss" : "loss", x, dir_a, y, dir_b, rtol);
+                fail();
+            }
+        }
+    }
+    me_metrics_free(&a);
+    me_metrics_free(&b);
+}
+
+/* train.thread_shards: each thread runs whole forward and backward passes on its shard (here 3, 3 and 2
+ * of 8 examples) and the gradients are summed once: the losses are the unsplit step's up to summation
+ * order, and the same bits with 1 or 2 threads (the kernels inside a shard run alone). */
+static void thread_shards_should_match_the_unsplit_step_whatever_the_thread_count(void **state) {
+    (void)state;
+    fixture f;
+    fixture_init(&f, 100);
+    const char *whole[] = {"model.dropout=0.1", "train.steps=20"};
+    const char *one[] = {"model.dropout=0.1", "train.steps=20", "train.thread_shards=3", "train.threads=1"};
+    const char *two[] = {"model.dropout=0.1", "train.steps=20", "train.thread_shards=3", "train.threads=2"};
+    me_config w, a, b;
+    tiny_config(&w, &f, "whole", whole, N_OF(whole));
+    tiny_config(&a, &f, "one", one, N_OF(one));
+    tiny_config(&b, &f, "two", two, N_OF(two));
+    train_ok(&w, 0, NULL, NULL);
+    train_ok(&a, 0, NULL, NULL);
+    train_ok(&b, 0, NULL, NULL);
+    assert_same_losses(w.log.out_dir, a.log.out_dir, 1e-5);
+    assert_same_losses(a.log.out_dir, b.log.out_dir, 0);
+    assert_same_file(a.log.out_dir, b.log.out_dir, "history.safetensors");
+    assert_same_file(a.log.out_dir, b.log.out_dir, "layernorm.csv");
     me_remove_tree(f.root);
 }
 
@@ -940,6 +991,7 @@ int main(void) {
         cmocka_unit_test(loss_should_fall_by_half_on_the_copy_task_in_150_steps),
         cmocka_unit_test(the_same_seed_should_give_bit_identical_run_files),
         cmocka_unit_test(stop_at_accuracy_should_end_the_run_at_the_first_evaluation_that_reaches_it),
+        cmocka_unit_test(thread_shards_should_match_the_unsplit_step_whatever_the_thread_count),
         cmocka_unit_test(resuming_adamw_at_step_30_should_reproduce_the_60_step_run_byte_for_byte),
         cmocka_unit_test(resuming_sgd_with_momentum_at_step_30_should_reproduce_the_60_step_run_byte_for_byte),
         cmocka_unit_test(resuming_an_interrupted_run_should_reproduce_the_uninterrupted_run),

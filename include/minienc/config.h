@@ -57,6 +57,7 @@ typedef struct {
     int eval_every;
     double stop_at_accuracy; /* 0: off; else stop at the first evaluation whose accuracy reaches it */
     int threads; /* 0: all cores */
+    int thread_shards; /* > 1: each process splits its shard of a batch into this many, one thread each */
 } me_train_config;
 
 typedef struct {

@@ -35,8 +35,9 @@ typedef struct {
     me_tensor_info *t;
     int n, cap;
     size_t total; /* sum of counts */
-    float *data;  /* [total], 64-byte aligned, owned */
+    float *data;  /* [total], 64-byte aligned, owned (unless borrowed) */
     float *grad;  /* [total], 64-byte aligned, owned */
+    int borrowed; /* data belongs to another registry (me_params_borrow_data) */
 } me_params;
 
 void me_params_init(me_params *p);
@@ -56,6 +57,11 @@ static inline float *me_params_data(const me_params *p, int i) { return p->data 
 static inline float *me_params_grad(const me_params *p, int i) { return p->grad + p->t[i].offset; }
 
 void me_params_zero_grad(me_params *p);
+
+/* Makes p read its values from `data`, the value block of another allocated registry with the same
+ * layout (a thread shard's model computes with the main model's parameters into its own gradient
+ * block). p's own value block is released; me_params_free leaves `data` to its owner. */
+void me_params_borrow_data(me_params *p, float *data);
 
 void me_params_free(me_params *p);
 
