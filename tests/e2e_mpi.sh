@@ -221,7 +221,7 @@ wait_for "$pid" 30
 rc=$RC
 step=$(ckpt_step "$tmp/usr2/checkpoint.safetensors" 2>/dev/null)
 if [ "$rc" = 130 ] && [ -n "$step" ] && [ "$step" = "$(tail -1 "$tmp/usr2/metrics.csv" | cut -d, -f1)" ] &&
-    [ "$(ls "$tmp/usr2/plots" | wc -l)" = 9 ]; then
+    [ "$(ls "$tmp/usr2/plots" | wc -l)" = "$(ls "$tmp/one/plots" | wc -l)" ]; then
     ok "SIGUSR2 to mpirun: exit 130, run saved at step $step with its charts"
 else
     fail "SIGUSR2 to mpirun: exit $rc, checkpoint step '$step'"; tail -3 "$tmp/usr2.log" >&2
