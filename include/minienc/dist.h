@@ -17,7 +17,7 @@
  * them in rank order 0, 1, ..., N-1, and the sums are gathered back to everyone (MPI_Allgatherv,
  * in place). Every rank therefore ends with the same bits, the same ones on every run with N ranks,
  * and a rank sends and receives 2 (N-1)/N x 4 bytes x parameters per step, as a ring allreduce does.
- * Small sums (losses, evaluation counts) are gathered and added in rank order in the same way.
+ * Small sums (the shards' losses) are gathered and added in rank order in the same way.
  *
  * Failures. A function that fails on one rank cannot make the others wait forever: every rank calls
  * me_dist_agree after each phase that can fail, and a failure anywhere becomes a failure everywhere,
