@@ -104,18 +104,16 @@ me_status me_dist_sum(me_dist *d, const double *in, int n, double *sum, me_error
         memcpy(sum, in, sizeof(double) * (size_t)n);
         return ME_OK;
     }
-    double all[16 * 1024];
-    if (n > 16 || (size_t)n * (size_t)d->size > sizeof all / sizeof all[0])
-        return me_error_set(err, ME_ERR_CONFIG, "rank %d: a sum of %d values over %d ranks is too large", d->rank, n,
-                            d->size);
+    double *all = malloc(sizeof(double) * (size_t)n * (size_t)d->size);
+    if (!all) return me_error_set(err, ME_ERR_NOMEM, "rank %d: out of memory for %d ranks", d->rank, d->size);
     me_status st = d->ops->allgather(d->impl, in, n, all, err);
-    if (st) return st;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; !st && i < n; i++) {
         double s = all[i];
         for (int r = 1; r < d->size; r++) s += all[(size_t)r * n + i]; /* rank order: the same bits everywhere */
         sum[i] = s;
     }
-    return ME_OK;
+    free(all);
+    return st;
 }
 
 me_status me_dist_fail_together(me_dist *d, me_status st) {

@@ -86,7 +86,7 @@ void me_shard_range(size_t n, int parts, int i, size_t *lo, size_t *hi);
  * CLI prints the message on d->fail_rank only). d may be NULL or of size 1 (then: mine). */
 me_status me_dist_agree(me_dist *d, me_status mine, int *stop, me_error *err);
 
-/* sum[n] = sum over ranks, in rank order, of every rank's in[n] (n <= 16). d may be NULL. */
+/* sum[n] = sum over ranks, in rank order, of every rank's in[n]. d may be NULL. */
 me_status me_dist_sum(me_dist *d, const double *in, int n, double *sum, me_error *err);
 
 /* A failure every rank detected at the same point (a NaN in the summed gradient, say): marks rank 0
