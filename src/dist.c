@@ -161,7 +161,8 @@ me_status me_dist_check_same(me_dist *d, uint64_t hash, const char *what, me_err
     for (int r = 1; r < d->size; r++)
         if (all[2 * r] != all[0] || all[2 * r + 1] != all[1]) {
             bad++;
-            if (used + 16 < sizeof ranks) used += (size_t)snprintf(ranks + used, sizeof ranks - used, "%s%d", bad > 1 ? ", " : "", r);
+            if (used + 16 < sizeof ranks)
+                used += (size_t)snprintf(ranks + used, sizeof ranks - used, "%s%d", bad > 1 ? ", " : "", r);
         }
     free(all);
     if (!bad) return ME_OK;

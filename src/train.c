@@ -561,7 +561,8 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
             me_metrics_row row = {r->state.step, loss, lr, gnorm, pr.tokens_per_s, pr.evaluated ? pr.valid_loss : NAN,
                                   pr.evaluated ? pr.valid_acc : NAN};
             pending = me_metrics_log_append(&r->metrics, &row, err);
-            if (!pending && tc->steps > 0 && r->cfg.log.history_every > 0 && r->state.step % r->cfg.log.history_every == 0)
+            if (!pending && tc->steps > 0 && r->cfg.log.history_every > 0 &&
+                r->state.step % r->cfg.log.history_every == 0)
                 pending = me_history_record(&r->hist, &r->model.params, r->state.step, err);
             pr.elapsed_s = t - t0;
             if (!pending && shown && shown->progress) shown->progress(shown->user, &pr);

@@ -67,7 +67,10 @@ static void shards_should_sum_to_the_whole_batch(const char *task) {
     me_rng_seed(&rng, 9);
     size_t total = 0;
     for (int e = 0; e < B; e++) {
-        for (int i = 0; i < S; i++) tok[e * S + i] = (int32_t)me_rng_below(&rng, 7), tgt[e * S + i] = (int32_t)me_rng_below(&rng, 7);
+        for (int i = 0; i < S; i++) {
+            tok[e * S + i] = (int32_t)me_rng_below(&rng, 7);
+            tgt[e * S + i] = (int32_t)me_rng_below(&rng, 7);
+        }
         total += tag ? (size_t)len[e] : 1;
     }
     int32_t ptok[B * S], ptgt[B * S];

@@ -73,6 +73,7 @@ typedef struct {
     const char *summary;       /* what the command does; lines after the first are indented in help */
     const char *no_set_why;    /* for a command without --set: why, said when --set is given anyway */
     int (*run)(const cli_args *a);
+    int data_parallel;         /* under mpirun every process joins the job (cli_dist.h) before parsing */
 } cli_command;
 
 /* Parses argv[1..argc) (argv[0] is the command's name) against cmd's table into *a: "--name VALUE",

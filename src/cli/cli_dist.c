@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "minienc/status.h"
 
 #ifndef MINIENC_MPI_PLUGIN
@@ -33,7 +34,12 @@ static void plugin_path(char *out, size_t cap) {
     snprintf(out, cap, "%s", MINIENC_MPI_PLUGIN);
 }
 
-int cli_dist_start(cli_dist *c) {
+static cli_dist job = {.saved_stderr = -1, .held = -1, .d = {.fail_rank = -1}};
+
+cli_dist *cli_dist_current(void) { return &job; }
+
+int cli_dist_start(void) {
+    cli_dist *c = &job;
     memset(c, 0, sizeof *c);
     c->saved_stderr = c->held = -1;
     c->d.fail_rank = -1;
@@ -63,6 +69,13 @@ int cli_dist_start(cli_dist *c) {
         }
     }
     return 0;
+}
+
+int cli_dist_refuse(const char *cmd, const char *why) {
+    if (!me_dist_launched(NULL)) return 0;
+    const char *env_rank = getenv("OMPI_COMM_WORLD_RANK");
+    if (env_rank && strcmp(env_rank, "0") != 0) return 2;
+    return cli_usage(cmd, "started by mpirun: %s", why);
 }
 
 int cli_dist_group(const cli_dist *c) { return c->d.size > 1; }
@@ -126,7 +139,8 @@ static void replay_error(const cli_dist *c) {
     free(text);
 }
 
-int cli_dist_finish(cli_dist *c, int code) {
+int cli_dist_finish(int code) {
+    cli_dist *c = &job;
     if (!c->d.size) return code;
     fflush(stdout);
     fflush(stderr);

@@ -1,5 +1,6 @@
 /* The command line under mpirun: joining the job, threads per process, and one error line for the
- * whole job. Used by train and bench; every other command ignores MPI. */
+ * whole job. main() starts and finishes it around the commands marked data_parallel (train, bench);
+ * every other command ignores MPI. */
 #ifndef MINIENC_CLI_DIST_H
 #define MINIENC_CLI_DIST_H
 
@@ -11,10 +12,17 @@ typedef struct {
     int held;         /* the held-back stderr (a memfd) */
 } cli_dist;
 
-/* Joins the job when mpirun started this process (otherwise leaves c->d.size at 0 and loads nothing).
- * Ranks above 0 hold their stderr back from then on: the job shows rank 0's output, plus the one
- * error line of the rank that reports a failure. Returns 0, or an exit code (message printed once). */
-int cli_dist_start(cli_dist *c);
+/* Joins the job when mpirun started this process (otherwise loads nothing). Ranks above 0 hold their
+ * stderr back from then on: the job shows rank 0's output, plus the one error line of the rank that
+ * reports a failure. Returns 0, or an exit code (message printed once). */
+int cli_dist_start(void);
+
+/* For a command that does not run data-parallel: when mpirun started this process, a usage error
+ * (printed by the job's first process only) saying so; 0 otherwise. */
+int cli_dist_refuse(const char *cmd, const char *why);
+
+/* The job this process belongs to (d.size == 0 outside mpirun). */
+cli_dist *cli_dist_current(void);
 
 /* 1 when this process is a rank of a job of two or more. */
 int cli_dist_group(const cli_dist *c);
@@ -34,6 +42,6 @@ int cli_dist_reports(const cli_dist *c);
 /* Ends a command: the ranks agree on its outcome (unless an earlier agreement already failed), the
  * reporting rank's held-back error line reaches stderr, and the process leaves the job. Returns the
  * exit code this rank exits with: the reporting rank's code on every rank. */
-int cli_dist_finish(cli_dist *c, int code);
+int cli_dist_finish(int code);
 
 #endif

@@ -5,9 +5,12 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "cli_dist.h"
 #include "minienc/bench.h"
 
-enum { OPT_BATCH, OPT_SEQ, OPT_STEPS, OPT_THREADS, OPT_PROFILE, OPT_JSON, OPT_SET, N_OPTS };
+#include "internal.h"
+
+enum { OPT_BATCH, OPT_SEQ, OPT_STEPS, OPT_THREADS, OPT_PROFILE, OPT_ROUNDS, OPT_JSON, OPT_SET, N_OPTS };
 static const cli_option options[N_OPTS] = {
     [OPT_BATCH] = {.name = "--batch", .kind = CLI_INT, .value = "B", .help = "sequences per step",
                    .def = 32, .lo = 1, .hi = 1 << 20},
@@ -19,6 +22,8 @@ static const cli_option options[N_OPTS] = {
                      .lo = 0, .hi = 1024, .def_text = "the config's train.threads"},
     [OPT_PROFILE] = {.name = "--profile", .kind = CLI_FLAG,
                      .help = "also the time of each operation of a step (where the time goes)"},
+    [OPT_ROUNDS] = {.name = "--rounds", .kind = CLI_INT, .value = "R", .def = 3, .lo = 1, .hi = 64,
+                    .help = "under mpirun: rounds of one process alone, then all, in turn"},
     [OPT_JSON] = CLI_OPTION_JSON,
     [OPT_SET] = CLI_OPTION_SET,
 };
@@ -76,13 +81,106 @@ static void print_matmuls(const me_bench_matmul *mm, const double *ms, int n, do
            "  these calls can reach\n", total, rate, sgemm > 0 ? 100.0 * rate / sgemm : 0.0);
 }
 
+/* The median of v[n] (n <= 64), v left as it is. */
+static double median(const double *v, int n) {
+    double s[64];
+    memcpy(s, v, (size_t)n * sizeof *s);
+    return me_median(s, (size_t)n);
+}
+
+static void print_rounds(const char *label, const double *ms, int rounds) {
+    printf("%s%.2f ms/step (median of rounds; per round:", label, median(ms, rounds));
+    for (int i = 0; i < rounds; i++) printf(" %.2f", ms[i]);
+    printf(")\n");
+}
+
+/* Under mpirun: the scaling against one process. Rounds alternate rank 0 alone on the whole batch
+ * (the others wait, sleeping) and every rank on its shard, so that a busy machine slows both alike. */
+static int bench_group(cli_dist *dist, const char *config, const me_config *cfg, long batch, long seq, long steps,
+                       long rounds, int threads, int json) {
+    me_dist *d = &dist->d;
+    me_error err = {0};
+    me_status st = ME_OK;
+    double solo[64], group[64], reduce[64];
+    me_bench_result r1 = {0}, rn = {0};
+    double sgemm = 0;
+    if (d->rank == 0) sgemm = me_bench_sgemm_gflops(2048, 5);
+    for (long k = 0; k < rounds && !st; k++) {
+        me_bench_options o = {.batch = (int)batch, .seq = (int)seq, .steps = (int)steps, .warmup = 2};
+        if (d->rank == 0) st = me_bench_run(&cfg->model, &o, &r1, &err);
+        if ((st = me_dist_agree(d, st, NULL, &err))) break;
+        o.dist = d;
+        if ((st = me_bench_run(&cfg->model, &o, &rn, &err))) break;
+        solo[k] = r1.ms_median;
+        group[k] = rn.ms_median;
+        reduce[k] = rn.ms_reduce;
+    }
+    if (st) {
+        if (!cli_dist_reports(dist)) return me_status_exit_code(st);
+        me_error_prefix(&err, "rank %d of %d", d->rank, d->size);
+        return cli_fail(&err);
+    }
+    if (d->rank > 0) return 0;
+    int n = (int)rounds;
+    double ms1 = median(solo, n), msn = median(group, n), speedup = ms1 / msn;
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "config", config);
+        cJSON_AddNumberToObject(j, "batch", (double)batch);
+        cJSON_AddNumberToObject(j, "seq", (double)seq);
+        cJSON_AddNumberToObject(j, "steps", (double)steps);
+        cJSON_AddNumberToObject(j, "rounds", (double)rounds);
+        cJSON_AddNumberToObject(j, "processes", d->size);
+        cJSON_AddNumberToObject(j, "threads", threads);
+        cJSON_AddNumberToObject(j, "ms_per_step", msn);
+        cJSON_AddNumberToObject(j, "ms_per_step_one_process", ms1);
+        cJSON_AddNumberToObject(j, "ms_gradient_sum", median(reduce, n));
+        cJSON_AddNumberToObject(j, "speedup", speedup);
+        cJSON_AddNumberToObject(j, "scaling_efficiency", speedup / d->size);
+        cJSON_AddItemToObject(j, "rounds_ms_per_step", cJSON_CreateDoubleArray(group, n));
+        cJSON_AddItemToObject(j, "rounds_ms_per_step_one_process", cJSON_CreateDoubleArray(solo, n));
+        cJSON_AddNumberToObject(j, "tokens_per_s", (double)batch * seq / (msn / 1000.0));
+        cJSON_AddNumberToObject(j, "gflop_per_step", rn.gflop_per_step);
+        cJSON_AddNumberToObject(j, "sgemm_gflops", sgemm);
+        cJSON_AddNumberToObject(j, "loss_first", rn.loss_first);
+        cJSON_AddNumberToObject(j, "loss_last", rn.loss_last);
+        char *s = cJSON_PrintUnformatted(j);
+        if (s) printf("%s\n", s);
+        free(s);
+        cJSON_Delete(j);
+        return 0;
+    }
+    printf("bench %s: batch %ld x seq %ld split over %d processes x %d thread%s, %ld timed steps, %ld rounds "
+           "(forward, MSE, backward, gradient sum, AdamW)\n", config, batch, seq, d->size, threads,
+           threads == 1 ? "" : "s", steps, rounds);
+    char label[64];
+    snprintf(label, sizeof label, "  1 process  x %d:  ", threads);
+    print_rounds(label, solo, n);
+    snprintf(label, sizeof label, "  %d processes x %d:  ", d->size, threads);
+    print_rounds(label, group, n);
+    printf("  gradient sum %.2f ms of the step (median; summed in rank order, %.1f MiB per rank each way)\n",
+           median(reduce, n), (double)rn.param_bytes * (d->size - 1) / d->size / 1048576.0);
+    printf("  speedup     %.2fx over one process with the same threads: %.0f%% scaling efficiency\n", speedup,
+           100.0 * speedup / d->size);
+    double tokens = (double)batch * seq;
+    printf("  throughput  %.0f tokens/s (one process: %.0f); %.1f GFLOP/s; sgemm 2048^3 on one process: %.1f GFLOP/s\n",
+           tokens / (msn / 1000.0), tokens / (ms1 / 1000.0), rn.gflop_per_step / (msn / 1000.0), sgemm);
+    printf("  loss        %.4f -> %.4f\n", rn.loss_first, rn.loss_last);
+    return 0;
+}
+
 static int cmd_bench(const cli_args *a) {
     const char *config = a->args[0];
     long batch = a->num[OPT_BATCH], seq = a->num[OPT_SEQ], steps = a->num[OPT_STEPS];
     me_error err = {0};
     me_config cfg;
     if (cli_load_config(&cfg, config, a, &err)) return cli_fail(&err);
-    int used = cli_set_threads(a->given[OPT_THREADS] ? (int)a->num[OPT_THREADS] : cfg.train.threads);
+    cli_dist *dist = cli_dist_current();
+    int asked = a->given[OPT_THREADS] ? (int)a->num[OPT_THREADS] : cfg.train.threads;
+    int used = cli_set_threads(cli_dist_threads(dist, asked));
+    cli_dist_check_binding(dist, used);
+    if (cli_dist_group(dist))
+        return bench_group(dist, config, &cfg, batch, seq, steps, a->num[OPT_ROUNDS], used, a->given[OPT_JSON]);
     double sgemm = me_bench_sgemm_gflops(2048, 5);
     int profile = a->given[OPT_PROFILE];
     me_bench_options o = {.batch = (int)batch, .seq = (int)seq, .steps = (int)steps, .warmup = 2, .profile = profile};
@@ -171,6 +269,7 @@ static int cmd_bench(const cli_args *a) {
 
 const cli_command cli_bench = {
     .name = "bench", .args = "CONFIG", .args_what = "CONFIG", .min_args = 1, .max_args = 1,
-    .options = options, .n_options = N_OPTS, .run = cmd_bench,
-    .summary = "Time full training steps (forward, MSE loss, backward, AdamW) of the encoder stack.",
+    .options = options, .n_options = N_OPTS, .run = cmd_bench, .data_parallel = 1,
+    .summary = "Time full training steps (forward, MSE loss, backward, AdamW) of the encoder stack. Under\n"
+               "mpirun -np N: the batch split over N processes against one process, in alternating rounds.",
 };

@@ -19,6 +19,7 @@
 #endif
 
 #include "cli.h"
+#include "cli_dist.h"
 #include "minienc/report.h"
 #include "minienc/sweep.h"
 
@@ -270,6 +271,11 @@ static const cli_option sweep_options[N_SWEEP_OPTS] = {
 };
 
 static int cmd_sweep(const cli_args *a) {
+    /* every process mpirun started would run the whole sweep into the same folder, and its trainings
+     * would take mpirun's environment as theirs */
+    int refused = cli_dist_refuse("sweep", "every process would run the whole sweep (dividing a sweep's runs among "
+                                  "processes is not done yet); run minienc sweep without mpirun");
+    if (refused) return refused;
     const char *const *grids = cli_list(a, OPT_GRID);
     int n_grids = a->given[OPT_GRID], plan = a->given[OPT_PLAN];
     long seeds = a->given[OPT_SEEDS] ? a->num[OPT_SEEDS] : 0, jobs = a->num[OPT_JOBS];

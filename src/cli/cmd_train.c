@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "cli_dist.h"
 #include "minienc/checkpoint.h"
 #include "minienc/data.h"
 #include "minienc/train.h"
@@ -76,6 +77,7 @@ static int pick_free_run_dir(me_config *cfg) {
 
 typedef struct {
     int threads;
+    int ranks; /* processes of an mpirun job, 0 outside one */
     int tty;
     int tag; /* task tag: token and sequence accuracy; classify: one accuracy */
     long every;
@@ -131,7 +133,11 @@ static void show_progress(void *user, const me_train_progress *p) {
 
 static void show_note(void *user, const char *msg) {
     const progress_view *v = user;
-    fprintf(stderr, "minienc: %s [%d threads]\n", msg, v->threads);
+    if (v->ranks)
+        fprintf(stderr, "minienc: %s [%d process%s x %d thread%s]\n", msg, v->ranks, v->ranks == 1 ? "" : "es",
+                v->threads, v->threads == 1 ? "" : "s");
+    else
+        fprintf(stderr, "minienc: %s [%d threads]\n", msg, v->threads);
 }
 
 enum { TRAIN_SET, TRAIN_RESUME, TRAIN_FORCE, N_TRAIN_OPTS };
@@ -180,8 +186,11 @@ static int cmd_train(const cli_args *a) {
         if (pick_free_run_dir(&cfg) != 0)
             return cli_usage("train", "%s and %s-2 .. -999 are all taken; set log.out_dir", base, base);
     }
-    int threads = cli_set_threads(cfg.train.threads);
+    cli_dist *dist = cli_dist_current();
+    int threads = cli_set_threads(cli_dist_threads(dist, cfg.train.threads));
+    cli_dist_check_binding(dist, threads);
     progress_view view = {.threads = threads,
+                          .ranks = dist->d.size,
                           .tty = isatty(2),
                           .tag = cfg.data.task == ME_TASK_TAG,
                           .every = cfg.train.steps >= 20 ? cfg.train.steps / 20 : 1};
@@ -190,12 +199,26 @@ static int cmd_train(const cli_args *a) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    me_train_hooks hooks = {.progress = show_progress, .note = show_note, .user = &view, .stop = &stop_requested};
+    if (dist->d.size) {
+        /* mpirun answers SIGINT and SIGTERM with SIGTERM to every rank and SIGKILL a second later
+         * (odls_base_sigkill_timeout); SIGUSR1 and SIGUSR2 it forwards and then waits */
+        sigaction(SIGUSR1, &sa, NULL);
+        sigaction(SIGUSR2, &sa, NULL);
+    }
+    me_train_hooks hooks = {.progress = show_progress, .note = show_note, .user = &view, .stop = &stop_requested,
+                            .dist = dist->d.size ? &dist->d : NULL};
     me_train_result res;
     me_status st = me_train_run(&cfg, resume != NULL, force, &hooks, &res, &err);
     /* Everything is saved: from here on (drawing charts) a signal stops at once. */
     stop_requested = 1;
+    if (dist->d.rank > 0) return st ? (cli_dist_reports(dist) ? cli_fail(&err) : me_status_exit_code(st)) : 0;
     if (view.tty) fputc('\n', stderr);
+    if (st && !cli_dist_reports(dist)) return me_status_exit_code(st); /* another rank says what failed */
+    if (st && cli_dist_group(dist) && st != ME_ERR_INTERRUPTED) me_error_prefix(&err, "rank 0 of %d", dist->d.size);
+    /* under mpirun the saved run is announced before the charts: mpirun kills its ranks a second after
+     * passing on SIGINT or SIGTERM, and `minienc plot` redraws charts cut short */
+    int told = st == ME_ERR_INTERRUPTED && cli_dist_group(dist);
+    if (told) cli_fail(&err);
     if (st == ME_OK || st == ME_ERR_INTERRUPTED) {
         me_error perr = {0};
         me_status pst = cli_write_plots(cfg.log.out_dir, &perr);
@@ -206,7 +229,7 @@ static int cmd_train(const cli_args *a) {
             if (st == ME_OK) return me_status_exit_code(perr.status);
         }
     }
-    if (st) return cli_fail(&err);
+    if (st) return told ? me_status_exit_code(st) : cli_fail(&err);
     cli_show_examples(cfg.log.out_dir, 3);
     if (!isnan(res.valid_acc) && view.tag)
         fprintf(stderr, "minienc: done: %ld steps, validation loss %.4f, token accuracy %.2f%%, sequence accuracy "
@@ -275,9 +298,10 @@ static int cmd_data(const cli_args *a) {
 
 const cli_command cli_train = {
     .name = "train", .args = "[CONFIG]", .args_what = "CONFIG", .min_args = 0, .max_args = 1,
-    .options = train_options, .n_options = N_TRAIN_OPTS, .run = cmd_train,
+    .options = train_options, .n_options = N_TRAIN_OPTS, .run = cmd_train, .data_parallel = 1,
     .summary = "Train a model on a toy task (default configs/default.ini); writes out_dir/{config.ini, metrics.csv,\n"
-               "checkpoint.safetensors, history.safetensors, layernorm.csv, plots/}.",
+               "checkpoint.safetensors, history.safetensors, layernorm.csv, plots/}. Under mpirun -np N the\n"
+               "batch is split over N processes (see README: More than one machine).",
 };
 
 const cli_command cli_data = {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_dist.h"
 
 #ifndef MINIENC_VERSION
 #error "MINIENC_VERSION comes from the CMake project version"
@@ -128,6 +129,11 @@ int main(int argc, char **argv) {
     const cli_command *cmd = find_command(first);
     if (!cmd) return unknown_command(first);
     cli_args args;
-    int code = cli_parse(cmd, argc - 1, argv + 1, &args);
-    return finish(code == CLI_PARSED ? cmd->run(&args) : code);
+    /* under mpirun a data-parallel command joins the job first, so that even a usage error is one line
+     * for the whole job (cli_dist.h) */
+    int code = cmd->data_parallel ? cli_dist_start() : 0;
+    if (code) return code;
+    code = cli_parse(cmd, argc - 1, argv + 1, &args);
+    if (code == CLI_PARSED) code = cmd->run(&args);
+    return finish(cmd->data_parallel ? cli_dist_finish(code) : code);
 }

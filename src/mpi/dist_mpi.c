@@ -107,7 +107,8 @@ static me_status d_grad_begin(void *impl, float *grad, size_t n, me_error *err) 
             if (nbk) m->b = nbk;
             int *v = realloc(m->counts, (size_t)nb * 6 * (size_t)m->size * sizeof *v);
             if (v) m->counts = v;
-            if (!nbk || !v) return me_error_set(err, ME_ERR_NOMEM, "rank %d: out of memory for %d buckets", m->rank, nb);
+            if (!nbk || !v)
+                return me_error_set(err, ME_ERR_NOMEM, "rank %d: out of memory for %d buckets", m->rank, nb);
             m->cap_b = nb;
         }
         size_t need = 0;
