@@ -4,6 +4,7 @@
 #   0. a plain `minienc` neither links nor loads MPI;
 #   1. two ranks equal one process: losses within 1e-5 relative over the first 20 steps (and the
 #      evaluations), the reference being the one-process run; so do two ranks of two thread shards;
+#      train.stop_at_accuracy (decided by rank 0, which evaluates) stops both ranks at the same step;
 #   2. the same two-rank run twice gives bit-identical checkpoints, histories and metrics;
 #   3. a two-rank checkpoint resumes in one process, and a one-process checkpoint on two ranks, each
 #      within 1e-5 of the uninterrupted run, with a note that the process count changed;
@@ -99,6 +100,19 @@ fi
 "$BIN" train "$CFG" "${SETS[@]}" --set model.dropout=0 --set log.out_dir="$tmp/nodrop" >/dev/null 2>&1
 losses_close "$tmp/one/metrics.csv" "$tmp/nodrop/metrics.csv" 2 20 >/dev/null &&
     fail "the runs with and without dropout agree: dropout was not on"
+
+# rank 0 evaluates alone; train.stop_at_accuracy stops every rank at the step one process stops at
+STOP=(--set train.stop_at_accuracy=0.5 --set train.eval_every=10 --set train.steps=400 --set train.threads=1)
+"$BIN" train "$CFG" "${STOP[@]}" --set log.out_dir="$tmp/stop1" >/dev/null 2>&1
+"${MPI[@]}" -np 2 "$BIN" train "$CFG" "${STOP[@]}" --set log.out_dir="$tmp/stop2" >"$tmp/stop2.log" 2>&1 ||
+    fail "two ranks with stop_at_accuracy: $(tail -1 "$tmp/stop2.log")"
+s1=$(tail -1 "$tmp/stop1/metrics.csv" | cut -d, -f1)
+s2=$(tail -1 "$tmp/stop2/metrics.csv" | cut -d, -f1)
+if [ -n "$s1" ] && [ "$s1" -lt 400 ] && [ "$s1" = "$s2" ]; then
+    ok "train.stop_at_accuracy stops two ranks at one process's step ($s1)"
+else
+    fail "train.stop_at_accuracy: one process stopped at step '$s1', two ranks at '$s2'"
+fi
 
 # ---- 2. the same two-rank run twice is bit-identical -------------------------------------------------
 "${MPI[@]}" -np 2 "$BIN" train "$CFG" "${SETS[@]}" --set log.out_dir="$tmp/two2" >"$tmp/two2.log" 2>&1 ||
