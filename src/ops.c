@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "profile.h"
+#include "small_matmul.h"
 
 /* Threading: minienc runs its own threads (OpenMP) and keeps OpenBLAS single-threaded, so that the
  * elementwise kernels, the per-head attention products and the large matmuls share the same cores
@@ -36,6 +37,10 @@ static void sgemm1(int trans_a, int trans_b, int m, int n, int k, float alpha, c
 
 void me_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                const float *b, int ldb, float beta, float *c, int ldc) {
+    if ((long)m * n * k <= ME_SMALL_MAX_MAC && (!trans_b || (long)k * n <= ME_SMALL_PACK)) {
+        me_small_matmul(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (nt <= 1 || 2.0 * m * n * k < ME_PAR_MIN_FLOPS) {
         sgemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

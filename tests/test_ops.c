@@ -48,6 +48,38 @@ static void matmul_should_match_naive_loops_for_every_transpose(void **state) {
         }
 }
 
+/* Products below ME_SMALL_MAX_MAC go to the small-product kernel (src/small_matmul.c): whole tiles of
+ * 4 x 16, partial rows and columns, several tiles, every transpose, op(B) packed or read in place; with
+ * beta 0, C must only be written (it starts as NaN), and columns beyond N of each row are left alone. */
+static void small_matmul_should_match_naive_loops_at_tile_edges(void **state) {
+    (void)state;
+    me_rng r;
+    me_rng_seed(&r, 13);
+    const int sizes[][3] = {{16, 16, 16}, {4, 16, 1}, {3, 7, 5}, {5, 17, 16}, {10, 10, 8}, {33, 32, 20},
+                            {64, 64, 64}, {1, 1, 1}, {17, 40, 3}, {8, 48, 64}};
+    for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int with_beta = 0; with_beta < 2; with_beta++) {
+                    int m = sizes[z][0], n = sizes[z][1], k = sizes[z][2];
+                    int lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 2, ldc = n + 3;
+                    float *a = rnd((size_t)(ta ? k : m) * lda, &r), *b = rnd((size_t)(tb ? n : k) * ldb, &r);
+                    float *c = rnd((size_t)m * ldc, &r), *want = malloc((size_t)m * ldc * sizeof(float));
+                    if (!with_beta)
+                        for (int i = 0; i < m; i++)
+                            for (int j = 0; j < n; j++) c[(size_t)i * ldc + j] = NAN;
+                    memcpy(want, c, (size_t)m * ldc * sizeof(float));
+                    if (!with_beta)
+                        for (int i = 0; i < m; i++)
+                            for (int j = 0; j < n; j++) want[(size_t)i * ldc + j] = 0.0f;
+                    float beta = with_beta ? 0.5f : 0.0f;
+                    me_matmul(ta, tb, m, n, k, 0.7f, a, lda, b, ldb, beta, c, ldc);
+                    naive_matmul(ta, tb, m, n, k, 0.7f, a, lda, b, ldb, beta, want, ldc);
+                    assert_tensor_close(c, want, (size_t)m * ldc, 1e-5);
+                    free(a), free(b), free(c), free(want);
+                }
+}
+
 static void linear_forward_and_backward_should_match_naive_loops(void **state) {
     (void)state;
     me_rng r;
@@ -417,6 +449,7 @@ static void layernorm_backward_set_should_equal_the_added_gradient_and_copy_it(v
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(matmul_should_match_naive_loops_for_every_transpose),
+        cmocka_unit_test(small_matmul_should_match_naive_loops_at_tile_edges),
         cmocka_unit_test(linear_forward_and_backward_should_match_naive_loops),
         cmocka_unit_test(layernorm_forward_should_match_the_textbook_formula),
         cmocka_unit_test(activations_should_match_double_precision_formulas),

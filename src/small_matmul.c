@@ -1,0 +1,126 @@
+#include "small_matmul.h"
+
+#include <assert.h>
+#include <stddef.h>
+#include <string.h>
+
+/* The per-head attention products of a small model (16 x 16 x 16 at d_model 64, 4 heads, 16 tokens)
+ * are a few thousand multiply-adds each; through cblas_sgemm they ran at a fifth of its large-matrix
+ * rate (the call's set-up and packing cost more than the arithmetic). Here C is computed in tiles of
+ * TM rows by TN columns held in registers: for every p, a row of op(B) (TN floats, one AVX-512 register)
+ * is multiplied by TM broadcast values of op(A)'s column p and added to the tile.
+ *
+ * Each element of C is alpha * (a sum over p in order 0..k-1) + beta * C: the order is fixed, so a
+ * result depends only on the binary and the CPU, as with OpenBLAS (which also picks its kernels by
+ * CPU). The tile is a GCC vector type (vector_size, also understood by clang), lowered to whatever the
+ * target has; with GCC on x86-64 the function is compiled three times (AVX-512, AVX2 + FMA, baseline
+ * SSE2) and the loader picks the one this CPU runs. -ffp-contract=fast (CMakeLists.txt) lets the
+ * compiler fuse each multiply-add. */
+#define TM 4
+#define TN 16
+#define VW 8 /* floats in one vector: an AVX register; a tile row is TN / VW of them */
+typedef float vec __attribute__((vector_size(VW * sizeof(float))));
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define ME_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define ME_CLONES
+#endif
+
+static inline __attribute__((always_inline)) vec load(const float *p) {
+    vec v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* c[r][0..cols) = alpha * acc[r] (+ beta * c) for the tile's rows */
+static inline __attribute__((always_inline)) void store(float *c, int ldc, vec (*acc)[2], int rows, int cols,
+                                                        float alpha, float beta) {
+    for (int r = 0; r < rows; r++) {
+        float *cr = c + (size_t)r * ldc;
+        vec v0 = alpha * acc[r][0], v1 = alpha * acc[r][1];
+        if (cols == TN) {
+            if (beta != 0.0f) v0 += beta * load(cr), v1 += beta * load(cr + VW);
+            memcpy(cr, &v0, sizeof v0);
+            memcpy(cr + VW, &v1, sizeof v1);
+        } else {
+            float out[TN];
+            memcpy(out, &v0, sizeof v0);
+            memcpy(out + VW, &v1, sizeof v1);
+            for (int j = 0; j < cols; j++) cr[j] = beta == 0.0f ? out[j] : out[j] + beta * cr[j];
+        }
+    }
+}
+
+/* One tile of four rows: op(A)(r, p) = ap[r * sa_row + p * sa_p] for the tile's rows r, op(B) row p at
+ * b + p * ldb (TN readable floats) */
+static inline __attribute__((always_inline)) void tile4(float *c, int ldc, int cols, int k, const float *ap,
+                                                        size_t sa_row, size_t sa_p, const float *b, int ldb,
+                                                        float alpha, float beta) {
+    vec acc[TM][2], c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+    for (int p = 0; p < k; p++, ap += sa_p, b += ldb) {
+        vec b0 = load(b), b1 = load(b + VW);
+        float a0 = ap[0], a1 = ap[sa_row], a2 = ap[2 * sa_row], a3 = ap[3 * sa_row];
+        c00 += a0 * b0, c01 += a0 * b1;
+        c10 += a1 * b0, c11 += a1 * b1;
+        c20 += a2 * b0, c21 += a2 * b1;
+        c30 += a3 * b0, c31 += a3 * b1;
+    }
+    acc[0][0] = c00, acc[0][1] = c01, acc[1][0] = c10, acc[1][1] = c11;
+    acc[2][0] = c20, acc[2][1] = c21, acc[3][0] = c30, acc[3][1] = c31;
+    store(c, ldc, acc, TM, cols, alpha, beta);
+}
+
+/* The last rows (fewer than TM) of a column of tiles */
+static inline __attribute__((always_inline)) void tile_rows(float *c, int ldc, int rows, int cols, int k,
+                                                            const float *ap, size_t sa_row, size_t sa_p,
+                                                            const float *b, int ldb, float alpha, float beta) {
+    vec acc[TM][2];
+    for (int r = 0; r < rows; r++) {
+        vec c0 = {0}, c1 = {0};
+        for (int p = 0; p < k; p++) {
+            float av = ap[r * sa_row + p * sa_p];
+            c0 += av * load(b + (size_t)p * ldb), c1 += av * load(b + (size_t)p * ldb + VW);
+        }
+        acc[r][0] = c0, acc[r][1] = c1;
+    }
+    store(c, ldc, acc, rows, cols, alpha, beta);
+}
+
+ME_CLONES
+void me_small_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                     const float *b, int ldb, float beta, float *c, int ldc) {
+    /* op(B)[K,N] must have TN readable columns at every tile: when it is transposed, or N is not a
+     * multiple of TN, it is laid out row-major first, zero-padded to a multiple of TN columns */
+    float packed[ME_SMALL_PACK];
+    int npad = (n + TN - 1) / TN * TN;
+    if (trans_b || npad != n) {
+        assert((long)k * npad <= ME_SMALL_PACK);
+        if (trans_b) { /* B is stored [N,K]: its rows become columns of op(B), VW rows at a time */
+            int n8 = n - n % VW, j = 0;
+            for (; j < n8; j += VW)
+                for (int p = 0; p < k; p++) {
+                    vec col;
+                    for (int q = 0; q < VW; q++) col[q] = b[(size_t)(j + q) * ldb + p];
+                    memcpy(packed + (size_t)p * npad + j, &col, sizeof col);
+                }
+            for (; j < n; j++)
+                for (int p = 0; p < k; p++) packed[(size_t)p * npad + j] = b[(size_t)j * ldb + p];
+        } else
+            for (int p = 0; p < k; p++) memcpy(packed + (size_t)p * npad, b + (size_t)p * ldb, (size_t)n * sizeof(float));
+        for (int p = 0; p < k; p++)
+            for (int j = n; j < npad; j++) packed[(size_t)p * npad + j] = 0.0f;
+        b = packed;
+        ldb = npad;
+    }
+    size_t sa_row = trans_a ? 1 : (size_t)lda, sa_p = trans_a ? (size_t)lda : 1; /* op(A)(i,p) strides */
+    int m4 = m - m % TM;
+    for (int j = 0; j < n; j += TN) {
+        int cols = n - j < TN ? n - j : TN;
+        for (int i = 0; i < m4; i += TM)
+            tile4(c + (size_t)i * ldc + j, ldc, cols, k, a + i * sa_row, sa_row, sa_p, b + j, ldb, alpha, beta);
+        if (m4 < m)
+            tile_rows(c + (size_t)m4 * ldc + j, ldc, m - m4, cols, k, a + m4 * sa_row, sa_row, sa_p, b + j, ldb,
+                      alpha, beta);
+    }
+}
