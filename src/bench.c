@@ -1,6 +1,5 @@
 #include "minienc/bench.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,6 +162,49 @@ double me_bench_matmul_seconds(const me_bench_matmul *mm) {
     return sec;
 }
 
+/* The machine's reference: C[n,n] = A[n,n] B[n,n] through me_matmul, i.e. OpenBLAS's sgemm kernel on
+ * our threads, each a block of rows (OpenBLAS's own threads would compete with our OpenMP threads,
+ * which keep spinning for a while after every parallel region; measured alone, the two threadings
+ * gave the same rate within the machine's noise: 123-153 vs 131-154 GFLOP/s on 2 threads). */
+typedef struct {
+    int n;
+    float *a, *b, *c;
+} sgemm_ref;
+
+static int sgemm_ref_init(sgemm_ref *s, int n) {
+    size_t nn = (size_t)n * n;
+    s->n = n;
+    s->a = me_alloc(nn * sizeof(float)), s->b = me_alloc(nn * sizeof(float)), s->c = me_alloc(nn * sizeof(float));
+    if (!s->a || !s->b || !s->c) return 0;
+    me_rng rng;
+    me_rng_seed(&rng, 7);
+    for (size_t i = 0; i < nn; i++) s->a[i] = me_rng_uniform(&rng), s->b[i] = me_rng_uniform(&rng);
+    return 1;
+}
+
+static void sgemm_ref_free(sgemm_ref *s) { me_free(s->a), me_free(s->b), me_free(s->c); }
+
+/* Median GFLOP/s over reps calls (at most 16), after one warm-up call */
+static double sgemm_ref_time(sgemm_ref *s, int reps) {
+    int n = s->n;
+    me_matmul(0, 0, n, n, n, 1.0f, s->a, n, s->b, n, 0.0f, s->c, n); /* warm-up */
+    double t[16];
+    reps = reps < 1 ? 1 : reps > 16 ? 16 : reps;
+    for (int r = 0; r < reps; r++) {
+        double t0 = me_now_s();
+        me_matmul(0, 0, n, n, n, 1.0f, s->a, n, s->b, n, 0.0f, s->c, n);
+        t[r] = me_now_s() - t0;
+    }
+    return 2.0 * (double)n * n * n / me_median(t, (size_t)reps) / 1e9;
+}
+
+double me_bench_sgemm_gflops(int n, int reps) {
+    sgemm_ref s;
+    double g = sgemm_ref_init(&s, n) ? sgemm_ref_time(&s, reps) : 0.0;
+    sgemm_ref_free(&s);
+    return g;
+}
+
 static void grads_ready(void *ctx, size_t from) {
     me_dist *d = ctx;
     d->ops->grad_ready(d->impl, from);
@@ -196,7 +238,8 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
     tc.decay_norm_and_bias = 1; /* torch.optim.AdamW over model.parameters() decays everything */
     size_t row = (size_t)o->seq * c.d_model, n = (size_t)o->batch * row, mine = (size_t)b * row;
     float *x = NULL, *target = NULL, *dy = NULL;
-    double *times = NULL, *reduce = NULL, *prof = NULL;
+    double *times = NULL, *reduce = NULL, *scratch = NULL, *prof = NULL;
+    sgemm_ref ref = {0};
     me_status st;
     me_rng rng;
     me_rng_seed(&rng, 1234);
@@ -208,8 +251,9 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
             dy = me_alloc((mine ? mine : 1) * sizeof *dy);
             times = calloc((size_t)o->steps + 1, sizeof *times);
             reduce = calloc((size_t)o->steps + 1, sizeof *reduce);
+            scratch = calloc((size_t)o->steps + 1, sizeof *scratch);
             if (o->profile) prof = calloc((size_t)o->steps * N_COLS, sizeof *prof);
-            if (!x || !target || !dy || !times || !reduce || (o->profile && !prof))
+            if (!x || !target || !dy || !times || !reduce || !scratch || (o->profile && !prof))
                 st = me_error_set(err, ME_ERR_NOMEM, "out of memory for benchmark inputs");
         }
     }
@@ -229,6 +273,11 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
         e.ready = grads_ready;
         e.ready_ctx = d;
     }
+    /* the sgemm reference in rounds between blocks of timed steps (see me_bench_options) */
+    int rounds = d || o->sgemm_rounds <= 0 ? 0 : o->sgemm_rounds < o->steps ? o->sgemm_rounds : o->steps, round = 0;
+    double round_gflops[ME_BENCH_ROUNDS_MAX], round_ratio[ME_BENCH_ROUNDS_MAX];
+    if (rounds > ME_BENCH_ROUNDS_MAX) rounds = ME_BENCH_ROUNDS_MAX;
+    int block_start = 0;
     double first = 0, last = 0;
     me_prof_enable(o->profile);
     for (int it = -o->warmup; it < o->steps; it++) {
@@ -263,13 +312,34 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
             if (it == 0) first = loss;
             last = loss;
         }
+        if (rounds && it == (long)(round + 1) * o->steps / rounds - 1) { /* the end of a block */
+            if (round == 0) { /* the step's peak, before the reference's matrices exist */
+                r->rss_peak = rss_peak();
+                if (!sgemm_ref_init(&ref, ME_BENCH_SGEMM_N)) {
+                    st = me_error_set(err, ME_ERR_NOMEM, "out of memory for the sgemm reference");
+                    goto done;
+                }
+            }
+            int nb = it + 1 - block_start;
+            memcpy(scratch, times + block_start, (size_t)nb * sizeof *scratch); /* me_median sorts */
+            double step_gflops = me_bench_step_flops(&c, o->batch, o->seq) / 1e9 / (me_median(scratch, (size_t)nb) / 1000.0);
+            round_gflops[round] = sgemm_ref_time(&ref, 1);
+            round_ratio[round] = round_gflops[round] > 0 ? step_gflops / round_gflops[round] : 0.0;
+            round++;
+            block_start = it + 1;
+        }
     }
     me_prof_enable(0);
+    if (rounds) {
+        r->sgemm_rounds = rounds;
+        r->sgemm_gflops = me_median(round_gflops, (size_t)rounds);
+        r->sgemm_ratio = me_median(round_ratio, (size_t)rounds);
+    }
     double parts[2] = {first, last}, sums[2];
     if ((st = me_dist_sum(d, parts, 2, sums, err))) goto done;
     r->loss_first = sums[0] / (double)n;
     r->loss_last = sums[1] / (double)n;
-    r->rss_peak = rss_peak();
+    if (!rounds) r->rss_peak = rss_peak();
     r->ms_median = me_median(times, (size_t)o->steps); /* sorts */
     r->ms_min = times[0];
     r->ms_max = times[o->steps - 1];
@@ -280,8 +350,9 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
     r->gflops = r->gflop_per_step / (r->ms_median / 1000.0);
 done:
     me_prof_enable(0);
+    sgemm_ref_free(&ref);
     me_free(x), me_free(target), me_free(dy);
-    free(times), free(reduce);
+    free(times), free(reduce), free(scratch);
     free(prof);
     me_optim_free(&opt);
     me_encoder_free(&e);
@@ -289,29 +360,3 @@ done:
     return st;
 }
 
-double me_bench_sgemm_gflops(int n, int reps) {
-    /* the machine's reference: plain cblas_sgemm with OpenBLAS's own threads (as many as ours) */
-    int threads = me_ops_threads();
-    openblas_set_num_threads(threads);
-    size_t nn = (size_t)n * n;
-    float *a = me_alloc(nn * sizeof(float)), *b = me_alloc(nn * sizeof(float)), *c = me_alloc(nn * sizeof(float));
-    double *t = calloc((size_t)reps, sizeof *t);
-    if (!a || !b || !c || !t) {
-        me_free(a), me_free(b), me_free(c), free(t);
-        return 0.0;
-    }
-    me_rng rng;
-    me_rng_seed(&rng, 7);
-    for (size_t i = 0; i < nn; i++) a[i] = me_rng_uniform(&rng), b[i] = me_rng_uniform(&rng);
-    /* c[n,n] = a[n,n] * b[n,n], once to warm up, then timed */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-    for (int r = 0; r < reps; r++) {
-        double t0 = me_now_s();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        t[r] = me_now_s() - t0;
-    }
-    openblas_set_num_threads(1);
-    double med = me_median(t, (size_t)reps);
-    me_free(a), me_free(b), me_free(c), free(t);
-    return 2.0 * (double)n * n * n / med / 1e9;
-}

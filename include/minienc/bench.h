@@ -24,7 +24,15 @@ typedef struct {
      * shard of the batch, the gradients are summed across ranks inside each timed step, and the loss
      * is the whole batch's. */
     me_dist *dist;
+    /* alone (no dist): the timed steps in this many blocks (at most ME_BENCH_ROUNDS_MAX, at most one per
+     * step), each followed by one timed sgemm ME_BENCH_SGEMM_N^3 (after a warm-up call): the machine's
+     * rate is measured in the same minutes as the step it is compared with, so a machine whose speed
+     * drifts (a shared host) moves both. 0: no reference. */
+    int sgemm_rounds;
 } me_bench_options;
+
+#define ME_BENCH_ROUNDS_MAX 64
+#define ME_BENCH_SGEMM_N 2048
 
 /* One row of the step profile: an operation's median milliseconds per step over the timed steps, in
  * the forward pass and in the backward pass with the update (a negative value: not applicable).
@@ -55,6 +63,10 @@ typedef struct {
     double prof_step_ms;            /* median step of the profiled steps */
     double region_us;               /* one empty parallel region (fork and join), microseconds */
     double regions_per_step;        /* parallel regions the kernels entered per step */
+    /* with options.sgemm_rounds: the rounds, the median sgemm GFLOP/s over them and the median over
+     * them of (the block's step GFLOP/s, from its median step) / (the round's sgemm GFLOP/s) */
+    int sgemm_rounds;
+    double sgemm_gflops, sgemm_ratio;
 } me_bench_result;
 
 /* Closed-form matmul FLOPs of one training step (see above). */
@@ -85,7 +97,8 @@ double me_bench_matmul_seconds(const me_bench_matmul *mm);
 /* Runs the benchmark: cfg's encoder stack (dropout forced to 0), AdamW with PyTorch's defaults. */
 me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me_bench_result *r, me_error *err);
 
-/* Measured sgemm GFLOP/s for C[n,n] = A[n,n] B[n,n] (median of reps after one warm-up). */
+/* Measured GFLOP/s of C[n,n] = A[n,n] B[n,n] through me_matmul on the current threads (median of reps,
+ * at most 16, after one warm-up call). */
 double me_bench_sgemm_gflops(int n, int reps);
 
 #endif

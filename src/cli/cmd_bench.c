@@ -23,7 +23,8 @@ static const cli_option options[N_OPTS] = {
     [OPT_PROFILE] = {.name = "--profile", .kind = CLI_FLAG,
                      .help = "also the time of each operation of a step (where the time goes)"},
     [OPT_ROUNDS] = {.name = "--rounds", .kind = CLI_INT, .value = "R", .def = 3, .lo = 1, .hi = 64,
-                    .help = "under mpirun: rounds of one process alone, then all, in turn"},
+                    .help = "alone: the timed steps in R blocks, each followed by the sgemm reference; under mpirun: "
+                            "rounds of one process alone, then all, in turn"},
     [OPT_JSON] = CLI_OPTION_JSON,
     [OPT_SET] = CLI_OPTION_SET,
 };
@@ -181,11 +182,12 @@ static int cmd_bench(const cli_args *a) {
     cli_dist_check_binding(dist, used);
     if (cli_dist_group(dist))
         return bench_group(dist, config, &cfg, batch, seq, steps, a->num[OPT_ROUNDS], used, a->given[OPT_JSON]);
-    double sgemm = me_bench_sgemm_gflops(2048, 5);
     int profile = a->given[OPT_PROFILE];
-    me_bench_options o = {.batch = (int)batch, .seq = (int)seq, .steps = (int)steps, .warmup = 2, .profile = profile};
+    me_bench_options o = {.batch = (int)batch, .seq = (int)seq, .steps = (int)steps, .warmup = 2, .profile = profile,
+                          .sgemm_rounds = (int)a->num[OPT_ROUNDS]};
     me_bench_result r;
     if (me_bench_run(&cfg.model, &o, &r, &err)) return cli_fail(&err);
+    double sgemm = r.sgemm_gflops;
     double mib = 1024.0 * 1024.0, peak_step = (double)(r.rss_peak - r.rss_before);
     me_bench_matmul mm[ME_BENCH_MATMULS_MAX];
     double mm_ms[ME_BENCH_MATMULS_MAX], mm_total = 0.0;
@@ -205,7 +207,8 @@ static int cmd_bench(const cli_args *a) {
         cJSON_AddNumberToObject(j, "gflop_per_step", r.gflop_per_step);
         cJSON_AddNumberToObject(j, "gflops", r.gflops);
         cJSON_AddNumberToObject(j, "sgemm_gflops", sgemm);
-        cJSON_AddNumberToObject(j, "sgemm_ratio", sgemm > 0 ? r.gflops / sgemm : 0);
+        cJSON_AddNumberToObject(j, "sgemm_ratio", r.sgemm_ratio);
+        cJSON_AddNumberToObject(j, "sgemm_rounds", r.sgemm_rounds);
         cJSON_AddNumberToObject(j, "needed_bytes", (double)r.needed_bytes);
         cJSON_AddNumberToObject(j, "peak_rss_bytes", (double)r.rss_peak);
         cJSON_AddNumberToObject(j, "rss_before_bytes", (double)r.rss_before);
@@ -252,8 +255,9 @@ static int cmd_bench(const cli_args *a) {
            config, batch, seq, used, steps);
     printf("  step        %.2f ms median (min %.2f, max %.2f)\n", r.ms_median, r.ms_min, r.ms_max);
     printf("  throughput  %.0f tokens/s\n", r.tokens_per_s);
-    printf("  compute     %.3f GFLOP/step -> %.1f GFLOP/s; sgemm 2048^3 here: %.1f GFLOP/s (%.0f%%)\n",
-           r.gflop_per_step, r.gflops, sgemm, sgemm > 0 ? 100.0 * r.gflops / sgemm : 0.0);
+    printf("  compute     %.3f GFLOP/step -> %.1f GFLOP/s; sgemm 2048^3 here: %.1f GFLOP/s; %.0f%% of it\n"
+           "              (median over %d rounds of a block of steps and an sgemm call after it)\n",
+           r.gflop_per_step, r.gflops, sgemm, 100.0 * r.sgemm_ratio, r.sgemm_rounds);
     printf("  memory      needed %.1f MiB (params %.1f, grads %.1f, AdamW %.1f, activations %.1f, batch %.1f)\n",
            (double)r.needed_bytes / mib, (double)r.param_bytes / mib, (double)r.grad_bytes / mib,
            (double)r.optim_bytes / mib, (double)r.activation_bytes / mib, (double)r.io_bytes / mib);
