@@ -1,6 +1,7 @@
 #include "minienc/bench.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,97 @@ static void grads_ready(void *ctx, size_t from) {
     d->ops->grad_ready(d->impl, from);
 }
 
+/* The forward pass and the MSE loss of rows [0, b) of x against t into dy[b * row] (scale: 2 / the whole
+ * batch's value count); returns the summed squared error. */
+static double forward_loss(me_encoder *e, const me_params *p, const float *x, const float *t, float *dy, int b,
+                           int seq, size_t row, float scale) {
+    double loss = 0.0;
+    me_prof_phase(ME_PROF_FORWARD);
+    const float *y = me_encoder_forward(e, p, x, NULL, b, seq, 1, NULL); /* dropout 0 */
+    for (size_t i = 0; i < (size_t)b * row; i++) {
+        float diff = y[i] - t[i];
+        loss += (double)diff * diff;
+        dy[i] = scale * diff; /* d/dy mean((y - t)^2) */
+    }
+    return loss;
+}
+
+/* Thread shards (options.thread_shards = R > 1): R encoders reading the main parameters, each with its
+ * own gradient block and activations for its share of the batch, as train.thread_shards runs them. */
+typedef struct {
+    int n;
+    me_params *p; /* [n] */
+    me_encoder *e; /* [n] */
+    const me_params **grads; /* [n] &p[i] */
+} shards;
+
+static void shards_free(shards *sh) {
+    for (int i = 0; i < sh->n; i++) me_encoder_free(&sh->e[i]), me_params_free(&sh->p[i]);
+    free(sh->p), free(sh->e), free(sh->grads);
+    memset(sh, 0, sizeof *sh);
+}
+
+static me_status shards_make(shards *sh, int n, const me_model_config *c, float *data, int b, int seq,
+                             size_t *act_bytes, me_error *err) {
+    sh->p = calloc((size_t)n, sizeof *sh->p), sh->e = calloc((size_t)n, sizeof *sh->e);
+    sh->grads = calloc((size_t)n, sizeof *sh->grads);
+    if (!sh->p || !sh->e || !sh->grads) return me_error_set(err, ME_ERR_NOMEM, "out of memory for %d thread shards", n);
+    *act_bytes = 0;
+    for (; sh->n < n; sh->n++) {
+        size_t lo, hi, saved, work;
+        me_shard_range((size_t)b, n, sh->n, &lo, &hi);
+        int cap = hi > lo ? (int)(hi - lo) : 1;
+        me_params *p = &sh->p[sh->n];
+        me_params_init(p);
+        sh->grads[sh->n] = p;
+        me_status st;
+        if ((st = me_encoder_register(&sh->e[sh->n], p, "", c, err)) || (st = me_params_alloc(p, err))) {
+            me_params_free(p);
+            return st;
+        }
+        me_params_borrow_data(p, data);
+        if ((st = me_encoder_alloc(&sh->e[sh->n], cap, seq, err))) {
+            me_params_free(p);
+            return st;
+        }
+        me_encoder_activation_bytes(c, cap, seq, &saved, &work);
+        *act_bytes += saved;
+    }
+    return ME_OK;
+}
+
+static void barrier(void) {
+#pragma omp barrier
+}
+
+/* One step's passes over the shards, each on one thread (kernels inside run single-threaded), then
+ * their gradients summed into p. The profile (thread 0's) sees its own shard and the wait for the
+ * others as synchronisation. */
+static double shards_step(shards *sh, me_params *p, const float *x, const float *t, float *dy, int b, int seq,
+                          size_t row, float scale) {
+    double loss[ME_BENCH_SHARDS_MAX] = {0};
+    int nt = me_ops_threads() < sh->n ? me_ops_threads() : sh->n;
+#pragma omp parallel num_threads(nt)
+    {
+        int th = omp_get_thread_num(), nth = omp_get_num_threads();
+        for (int i = th; i < sh->n; i += nth) {
+            size_t lo, hi;
+            me_shard_range((size_t)b, sh->n, i, &lo, &hi);
+            int bi = (int)(hi - lo);
+            me_params_zero_grad(&sh->p[i]);
+            if (bi == 0) continue;
+            loss[i] = forward_loss(&sh->e[i], &sh->p[i], x + lo * row, t + lo * row, dy + lo * row, bi, seq, row, scale);
+            me_prof_phase(ME_PROF_BACKWARD);
+            me_encoder_backward(&sh->e[i], &sh->p[i], NULL, dy + lo * row);
+        }
+        ME_PROF(ME_PROF_SYNC, barrier());
+    }
+    me_params_sum_grads(p, sh->grads, sh->n);
+    double sum = 0.0;
+    for (int i = 0; i < sh->n; i++) sum += loss[i];
+    return sum;
+}
+
 me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me_bench_result *r, me_error *err) {
     memset(r, 0, sizeof *r);
     me_model_config c = *cfg;
@@ -219,6 +311,9 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
     size_t lo = 0, hi = (size_t)o->batch;
     if (d) me_shard_range((size_t)o->batch, d->size, d->rank, &lo, &hi);
     int b = (int)(hi - lo), cap = b > 0 ? b : 1;
+    /* the libraries' own start-up memory is not the step's: OpenBLAS's per-thread buffers and the OpenMP
+     * threads come into being at their first product split over our threads */
+    me_bench_sgemm_gflops(256, 1);
     /* reset the peak (VmHWM) so that earlier work, such as the sgemm reference, does not count */
     FILE *clear = fopen("/proc/self/clear_refs", "w");
     if (clear) {
@@ -240,12 +335,15 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
     float *x = NULL, *target = NULL, *dy = NULL;
     double *times = NULL, *reduce = NULL, *scratch = NULL, *prof = NULL;
     sgemm_ref ref = {0};
+    shards sh = {0};
     me_status st;
     me_rng rng;
     me_rng_seed(&rng, 1234);
     if (!(st = me_encoder_register(&e, &p, "", &c, err)) && !(st = me_params_alloc(&p, err))) {
         me_encoder_init_weights(&e, &p, &rng);
-        if (!(st = me_encoder_alloc(&e, cap, o->seq, err)) && !(st = me_optim_init(&opt, &p, &tc, err))) {
+        /* with thread shards the main encoder only holds the registry: the shards have the activations */
+        if (!(st = o->thread_shards > 1 ? ME_OK : me_encoder_alloc(&e, cap, o->seq, err)) &&
+            !(st = me_optim_init(&opt, &p, &tc, err))) {
             x = me_alloc(n * sizeof *x);
             target = me_alloc(n * sizeof *target);
             dy = me_alloc((mine ? mine : 1) * sizeof *dy);
@@ -257,6 +355,16 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
                 st = me_error_set(err, ME_ERR_NOMEM, "out of memory for benchmark inputs");
         }
     }
+    size_t shard_act = 0;
+    if (!st && o->thread_shards > 1) {
+        if (d) st = me_error_set(err, ME_ERR_CONFIG, "bench: thread shards are not measured under mpirun, expected "
+                                                     "train.thread_shards = 1");
+        else if (o->thread_shards > ME_BENCH_SHARDS_MAX)
+            st = me_error_set(err, ME_ERR_CONFIG, "bench: %d thread shards, expected at most %d", o->thread_shards,
+                              ME_BENCH_SHARDS_MAX);
+        else
+            st = shards_make(&sh, o->thread_shards, &c, p.data, b, o->seq, &shard_act, err);
+    }
     /* every rank is ready, or none starts the collective steps */
     if ((st = me_dist_agree(d, st, NULL, err))) goto done;
     /* the whole batch's data on every rank (the same draws), each using its shard */
@@ -265,6 +373,10 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
     r->param_bytes = r->grad_bytes = p.total * sizeof(float);
     r->optim_bytes = 2 * p.total * sizeof(float);
     me_encoder_activation_bytes(&c, cap, o->seq, &r->activation_bytes, &r->workspace_bytes);
+    if (sh.n) { /* each shard's gradient block and activations */
+        r->grad_bytes += (size_t)sh.n * p.total * sizeof(float);
+        r->activation_bytes = shard_act;
+    }
     r->io_bytes = 3 * mine * sizeof(float);
     r->needed_bytes = r->param_bytes + r->grad_bytes + r->optim_bytes + r->activation_bytes + r->io_bytes;
     double region_s = o->profile ? me_prof_region_cost(2000) : 0.0;
@@ -284,18 +396,17 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
         double t0 = me_now_s(), tr = 0.0;
         /* one training step: forward, MSE loss, backward, gradient sum, AdamW */
         double loss = 0;
-        me_prof_phase(ME_PROF_FORWARD);
-        const float *y = b > 0 ? me_encoder_forward(&e, &p, xs, NULL, b, o->seq, 1, NULL) : NULL; /* dropout 0 */
         float scale = 2.0f / (float)n; /* the whole batch's mean */
-        for (size_t i = 0; i < mine; i++) {
-            float diff = y[i] - ts[i];
-            loss += (double)diff * diff;
-            dy[i] = scale * diff; /* d/dy mean((y - t)^2) */
+        if (sh.n) {
+            loss = shards_step(&sh, &p, xs, ts, dy, b, o->seq, row, scale);
+            me_prof_phase(ME_PROF_BACKWARD);
+        } else {
+            if (b > 0) loss = forward_loss(&e, &p, xs, ts, dy, b, o->seq, row, scale);
+            me_prof_phase(ME_PROF_BACKWARD);
+            me_params_zero_grad(&p);
+            if (d && (st = d->ops->grad_begin(d->impl, p.grad, p.total, err))) goto done;
+            if (b > 0) me_encoder_backward(&e, &p, NULL, dy);
         }
-        me_prof_phase(ME_PROF_BACKWARD);
-        me_params_zero_grad(&p);
-        if (d && (st = d->ops->grad_begin(d->impl, p.grad, p.total, err))) goto done;
-        if (b > 0) me_encoder_backward(&e, &p, NULL, dy);
         if (d) {
             tr = me_now_s();
             if ((st = d->ops->grad_finish(d->impl, err))) goto done;
@@ -351,6 +462,7 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
 done:
     me_prof_enable(0);
     sgemm_ref_free(&ref);
+    shards_free(&sh);
     me_free(x), me_free(target), me_free(dy);
     free(times), free(reduce), free(scratch);
     free(prof);

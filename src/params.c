@@ -80,6 +80,17 @@ void me_params_borrow_data(me_params *p, float *data) {
     p->borrowed = 1;
 }
 
+void me_params_sum_grads(me_params *into, const me_params *const *shards, int n) {
+    float *g = into->grad;
+    size_t total = into->total;
+#pragma omp parallel for schedule(static) if (total >= 65536)
+    for (size_t i = 0; i < total; i++) {
+        float sum = shards[0]->grad[i];
+        for (int t = 1; t < n; t++) sum += shards[t]->grad[i];
+        g[i] = sum;
+    }
+}
+
 void me_params_free(me_params *p) {
     free(p->t);
     if (!p->borrowed) me_free(p->data);

@@ -72,6 +72,7 @@ typedef struct {
     /* thread shards (train.thread_shards = R > 1): the process's shard is split again into R, each run
      * whole on one thread by a model that reads r->model's parameters into its own gradient block */
     me_model *reps;            /* [R] */
+    const me_params **rep_params; /* [R] their registries */
     int n_reps, rep_cap, max_s; /* R, most examples a thread shard holds, longest sequence */
     int32_t *rep_tokens, *rep_targets; /* [R, rep_cap, max_s] */
     uint8_t *rep_pad;          /* [R, rep_cap, max_s] */
@@ -92,23 +93,25 @@ static void run_free(run *r) {
     me_metrics_log_free(&r->metrics);
     free(r->tokens), free(r->targets), free(r->pad), free(r->idx);
     for (int t = 0; t < r->n_reps; t++) me_model_free(&r->reps[t]);
-    free(r->reps), free(r->rep_tokens), free(r->rep_targets), free(r->rep_pad), free(r->rep_loss);
+    free(r->reps), free(r->rep_params), free(r->rep_tokens), free(r->rep_targets), free(r->rep_pad), free(r->rep_loss);
 }
 
 /* The thread shards' models and batch buffers (see run). */
 static me_status make_replicas(run *r, me_error *err) {
     int R = r->cfg.train.thread_shards, b = r->cfg.train.batch_size;
     r->reps = calloc((size_t)R, sizeof *r->reps);
+    r->rep_params = calloc((size_t)R, sizeof *r->rep_params);
     r->rep_cap = (int)(((long)b + (long)r->size * R - 1) / ((long)r->size * R));
     size_t cap = (size_t)R * (size_t)r->rep_cap * (size_t)r->max_s;
     r->rep_tokens = malloc(cap * sizeof *r->rep_tokens);
     r->rep_targets = malloc(cap * sizeof *r->rep_targets);
     r->rep_pad = malloc(cap);
     r->rep_loss = calloc((size_t)R, sizeof *r->rep_loss);
-    if (!r->reps || !r->rep_tokens || !r->rep_targets || !r->rep_pad || !r->rep_loss)
+    if (!r->reps || !r->rep_params || !r->rep_tokens || !r->rep_targets || !r->rep_pad || !r->rep_loss)
         return me_error_set(err, ME_ERR_NOMEM, "out of memory for %d thread shards", R);
     for (; r->n_reps < R; r->n_reps++) {
         me_model *m = &r->reps[r->n_reps];
+        r->rep_params[r->n_reps] = &m->params;
         me_status st = me_model_build(m, &r->cfg, err);
         if (st) return st;
         me_params_borrow_data(&m->params, r->model.params.data);
@@ -373,14 +376,7 @@ static double thread_shards(run *r, long step, int b, size_t targets) {
         r->rep_loss[t] = shard_pass(r, m, step, lo, hi, targets, r->rep_tokens + (size_t)t * per,
                                     r->rep_pad + (size_t)t * per, r->rep_targets + (size_t)t * per);
     }
-    float *g = r->model.params.grad;
-    size_t n = r->model.params.total;
-#pragma omp parallel for schedule(static) if (n >= 65536)
-    for (size_t i = 0; i < n; i++) {
-        float sum = r->reps[0].params.grad[i];
-        for (int t = 1; t < R; t++) sum += r->reps[t].params.grad[i];
-        g[i] = sum;
-    }
+    me_params_sum_grads(&r->model.params, r->rep_params, R);
     double loss = 0.0;
     for (int t = 0; t < R; t++) loss += r->rep_loss[t];
     return loss;

@@ -63,6 +63,10 @@ void me_params_zero_grad(me_params *p);
  * block). p's own value block is released; me_params_free leaves `data` to its owner. */
 void me_params_borrow_data(me_params *p, float *data);
 
+/* into->grad[i] = shards[0]->grad[i] + ... + shards[n-1]->grad[i], added in shard order (so the sum does
+ * not depend on how many threads do it; they take ranges of i). The registries share one layout. */
+void me_params_sum_grads(me_params *into, const me_params *const *shards, int n);
+
 void me_params_free(me_params *p);
 
 #endif
