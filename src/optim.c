@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #ifndef M_PI
@@ -72,8 +73,6 @@ me_status me_optim_init(me_optim *o, const me_params *p, const me_train_config *
 static void adamw_tensor(float *p, const float *g, float *m, float *v, size_t n, float decay_factor,
                          float b1, float one_minus_b1, float b2, float one_minus_b2, float bc2_sqrt, float eps,
                          float neg_step_size) {
-    /* elementwise and memory-bound: split across the kernels' threads for large tensors */
-#pragma omp parallel for schedule(static) if (ME_PAR(n >= 65536))
     for (size_t i = 0; i < n; i++) {
         float pi = p[i] * decay_factor;
         float gi = g[i];
@@ -95,12 +94,21 @@ static void adamw_step(me_optim *o, me_params *p, double lr) {
     float bc2_sqrt = (float)sqrt(bias_correction2);
     /* PyTorch: param.mul_(1 - lr * weight_decay), the factor formed in double. */
     float decay_factor = (float)(1.0 - lr * o->weight_decay);
-    for (int k = 0; k < p->n; k++) {
-        const me_tensor_info *ti = &p->t[k];
-        size_t off = ti->offset;
-        adamw_tensor(p->data + off, p->grad + off, o->m + off, o->v + off, ti->count,
-                     o->decay[k] ? decay_factor : 1.0f, (float)b1, (float)(1.0 - b1), (float)b2,
-                     (float)(1.0 - b2), bc2_sqrt, (float)o->eps, neg_step_size);
+    /* elementwise and memory-bound: each thread takes one contiguous range of the whole parameter block
+     * (across tensors), so small models split too, in one parallel region; every element's update is
+     * the same whatever the split */
+#pragma omp parallel if (ME_PAR(p->total >= 16384))
+    {
+        int th = omp_get_thread_num(), nth = omp_get_num_threads();
+        size_t lo = p->total * (size_t)th / (size_t)nth, hi = p->total * (size_t)(th + 1) / (size_t)nth;
+        for (int k = 0; k < p->n; k++) {
+            const me_tensor_info *ti = &p->t[k];
+            size_t a = ti->offset > lo ? ti->offset : lo, b = ti->offset + ti->count < hi ? ti->offset + ti->count : hi;
+            if (a >= b) continue;
+            adamw_tensor(p->data + a, p->grad + a, o->m + a, o->v + a, b - a, o->decay[k] ? decay_factor : 1.0f,
+                         (float)b1, (float)(1.0 - b1), (float)b2, (float)(1.0 - b2), bc2_sqrt, (float)o->eps,
+                         neg_step_size);
+        }
     }
 }
 
