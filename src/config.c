@@ -80,7 +80,7 @@ const key_spec me_config_keys[] = {
     {"train.eval_every", K_INT, OFF(train.eval_every), "100", 0, INT_MAX, 0, NULL, 0},
     {"train.stop_at_accuracy", K_DOUBLE, OFF(train.stop_at_accuracy), "0", 0, 1, F_HAS_HI, NULL, 0}, /* 0: off */
     {"train.threads", K_INT, OFF(train.threads), "0", 0, 1024, ME_KEY_MACHINE, NULL, 0}, /* 0: all cores */
-    {"train.thread_shards", K_INT, OFF(train.thread_shards), "1", 1, 1024, ME_KEY_MACHINE, NULL, 0}, /* 1: kernels split */
+    {"train.thread_shards", K_INT, OFF(train.thread_shards), "0", 0, 1024, ME_KEY_MACHINE, NULL, 0}, /* 0: auto, 1: kernels split */
     {"log.out_dir", K_PATH, OFF(log.out_dir), "runs/default", 0, 0, ME_KEY_RUN, NULL, 0},
     {"log.history_every", K_INT, OFF(log.history_every), "10", 1, INT_MAX, 0, NULL, 0},
     {"log.checkpoint_every", K_INT, OFF(log.checkpoint_every), "0", 0, INT_MAX, 0, NULL, 0}, /* 0: at the end */

@@ -69,7 +69,7 @@ typedef struct {
     me_dist *dist;             /* the data-parallel group, NULL: this process alone */
     int rank, size;            /* 0 and 1 alone */
     int shard_cap;             /* most examples one shard holds: ceil(batch_size / size) */
-    /* thread shards (train.thread_shards = R > 1): the process's shard is split again into R, each run
+    /* thread shards (me_train_thread_shards = R > 1): the process's shard is split again into R, each run
      * whole on one thread by a model that reads r->model's parameters into its own gradient block */
     me_model *reps;            /* [R] */
     const me_params **rep_params; /* [R] their registries */
@@ -97,18 +97,21 @@ static void run_free(run *r) {
 }
 
 /* The thread shards' models and batch buffers (see run). */
-static me_status make_replicas(run *r, me_error *err) {
-    int R = r->cfg.train.thread_shards, b = r->cfg.train.batch_size;
+int me_train_thread_shards(const me_config *cfg, int batch, int threads) {
+    if (cfg->train.thread_shards > 0) return cfg->train.thread_shards;
+    if (cfg->model.d_model > ME_AUTO_SHARDS_MAX_D || threads < 2 || batch < 2) return 1;
+    return threads < batch ? threads : batch;
+}
+
+static me_status make_replicas(run *r, int R, me_error *err) {
+    int b = r->cfg.train.batch_size;
     r->reps = calloc((size_t)R, sizeof *r->reps);
     r->rep_params = calloc((size_t)R, sizeof *r->rep_params);
-    r->rep_cap = (int)(((long)b + (long)r->size * R - 1) / ((long)r->size * R));
-    size_t cap = (size_t)R * (size_t)r->rep_cap * (size_t)r->max_s;
-    r->rep_tokens = malloc(cap * sizeof *r->rep_tokens);
-    r->rep_targets = malloc(cap * sizeof *r->rep_targets);
-    r->rep_pad = malloc(cap);
     r->rep_loss = calloc((size_t)R, sizeof *r->rep_loss);
-    if (!r->reps || !r->rep_params || !r->rep_tokens || !r->rep_targets || !r->rep_pad || !r->rep_loss)
+    if (!r->reps || !r->rep_params || !r->rep_loss)
         return me_error_set(err, ME_ERR_NOMEM, "out of memory for %d thread shards", R);
+    r->rep_cap = (int)(((long)b + (long)r->size * R - 1) / ((long)r->size * R));
+    /* the models first: their allocation refuses a batch beyond the machine's memory (a config error) */
     for (; r->n_reps < R; r->n_reps++) {
         me_model *m = &r->reps[r->n_reps];
         r->rep_params[r->n_reps] = &m->params;
@@ -120,6 +123,12 @@ static me_status make_replicas(run *r, me_error *err) {
             return st;
         }
     }
+    size_t cap = (size_t)R * (size_t)r->rep_cap * (size_t)r->max_s;
+    r->rep_tokens = malloc(cap * sizeof *r->rep_tokens);
+    r->rep_targets = malloc(cap * sizeof *r->rep_targets);
+    r->rep_pad = malloc(cap);
+    if (!r->rep_tokens || !r->rep_targets || !r->rep_pad)
+        return me_error_set(err, ME_ERR_NOMEM, "out of memory for %d thread shards", R);
     return ME_OK;
 }
 
@@ -231,7 +240,8 @@ static me_status setup(run *r, int resume, me_error *err) {
     int b = c->train.batch_size;
     r->shard_cap = (b + r->size - 1) / r->size;
     r->max_s = max_s;
-    if (c->train.thread_shards > 1 && (st = make_replicas(r, err))) return st;
+    int shards = me_train_thread_shards(c, r->shard_cap, me_ops_threads());
+    if (shards > 1 && (st = make_replicas(r, shards, err))) return st;
     /* with thread shards the main model only evaluates, in batches of a thread shard's size */
     if ((st = me_model_alloc(&r->model, r->n_reps ? r->rep_cap : r->shard_cap, max_s, err))) return st;
     if ((st = me_optim_init(&r->optim, &r->model.params, &c->train, err))) return st;

@@ -57,7 +57,8 @@ typedef struct {
     int eval_every;
     double stop_at_accuracy; /* 0: off; else stop at the first evaluation whose accuracy reaches it */
     int threads; /* 0: all cores */
-    int thread_shards; /* > 1: each process splits its shard of a batch into this many, one thread each */
+    int thread_shards; /* > 1: each process splits its shard of a batch into this many, one thread each;
+                        * 1: no shards (kernels split); 0: auto (me_train_thread_shards) */
 } me_train_config;
 
 typedef struct {

@@ -60,6 +60,16 @@ typedef struct {
  * are kept up to the checkpoint's step and appended). force: start afresh even if out_dir is not empty
  * (its run files are replaced). Without either, a non-empty out_dir is refused with ME_ERR_EXISTS.
  * Returns ME_ERR_INTERRUPTED after saving everything when *hooks->stop was set. */
+/* Models up to this d_model train in thread shards when train.thread_shards is 0 (auto): their kernels
+ * are a few hundred microseconds each, so one synchronisation per step beats one per kernel (measured
+ * on the toy model, README "Thread shards"); larger ones split each kernel over the threads. */
+#define ME_AUTO_SHARDS_MAX_D 256
+
+/* The thread shards a process uses for `batch` examples per step on `threads` threads: train.thread_shards
+ * when set (> 0); with 0 (auto), min(threads, batch) for models up to ME_AUTO_SHARDS_MAX_D, else 1.
+ * 1 means no shards: every kernel is split over the threads. */
+int me_train_thread_shards(const me_config *cfg, int batch, int threads);
+
 me_status me_train_run(const me_config *cfg, int resume, int force, const me_train_hooks *hooks,
                        me_train_result *res, me_error *err);
 

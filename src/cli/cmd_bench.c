@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "cli_dist.h"
 #include "minienc/bench.h"
+#include "minienc/train.h"
 
 #include "internal.h"
 
@@ -184,7 +185,7 @@ static int cmd_bench(const cli_args *a) {
         return bench_group(dist, config, &cfg, batch, seq, steps, a->num[OPT_ROUNDS], used, a->given[OPT_JSON]);
     int profile = a->given[OPT_PROFILE];
     me_bench_options o = {.batch = (int)batch, .seq = (int)seq, .steps = (int)steps, .warmup = 2, .profile = profile,
-                          .sgemm_rounds = (int)a->num[OPT_ROUNDS], .thread_shards = cfg.train.thread_shards};
+                          .sgemm_rounds = (int)a->num[OPT_ROUNDS], .thread_shards = me_train_thread_shards(&cfg, (int)batch, used)};
     me_bench_result r;
     if (me_bench_run(&cfg.model, &o, &r, &err)) return cli_fail(&err);
     double sgemm = r.sgemm_gflops;
