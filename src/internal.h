@@ -8,6 +8,19 @@
 
 #include "minienc/status.h"
 
+/* ---- code generation ---- */
+
+/* On a function: compiled for AVX-512, for AVX2 + FMA and for baseline x86-64, the loader picking the
+ * one this CPU runs (GCC on x86-64; elsewhere one ordinary build). The library is built for the
+ * baseline otherwise, so this is how a hot loop gets wide registers on any machine. Without
+ * -ffp-contract=fast or reassociation the clones give the same bits (an operation on 8 lanes rounds
+ * as on one). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define ME_TARGET_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define ME_TARGET_CLONES
+#endif
+
 /* ---- memory ---- */
 
 /* 64-byte aligned, zeroed allocation; NULL on failure or a size that overflows. Free with me_free. */

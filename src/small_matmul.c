@@ -1,5 +1,7 @@
 #include "small_matmul.h"
 
+#include "internal.h"
+
 #include <assert.h>
 #include <stddef.h>
 #include <string.h>
@@ -7,31 +9,23 @@
 /* The per-head attention products of a small model (16 x 16 x 16 at d_model 64, 4 heads, 16 tokens)
  * are a few thousand multiply-adds each; through cblas_sgemm they ran at a fifth of its large-matrix
  * rate (the call's set-up and packing cost more than the arithmetic). Here C is computed in tiles of
- * TM rows by TN columns held in registers: for every p, a row of op(B) (TN floats, one AVX-512 register)
+ * TM rows by TN columns held in registers: for every p, a row of op(B) (TN floats, two vectors of VW)
  * is multiplied by TM broadcast values of op(A)'s column p and added to the tile.
  *
  * Each element of C is alpha * (a sum over p in order 0..k-1) + beta * C: the order is fixed, so a
  * result depends only on the binary and the CPU, as with OpenBLAS (which also picks its kernels by
  * CPU). The tile is a GCC vector type (vector_size, also understood by clang), lowered to whatever the
- * target has; with GCC on x86-64 the function is compiled three times (AVX-512, AVX2 + FMA, baseline
- * SSE2) and the loader picks the one this CPU runs. -ffp-contract=fast (CMakeLists.txt) lets the
- * compiler fuse each multiply-add. */
+ * target has; the function is compiled per CPU kind (ME_TARGET_CLONES), and -ffp-contract=fast
+ * (CMakeLists.txt) lets the compiler fuse each multiply-add. */
 #define TM 4
 #define TN 16
 #define VW 8 /* floats in one vector: an AVX register; a tile row is TN / VW of them */
 typedef float vec __attribute__((vector_size(VW * sizeof(float))));
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define ME_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define ME_CLONES
-#endif
 
-static inline __attribute__((always_inline)) vec load(const float *p) {
-    vec v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+/* v = the VW floats at p (unaligned); a macro, since a function returning a vector type warns about the
+ * ABI of targets without AVX */
+#define LOAD(v, p) memcpy(&(v), (p), sizeof(vec))
 
 /* c[r][0..cols) = alpha * acc[r] (+ beta * c) for the tile's rows */
 static inline __attribute__((always_inline)) void store(float *c, int ldc, vec (*acc)[2], int rows, int cols,
@@ -40,7 +34,11 @@ static inline __attribute__((always_inline)) void store(float *c, int ldc, vec (
         float *cr = c + (size_t)r * ldc;
         vec v0 = alpha * acc[r][0], v1 = alpha * acc[r][1];
         if (cols == TN) {
-            if (beta != 0.0f) v0 += beta * load(cr), v1 += beta * load(cr + VW);
+            if (beta != 0.0f) {
+                vec c0, c1;
+                LOAD(c0, cr), LOAD(c1, cr + VW);
+                v0 += beta * c0, v1 += beta * c1;
+            }
             memcpy(cr, &v0, sizeof v0);
             memcpy(cr + VW, &v1, sizeof v1);
         } else {
@@ -59,7 +57,8 @@ static inline __attribute__((always_inline)) void tile4(float *c, int ldc, int c
                                                         float alpha, float beta) {
     vec acc[TM][2], c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
     for (int p = 0; p < k; p++, ap += sa_p, b += ldb) {
-        vec b0 = load(b), b1 = load(b + VW);
+        vec b0, b1;
+        LOAD(b0, b), LOAD(b1, b + VW);
         float a0 = ap[0], a1 = ap[sa_row], a2 = ap[2 * sa_row], a3 = ap[3 * sa_row];
         c00 += a0 * b0, c01 += a0 * b1;
         c10 += a1 * b0, c11 += a1 * b1;
@@ -80,14 +79,16 @@ static inline __attribute__((always_inline)) void tile_rows(float *c, int ldc, i
         vec c0 = {0}, c1 = {0};
         for (int p = 0; p < k; p++) {
             float av = ap[r * sa_row + p * sa_p];
-            c0 += av * load(b + (size_t)p * ldb), c1 += av * load(b + (size_t)p * ldb + VW);
+            vec b0, b1;
+            LOAD(b0, b + (size_t)p * ldb), LOAD(b1, b + (size_t)p * ldb + VW);
+            c0 += av * b0, c1 += av * b1;
         }
         acc[r][0] = c0, acc[r][1] = c1;
     }
     store(c, ldc, acc, rows, cols, alpha, beta);
 }
 
-ME_CLONES
+ME_TARGET_CLONES
 void me_small_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                      const float *b, int ldb, float beta, float *c, int ldc) {
     /* op(B)[K,N] must have TN readable columns at every tile: when it is transposed, or N is not a
