@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "internal.h"
 #include "profile.h"
 #include "small_matmul.h"
 
@@ -346,86 +347,101 @@ static int softmax_row(float *row, const uint8_t *key_pad, int s) {
     return 1;
 }
 
+/* One (example, head) pair of the forward: p[S,S] = softmax(scale q k^T) (padding keys excluded), pd the
+ * weights after dropout, out[S, head cols] = weights x v. base: the example's qkv rows [S, 3D]; pad: its
+ * key padding [S] or NULL. Compiled per CPU kind: the softmax's loops vectorise. */
+ME_TARGET_CLONES
+static void head_forward(float *out, float *p, float *pd, const float *base, const uint8_t *pad, int s, int d, int dh,
+                         int bi, int hi, float dropout, const me_dropout_key *k, int layer) {
+    int ld = 3 * d;
+    float scale = 1.0f / sqrtf((float)dh);
+    /* p[S,S] = scale * q[S,Dh] * trans(k[S,Dh])   (rows strided by 3D inside qkv) */
+    me_matmul(0, 1, s, s, dh, scale, base + hi * dh, ld, base + d + hi * dh, ld, 0.0f, p, s);
+    for (int i = 0; i < s; i++) softmax_row(p + (size_t)i * s, pad, s);
+    const float *pv = p;
+    if (dropout > 0.0f) {
+        /* the mask of weight (query i, key j) of head hi of example bi: counter-based, so the order of
+         * the (batch, head) pairs across threads does not matter */
+        float keep_scale = 1.0f / (1.0f - dropout);
+        for (int i = 0; i < s; i++) {
+            uint64_t st = me_dropout_row(k, k->example0 + (uint64_t)bi, layer, ME_DROP_ATTN, (uint64_t)hi, (uint64_t)i);
+            for (int j = 0; j < s; j++)
+                pd[(size_t)i * s + j] =
+                    me_dropout_uniform(st, (uint64_t)j) >= dropout ? p[(size_t)i * s + j] * keep_scale : 0.0f;
+        }
+        pv = pd;
+    }
+    /* out[S, head cols] = pv[S,S] * v[S,Dh]   (written into the head's column slice of out[S,D]),
+     * while the weights are still in this core's cache */
+    me_matmul(0, 0, s, dh, s, 1.0f, pv, s, base + 2 * d + hi * dh, ld, 0.0f, out + hi * dh, d);
+}
+
 void me_attention_forward(float *out, float *probs, float *probs_drop, const float *qkv,
                           const uint8_t *key_pad, int b, int s, int d, int h, float dropout,
                           const me_dropout_key *k, int layer) {
     assert(d % h == 0);
     assert(dropout <= 0.0f || (probs_drop && k));
-    int dh = d / h, ld = 3 * d, bh = b * h;
-    float scale = 1.0f / sqrtf((float)dh);
+    int dh = d / h, bh = b * h;
     size_t ss = (size_t)s * s;
-    int par = (size_t)bh * ss * dh >= ME_PAR_MIN_ELEMS;
-    float keep_scale = dropout > 0.0f ? 1.0f / (1.0f - dropout) : 1.0f;
     /* heads are independent: one (batch, head) pair per iteration, single-threaded matmuls inside */
-#pragma omp parallel for schedule(static) if (ME_PAR(par))
+#pragma omp parallel for schedule(static) if (ME_PAR((size_t)bh * ss * dh >= ME_PAR_MIN_ELEMS))
     for (int x = 0; x < bh; x++) {
         int bi = x / h, hi = x % h;
-        const float *base = qkv + (size_t)bi * s * ld;
-        const uint8_t *pad = key_pad ? key_pad + (size_t)bi * s : NULL;
-        float *p = probs + (size_t)x * ss;
-        /* p[S,S] = scale * q[S,Dh] * trans(k[S,Dh])   (rows strided by 3D inside qkv) */
-        me_matmul(0, 1, s, s, dh, scale, base + hi * dh, ld, base + d + hi * dh, ld, 0.0f, p, s);
-        for (int i = 0; i < s; i++) softmax_row(p + (size_t)i * s, pad, s);
-        if (dropout > 0.0f) {
-            /* the mask of weight (query i, key j) of head hi of example bi: counter-based, so the
-             * order of the (batch, head) pairs across threads does not matter */
-            float *pd = probs_drop + (size_t)x * ss;
-            for (int i = 0; i < s; i++) {
-                uint64_t st = me_dropout_row(k, k->example0 + (uint64_t)bi, layer, ME_DROP_ATTN, (uint64_t)hi,
-                                             (uint64_t)i);
-                for (int j = 0; j < s; j++)
-                    pd[(size_t)i * s + j] =
-                        me_dropout_uniform(st, (uint64_t)j) >= dropout ? p[(size_t)i * s + j] * keep_scale : 0.0f;
-            }
-        }
+        head_forward(out + (size_t)bi * s * d, probs + (size_t)x * ss, dropout > 0.0f ? probs_drop + (size_t)x * ss : NULL,
+                     qkv + (size_t)bi * s * 3 * d, key_pad ? key_pad + (size_t)bi * s : NULL, s, d, dh, bi, hi, dropout,
+                     k, layer);
     }
-    const float *pv = dropout > 0.0f ? probs_drop : probs;
-#pragma omp parallel for schedule(static) if (ME_PAR(par))
-    for (int x = 0; x < bh; x++) {
-        int bi = x / h, hi = x % h;
-        /* out[S, head cols] = pv[S,S] * v[S,Dh]   (written into the head's column slice of out[S,D]) */
-        me_matmul(0, 0, s, dh, s, 1.0f, pv + (size_t)x * ss, s, qkv + (size_t)bi * s * ld + 2 * d + hi * dh, ld, 0.0f,
-                  out + (size_t)bi * s * d + hi * dh, d);
+}
+
+/* One (example, head) pair of the backward (see me_attention_backward); base/dbase: the example's qkv
+ * rows and their gradient [S, 3D], dout: its output gradient rows [S, D]. */
+ME_TARGET_CLONES
+static void head_backward(float *dbase, float *dp, const float *dout, const float *base, const float *p,
+                          const float *pv, int s, int d, int dh, int hi, float dropout) {
+    const float *doh = dout + hi * dh; /* the head's columns */
+    int ld = 3 * d;
+    float scale = 1.0f / sqrtf((float)dh);
+    const float *q = base + hi * dh, *k = base + d + hi * dh, *v = base + 2 * d + hi * dh;
+    float *dq = dbase + hi * dh, *dk = dbase + d + hi * dh, *dv = dbase + 2 * d + hi * dh;
+    size_t ss = (size_t)s * s;
+    /* dpv[S,S] = dout_h[S,Dh] * trans(v[S,Dh]) */
+    me_matmul(0, 1, s, s, dh, 1.0f, doh, d, v, ld, 0.0f, dp, s);
+    /* dv[S,Dh] = trans(pv[S,S]) * dout_h[S,Dh] */
+    me_matmul(1, 0, s, dh, s, 1.0f, pv, s, doh, d, 0.0f, dv, ld);
+    if (dropout > 0.0f) {
+        /* pv = p * keep / (1 - dropout): a kept weight is nonzero exactly where p is (and where p is
+         * zero the softmax backward below gives zero anyway) */
+        float keep_scale = 1.0f / (1.0f - dropout);
+        for (size_t i = 0; i < ss; i++) dp[i] = pv[i] != 0.0f ? dp[i] * keep_scale : 0.0f;
     }
+    /* softmax backward, with the 1/sqrt(Dh) of the scores folded in:
+     * dscores = scale * p * (dp - sum_j dp_j p_j), the sum in lanes */
+    int s8 = s - s % ME_LANES;
+    for (int i = 0; i < s; i++) {
+        const float *pr = p + (size_t)i * s;
+        float *dr = dp + (size_t)i * s;
+        float acc[ME_LANES] = {0};
+        int j;
+        for (j = 0; j < s8; j += ME_LANES)
+            for (int l = 0; l < ME_LANES; l++) acc[l] += pr[j + l] * dr[j + l];
+        for (; j < s; j++) acc[j - s8] += pr[j] * dr[j];
+        float dot = lanes_total(acc);
+        for (j = 0; j < s; j++) dr[j] = scale * pr[j] * (dr[j] - dot);
+    }
+    /* dq[S,Dh] = dscores[S,S] * k[S,Dh];  dk[S,Dh] = trans(dscores) * q[S,Dh] */
+    me_matmul(0, 0, s, dh, s, 1.0f, dp, s, k, ld, 0.0f, dq, ld);
+    me_matmul(1, 0, s, dh, s, 1.0f, dp, s, q, ld, 0.0f, dk, ld);
 }
 
 void me_attention_backward(float *dqkv, float *dprobs, const float *dout, const float *qkv, const float *probs,
                            const float *probs_drop, int b, int s, int d, int h, float dropout) {
-    int dh = d / h, ld = 3 * d, bh = b * h;
-    float scale = 1.0f / sqrtf((float)dh);
-    size_t ss = (size_t)s * s;
+    int dh = d / h, bh = b * h;
+    size_t ss = (size_t)s * s, rows = (size_t)s * 3 * d;
 #pragma omp parallel for schedule(static) if (ME_PAR((size_t)bh * ss * dh >= ME_PAR_MIN_ELEMS))
     for (int x = 0; x < bh; x++) {
         int bi = x / h, hi = x % h;
-        const float *base = qkv + (size_t)bi * s * ld;
-        float *dbase = dqkv + (size_t)bi * s * ld;
-        const float *q = base + hi * dh, *k = base + d + hi * dh, *v = base + 2 * d + hi * dh;
-        float *dq = dbase + hi * dh, *dk = dbase + d + hi * dh, *dv = dbase + 2 * d + hi * dh;
-        const float *doh = dout + (size_t)bi * s * d + hi * dh;
         const float *p = probs + (size_t)x * ss;
-        const float *pv = dropout > 0.0f ? probs_drop + (size_t)x * ss : p;
-        float *dp = dprobs + (size_t)x * ss;
-        /* dpv[S,S] = dout_h[S,Dh] * trans(v[S,Dh]) */
-        me_matmul(0, 1, s, s, dh, 1.0f, doh, d, v, ld, 0.0f, dp, s);
-        /* dv[S,Dh] = trans(pv[S,S]) * dout_h[S,Dh] */
-        me_matmul(1, 0, s, dh, s, 1.0f, pv, s, doh, d, 0.0f, dv, ld);
-        if (dropout > 0.0f) {
-            /* pv = p * keep / (1 - dropout): a kept weight is nonzero exactly where p is (and where p
-             * is zero the softmax backward below gives zero anyway) */
-            float keep_scale = 1.0f / (1.0f - dropout);
-            for (size_t i = 0; i < ss; i++) dp[i] = pv[i] != 0.0f ? dp[i] * keep_scale : 0.0f;
-        }
-        /* softmax backward, with the 1/sqrt(Dh) of the scores folded in:
-         * dscores = scale * p * (dp - sum_j dp_j p_j) */
-        for (int i = 0; i < s; i++) {
-            const float *pr = p + (size_t)i * s;
-            float *dr = dp + (size_t)i * s;
-            float dot = 0.0f;
-            for (int j = 0; j < s; j++) dot += pr[j] * dr[j];
-            for (int j = 0; j < s; j++) dr[j] = scale * pr[j] * (dr[j] - dot);
-        }
-        /* dq[S,Dh] = dscores[S,S] * k[S,Dh];  dk[S,Dh] = trans(dscores) * q[S,Dh] */
-        me_matmul(0, 0, s, dh, s, 1.0f, dp, s, k, ld, 0.0f, dq, ld);
-        me_matmul(1, 0, s, dh, s, 1.0f, dp, s, q, ld, 0.0f, dk, ld);
+        head_backward(dqkv + (size_t)bi * rows, dprobs + (size_t)x * ss, dout + (size_t)bi * s * d, qkv + (size_t)bi * rows,
+                      p, dropout > 0.0f ? probs_drop + (size_t)x * ss : p, s, d, dh, hi, dropout);
     }
 }

@@ -242,8 +242,10 @@ static me_status setup(run *r, int resume, me_error *err) {
     r->max_s = max_s;
     int shards = me_train_thread_shards(c, r->shard_cap, me_ops_threads());
     if (shards > 1 && (st = make_replicas(r, shards, err))) return st;
-    /* with thread shards the main model only evaluates, in batches of a thread shard's size */
-    if ((st = me_model_alloc(&r->model, r->n_reps ? r->rep_cap : r->shard_cap, max_s, err))) return st;
+    /* with thread shards the main model only evaluates, but in batches of the process's whole shard as
+     * without them: the evaluation's sums (and so a run's reported loss, and what `minienc eval` of its
+     * checkpoint gives) do not depend on the shard count */
+    if ((st = me_model_alloc(&r->model, r->shard_cap, max_s, err))) return st;
     if ((st = me_optim_init(&r->optim, &r->model.params, &c->train, err))) return st;
     if ((st = me_sampler_init(&r->sampler, r->train.n, c->train.seed + 1, err))) return st;
     if ((st = me_history_init(&r->hist, &r->model.params, err))) return st;
