@@ -22,6 +22,38 @@
 /* Elementwise loops over fewer values than this stay on one thread. */
 #define ME_PAR_MIN_ELEMS 32768
 
+/* Inside a parallel region: this thread's contiguous part [lo, hi) of n items. */
+static inline void thread_range(size_t n, size_t *lo, size_t *hi) {
+    size_t th = (size_t)omp_get_thread_num(), nth = (size_t)omp_get_num_threads();
+    *lo = n * th / nth, *hi = n * (th + 1) / nth;
+}
+
+/* The elementwise loops' bodies, each compiled per CPU kind (ME_TARGET_CLONES) and called by every
+ * thread on its part: their loops then vectorise to the widest registers the CPU has, with the same
+ * value in every lane as one at a time. */
+ME_TARGET_CLONES static void colsum_part(float *out, const float *x, int t, int c, int c0, int c1) {
+    for (int i = 0; i < t; i++) {
+        const float *row = x + (size_t)i * c;
+        for (int j = c0; j < c1; j++) out[j] += row[j];
+    }
+}
+
+ME_TARGET_CLONES static void relu_part(float *out, const float *inp, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+ME_TARGET_CLONES static void relu_backward_part(float *dinp, const float *dout, const float *inp, size_t n) {
+    for (size_t i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+ME_TARGET_CLONES static void relu_grad_part(float *d, const float *inp, size_t n) {
+    for (size_t i = 0; i < n; i++) d[i] = inp[i] > 0.0f ? d[i] : 0.0f; /* a select, not a branch: vectorises */
+}
+
+ME_TARGET_CLONES static void add_part(float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
 void me_ops_set_threads(int n) {
     omp_set_num_threads(n > 0 ? n : 1);
     omp_set_max_active_levels(1); /* a kernel called inside a parallel region (a thread shard) runs alone */
@@ -71,10 +103,7 @@ static void colsum_add(float *out, const float *x, int t, int c) {
     {
         int th = omp_get_thread_num(), nth = omp_get_num_threads();
         int c0 = (int)((long)c * th / nth), c1 = (int)((long)c * (th + 1) / nth);
-        for (int i = 0; i < t; i++) {
-            const float *row = x + (size_t)i * c;
-            for (int j = c0; j < c1; j++) out[j] += row[j];
-        }
+        colsum_part(out, x, t, c, c0, c1);
     }
 }
 
@@ -108,7 +137,7 @@ static inline float lanes_total(const float *acc) {
 
 /* LayerNorm of one row of c values: v[c] is the row, or with skip, v = res = x + skip (res may be x).
  * Two passes in float lanes (the mean, then the centred variance: no cancellation), then the output. */
-static void layernorm_row(float *y, float *mean, float *rstd, float *res, const float *x, const float *skip,
+ME_TARGET_CLONES static void layernorm_row(float *y, float *mean, float *rstd, float *res, const float *x, const float *skip,
                           const float *weight, const float *bias, int c, float eps) {
     float acc[ME_LANES] = {0};
     int c8 = c - c % ME_LANES, j;
@@ -160,6 +189,42 @@ void me_add_layernorm_forward(float *out, float *mean, float *rstd, float *res, 
     }
 }
 
+/* dweight[c0..c1), dbias[c0..c1) += sums over the t rows (a thread's columns; see layernorm_backward) */
+ME_TARGET_CLONES static void layernorm_param_grads(float *dweight, float *dbias, const float *dout, const float *inp,
+                                                   const float *mean, const float *rstd, int t, int c, int c0, int c1) {
+    for (int i = 0; i < t; i++) {
+        const float *x = inp + (size_t)i * c, *dy = dout + (size_t)i * c;
+        float m = mean[i], r = rstd[i];
+        for (int j = c0; j < c1; j++) {
+            dweight[j] += dy[j] * ((x[j] - m) * r);
+            dbias[j] += dy[j];
+        }
+    }
+}
+
+/* One row's input gradient dx[c] (added to or set, then copied to dcopy when not NULL) */
+ME_TARGET_CLONES static void layernorm_backward_row(float *dx, float *dcopy, int accumulate, const float *dy,
+                                                    const float *x, const float *weight, float m, float r, int c) {
+    /* xhat = (x - mean) * rstd;  dxhat = dy * weight;
+     * dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) */
+    int c8 = c - c % ME_LANES, j;
+    float s1[ME_LANES] = {0}, s2[ME_LANES] = {0};
+    /* one sum per loop: the compiler keeps a single set of lanes in registers */
+    for (j = 0; j < c8; j += ME_LANES)
+        for (int k = 0; k < ME_LANES; k++) s1[k] += dy[j + k] * weight[j + k];
+    for (; j < c; j++) s1[j - c8] += dy[j] * weight[j];
+    for (j = 0; j < c8; j += ME_LANES)
+        for (int k = 0; k < ME_LANES; k++) s2[k] += dy[j + k] * weight[j + k] * ((x[j + k] - m) * r);
+    for (; j < c; j++) s2[j - c8] += dy[j] * weight[j] * ((x[j] - m) * r);
+    float a = lanes_total(s1) / (float)c, b = lanes_total(s2) / (float)c;
+    if (accumulate) {
+        for (j = 0; j < c; j++) dx[j] += r * (dy[j] * weight[j] - a - ((x[j] - m) * r) * b);
+    } else {
+        for (j = 0; j < c; j++) dx[j] = r * (dy[j] * weight[j] - a - ((x[j] - m) * r) * b);
+        if (dcopy) memcpy(dcopy, dx, (size_t)c * sizeof(float));
+    }
+}
+
 /* LayerNorm's gradients: dweight, dbias added to; dinp added to (accumulate) or overwritten, and then
  * copied to dcopy when not NULL. */
 static void layernorm_backward(float *dinp, float *dcopy, int accumulate, float *dweight, float *dbias,
@@ -170,40 +235,13 @@ static void layernorm_backward(float *dinp, float *dcopy, int accumulate, float 
     {
         int th = omp_get_thread_num(), nth = omp_get_num_threads();
         int c0 = (int)((long)c * th / nth), c1 = (int)((long)c * (th + 1) / nth);
-        for (int i = 0; i < t; i++) {
-            const float *x = inp + (size_t)i * c, *dy = dout + (size_t)i * c;
-            float m = mean[i], r = rstd[i];
-            for (int j = c0; j < c1; j++) {
-                dweight[j] += dy[j] * ((x[j] - m) * r);
-                dbias[j] += dy[j];
-            }
-        }
+        layernorm_param_grads(dweight, dbias, dout, inp, mean, rstd, t, c, c0, c1);
     }
-    int c8 = c - c % ME_LANES;
 #pragma omp parallel for schedule(static) if (ME_PAR((size_t)t * c >= ME_PAR_MIN_ELEMS))
     for (int i = 0; i < t; i++) {
-        const float *x = inp + (size_t)i * c;
-        const float *dy = dout + (size_t)i * c;
-        float *dx = dinp + (size_t)i * c;
-        float m = mean[i], r = rstd[i];
-        /* xhat = (x - mean) * rstd;  dxhat = dy * weight;
-         * dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) */
-        float s1[ME_LANES] = {0}, s2[ME_LANES] = {0};
-        int j;
-        /* one sum per loop: the compiler keeps a single set of lanes in registers */
-        for (j = 0; j < c8; j += ME_LANES)
-            for (int k = 0; k < ME_LANES; k++) s1[k] += dy[j + k] * weight[j + k];
-        for (; j < c; j++) s1[j - c8] += dy[j] * weight[j];
-        for (j = 0; j < c8; j += ME_LANES)
-            for (int k = 0; k < ME_LANES; k++) s2[k] += dy[j + k] * weight[j + k] * ((x[j + k] - m) * r);
-        for (; j < c; j++) s2[j - c8] += dy[j] * weight[j] * ((x[j] - m) * r);
-        float a = lanes_total(s1) / (float)c, b = lanes_total(s2) / (float)c;
-        if (accumulate) {
-            for (j = 0; j < c; j++) dx[j] += r * (dy[j] * weight[j] - a - ((x[j] - m) * r) * b);
-        } else {
-            for (j = 0; j < c; j++) dx[j] = r * (dy[j] * weight[j] - a - ((x[j] - m) * r) * b);
-            if (dcopy) memcpy(dcopy + (size_t)i * c, dx, (size_t)c * sizeof(float));
-        }
+        size_t o = (size_t)i * c;
+        layernorm_backward_row(dinp + o, dcopy ? dcopy + o : NULL, accumulate, dout + o, inp + o, weight, mean[i],
+                               rstd[i], c);
     }
 }
 
@@ -219,13 +257,21 @@ void me_layernorm_backward_set(float *dinp, float *dcopy, float *dweight, float 
 }
 
 void me_relu_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for schedule(static) if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
-    for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+#pragma omp parallel if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
+    {
+        size_t lo, hi;
+        thread_range(n, &lo, &hi);
+        relu_part(out + lo, inp + lo, hi - lo);
+    }
 }
 
 void me_relu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
-#pragma omp parallel for schedule(static) if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
-    for (size_t i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
+#pragma omp parallel if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
+    {
+        size_t lo, hi;
+        thread_range(n, &lo, &hi);
+        relu_backward_part(dinp + lo, dout + lo, inp + lo, hi - lo);
+    }
 }
 
 #define ME_SQRT1_2 0.70710678118654752440f
@@ -249,8 +295,12 @@ void me_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n
 }
 
 void me_relu_grad_inplace(float *d, const float *inp, size_t n) {
-#pragma omp parallel for schedule(static) if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
-    for (size_t i = 0; i < n; i++) d[i] = inp[i] > 0.0f ? d[i] : 0.0f; /* a select, not a branch: vectorises */
+#pragma omp parallel if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
+    {
+        size_t lo, hi;
+        thread_range(n, &lo, &hi);
+        relu_grad_part(d + lo, inp + lo, hi - lo);
+    }
 }
 
 void me_gelu_grad_inplace(float *d, const float *inp, size_t n) {
@@ -262,8 +312,12 @@ void me_gelu_grad_inplace(float *d, const float *inp, size_t n) {
 }
 
 void me_add_inplace(float *y, const float *x, size_t n) {
-#pragma omp parallel for schedule(static) if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
+#pragma omp parallel if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
+    {
+        size_t lo, hi;
+        thread_range(n, &lo, &hi);
+        add_part(y + lo, x + lo, hi - lo);
+    }
 }
 
 uint64_t me_dropout_row(const me_dropout_key *k, uint64_t example, int layer, me_drop_site site, uint64_t a,
@@ -325,7 +379,7 @@ static inline float exp_nonpositive(float x) {
 
 /* Softmax of one row of scores in place, with padding keys excluded. Returns 0 if every key is padding
  * (the row is then all zeros). */
-static int softmax_row(float *row, const uint8_t *key_pad, int s) {
+static inline __attribute__((always_inline)) int softmax_row(float *row, const uint8_t *key_pad, int s) {
     float mx = -INFINITY;
     for (int j = 0; j < s; j++)
         if (!(key_pad && key_pad[j]) && row[j] > mx) mx = row[j];

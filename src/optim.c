@@ -69,8 +69,9 @@ me_status me_optim_init(me_optim *o, const me_params *p, const me_train_config *
     return ME_OK;
 }
 
-/* p, g, m, v are [n] slices of one tensor. */
-static void adamw_tensor(float *p, const float *g, float *m, float *v, size_t n, float decay_factor,
+/* p, g, m, v are [n] slices of one tensor. Compiled per CPU kind (internal.h): the loop vectorises to
+ * the widest registers, each lane as one value at a time. */
+ME_TARGET_CLONES static void adamw_tensor(float *p, const float *g, float *m, float *v, size_t n, float decay_factor,
                          float b1, float one_minus_b1, float b2, float one_minus_b2, float bc2_sqrt, float eps,
                          float neg_step_size) {
     for (size_t i = 0; i < n; i++) {
