@@ -255,11 +255,15 @@ static me_status shards_make(shards *sh, int n, const me_model_config *c, float 
         me_params_init(p);
         sh->grads[sh->n] = p;
         me_status st;
-        if ((st = me_encoder_register(&sh->e[sh->n], p, "", c, err)) || (st = me_params_alloc(p, err))) {
+        if ((st = me_encoder_register(&sh->e[sh->n], p, "", c, err))) {
             me_params_free(p);
             return st;
         }
-        me_params_borrow_data(p, data);
+        me_params_borrow_data(p, data); /* before the allocation: the gradient block alone */
+        if ((st = me_params_alloc(p, err))) {
+            me_params_free(p);
+            return st;
+        }
         if ((st = me_encoder_alloc(&sh->e[sh->n], cap, seq, err))) {
             me_params_free(p);
             return st;

@@ -52,12 +52,12 @@ me_status me_params_alloc(me_params *p, me_error *err) {
     size_t bytes;
     if (!me_mul_ok(p->total, sizeof(float), &bytes))
         return me_error_set(err, ME_ERR_CONFIG, "parameter block of %zu floats overflows size_t", p->total);
-    p->data = me_alloc(bytes ? bytes : 64);
+    if (!p->borrowed) p->data = me_alloc(bytes ? bytes : 64); /* borrowed: values belong to another registry */
     p->grad = me_alloc(bytes ? bytes : 64);
     if (!p->data || !p->grad) {
-        me_free(p->data);
+        if (!p->borrowed) me_free(p->data), p->data = NULL;
         me_free(p->grad);
-        p->data = p->grad = NULL;
+        p->grad = NULL;
         return me_error_set(err, ME_ERR_NOMEM, "cannot allocate 2 x %.1f MiB for parameters and gradients",
                             (double)bytes / (1024.0 * 1024.0));
     }

@@ -99,7 +99,8 @@ static void run_free(run *r) {
 /* The thread shards' models and batch buffers (see run). */
 int me_train_thread_shards(const me_config *cfg, int batch, int threads) {
     if (cfg->train.thread_shards > 0) return cfg->train.thread_shards;
-    if (cfg->model.d_model > ME_AUTO_SHARDS_MAX_D || threads < 2 || batch < 2) return 1;
+    if (cfg->model.d_model > ME_AUTO_SHARDS_MAX_D || threads < 2 || threads > ME_AUTO_SHARDS_MAX_THREADS || batch < 2)
+        return 1;
     return threads < batch ? threads : batch;
 }
 

@@ -1008,9 +1008,34 @@ static void stop_at_accuracy_should_end_the_run_at_the_first_evaluation_that_rea
     me_remove_tree(f.root);
 }
 
+/* train.thread_shards: a set count is kept; auto (the default, 0) gives one shard per thread for models
+ * up to ME_AUTO_SHARDS_MAX_D on 2..ME_AUTO_SHARDS_MAX_THREADS threads, never more shards than examples. */
+static void thread_shards_should_follow_the_setting_and_the_auto_rule(void **state) {
+    (void)state;
+    me_config c;
+    me_config_defaults(&c);
+    assert_int_equal(c.train.thread_shards, 0);
+    c.model.d_model = 64;
+    assert_int_equal(me_train_thread_shards(&c, 32, 2), 2);
+    assert_int_equal(me_train_thread_shards(&c, 32, 1), 1);
+    assert_int_equal(me_train_thread_shards(&c, 3, 8), 3);
+    assert_int_equal(me_train_thread_shards(&c, 1, 2), 1);
+    assert_int_equal(me_train_thread_shards(&c, 64, ME_AUTO_SHARDS_MAX_THREADS + 1), 1);
+    c.model.d_model = ME_AUTO_SHARDS_MAX_D;
+    assert_int_equal(me_train_thread_shards(&c, 32, 2), 2);
+    c.model.d_model = 2 * ME_AUTO_SHARDS_MAX_D;
+    assert_int_equal(me_train_thread_shards(&c, 32, 2), 1);
+    c.train.thread_shards = 3;
+    assert_int_equal(me_train_thread_shards(&c, 32, 2), 3);
+    c.train.thread_shards = 1;
+    c.model.d_model = 64;
+    assert_int_equal(me_train_thread_shards(&c, 32, 2), 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(loss_should_fall_by_half_on_the_copy_task_in_150_steps),
+        cmocka_unit_test(thread_shards_should_follow_the_setting_and_the_auto_rule),
         cmocka_unit_test(the_same_seed_should_give_bit_identical_run_files),
         cmocka_unit_test(stop_at_accuracy_should_end_the_run_at_the_first_evaluation_that_reaches_it),
         cmocka_unit_test(thread_shards_should_match_the_unsplit_step_whatever_the_thread_count),

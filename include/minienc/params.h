@@ -47,7 +47,8 @@ void me_params_init(me_params *p);
 me_status me_params_add(me_params *p, const char *name, int ndim, const size_t *shape, unsigned flags,
                         int *index_out, me_error *err);
 
-/* Allocates the value and gradient blocks, both zeroed. */
+/* Allocates the value and gradient blocks, both zeroed (the gradient block alone when the values are
+ * borrowed: me_params_borrow_data). */
 me_status me_params_alloc(me_params *p, me_error *err);
 
 /* Index of the tensor with that exact name, or -1. */
@@ -60,7 +61,8 @@ void me_params_zero_grad(me_params *p);
 
 /* Makes p read its values from `data`, the value block of another allocated registry with the same
  * layout (a thread shard's model computes with the main model's parameters into its own gradient
- * block). p's own value block is released; me_params_free leaves `data` to its owner. */
+ * block). p's own value block is released; me_params_free leaves `data` to its owner. Called before
+ * me_params_alloc, that allocates the gradient block alone (no value block is ever touched). */
 void me_params_borrow_data(me_params *p, float *data);
 
 /* into->grad[i] = shards[0]->grad[i] + ... + shards[n-1]->grad[i], added in shard order (so the sum does

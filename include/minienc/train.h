@@ -60,14 +60,16 @@ typedef struct {
  * are kept up to the checkpoint's step and appended). force: start afresh even if out_dir is not empty
  * (its run files are replaced). Without either, a non-empty out_dir is refused with ME_ERR_EXISTS.
  * Returns ME_ERR_INTERRUPTED after saving everything when *hooks->stop was set. */
-/* Models up to this d_model train in thread shards when train.thread_shards is 0 (auto): their kernels
- * are a few hundred microseconds each, so one synchronisation per step beats one per kernel (measured
- * on the toy model, README "Thread shards"); larger ones split each kernel over the threads. */
-#define ME_AUTO_SHARDS_MAX_D 256
+/* train.thread_shards = 0 (auto) trains in thread shards, one per thread, models up to this d_model on
+ * up to this many threads: measured on 2 cores, shards beat split kernels on the toy model (d 64) and
+ * on the seed block (d 512) in alternating runs (README "Thread shards"). Beyond, kernels are split:
+ * every shard holds its own gradient block, and their sum each step grows with the thread count. */
+#define ME_AUTO_SHARDS_MAX_D 512
+#define ME_AUTO_SHARDS_MAX_THREADS 8
 
 /* The thread shards a process uses for `batch` examples per step on `threads` threads: train.thread_shards
- * when set (> 0); with 0 (auto), min(threads, batch) for models up to ME_AUTO_SHARDS_MAX_D, else 1.
- * 1 means no shards: every kernel is split over the threads. */
+ * when set (> 0); with 0 (auto), min(threads, batch) within the bounds above, else 1. 1 means no
+ * shards: every kernel is split over the threads. */
 int me_train_thread_shards(const me_config *cfg, int batch, int threads);
 
 me_status me_train_run(const me_config *cfg, int resume, int force, const me_train_hooks *hooks,
