@@ -242,11 +242,11 @@ static void shards_free(shards *sh) {
 }
 
 static me_status shards_make(shards *sh, int n, const me_model_config *c, float *data, int b, int seq,
-                             size_t *act_bytes, me_error *err) {
+                             size_t *act_bytes, size_t *work_bytes, me_error *err) {
     sh->p = calloc((size_t)n, sizeof *sh->p), sh->e = calloc((size_t)n, sizeof *sh->e);
     sh->grads = calloc((size_t)n, sizeof *sh->grads);
     if (!sh->p || !sh->e || !sh->grads) return me_error_set(err, ME_ERR_NOMEM, "out of memory for %d thread shards", n);
-    *act_bytes = 0;
+    *act_bytes = *work_bytes = 0;
     for (; sh->n < n; sh->n++) {
         size_t lo, hi, saved, work;
         me_shard_range((size_t)b, n, sh->n, &lo, &hi);
@@ -254,22 +254,20 @@ static me_status shards_make(shards *sh, int n, const me_model_config *c, float 
         me_params *p = &sh->p[sh->n];
         me_params_init(p);
         sh->grads[sh->n] = p;
-        me_status st;
-        if ((st = me_encoder_register(&sh->e[sh->n], p, "", c, err))) {
-            me_params_free(p);
-            return st;
+        me_encoder *e = &sh->e[sh->n];
+        me_status st = me_encoder_register(e, p, "", c, err);
+        if (!st) {
+            me_params_borrow_data(p, data); /* before the allocation: the gradient block alone */
+            st = me_params_alloc(p, err);
         }
-        me_params_borrow_data(p, data); /* before the allocation: the gradient block alone */
-        if ((st = me_params_alloc(p, err))) {
-            me_params_free(p);
-            return st;
-        }
-        if ((st = me_encoder_alloc(&sh->e[sh->n], cap, seq, err))) {
-            me_params_free(p);
+        if (!st) st = me_encoder_alloc(e, cap, seq, err);
+        if (st) {
+            sh->n++; /* freed with the others by shards_free */
             return st;
         }
         me_encoder_activation_bytes(c, cap, seq, &saved, &work);
         *act_bytes += saved;
+        *work_bytes += work;
     }
     return ME_OK;
 }
@@ -359,7 +357,7 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
                 st = me_error_set(err, ME_ERR_NOMEM, "out of memory for benchmark inputs");
         }
     }
-    size_t shard_act = 0;
+    size_t shard_act = 0, shard_work = 0;
     if (!st && o->thread_shards > 1) {
         if (d) st = me_error_set(err, ME_ERR_CONFIG, "bench: thread shards are not measured under mpirun, expected "
                                                      "train.thread_shards = 1");
@@ -367,7 +365,7 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
             st = me_error_set(err, ME_ERR_CONFIG, "bench: %d thread shards, expected at most %d", o->thread_shards,
                               ME_BENCH_SHARDS_MAX);
         else
-            st = shards_make(&sh, o->thread_shards, &c, p.data, b, o->seq, &shard_act, err);
+            st = shards_make(&sh, o->thread_shards, &c, p.data, b, o->seq, &shard_act, &shard_work, err);
     }
     /* every rank is ready, or none starts the collective steps */
     if ((st = me_dist_agree(d, st, NULL, err))) goto done;
@@ -380,6 +378,7 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
     if (sh.n) { /* each shard's gradient block and activations */
         r->grad_bytes += (size_t)sh.n * p.total * sizeof(float);
         r->activation_bytes = shard_act;
+        r->workspace_bytes = shard_work;
     }
     r->io_bytes = 3 * mine * sizeof(float);
     r->needed_bytes = r->param_bytes + r->grad_bytes + r->optim_bytes + r->activation_bytes + r->io_bytes;

@@ -70,7 +70,7 @@ static void sgemm1(int trans_a, int trans_b, int m, int n, int k, float alpha, c
 
 void me_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                const float *b, int ldb, float beta, float *c, int ldc) {
-    if ((long)m * n * k <= ME_SMALL_MAX_MAC && (!trans_b || (long)k * n <= ME_SMALL_PACK)) {
+    if (me_small_matmul_fits(trans_b, m, n, k)) {
         me_small_matmul(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }

@@ -58,8 +58,8 @@ me_status me_params_alloc(me_params *p, me_error *err) {
         if (!p->borrowed) me_free(p->data), p->data = NULL;
         me_free(p->grad);
         p->grad = NULL;
-        return me_error_set(err, ME_ERR_NOMEM, "cannot allocate 2 x %.1f MiB for parameters and gradients",
-                            (double)bytes / (1024.0 * 1024.0));
+        return me_error_set(err, ME_ERR_NOMEM, "cannot allocate %d x %.1f MiB for parameters and gradients",
+                            p->borrowed ? 1 : 2, (double)bytes / (1024.0 * 1024.0));
     }
     return ME_OK;
 }

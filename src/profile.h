@@ -12,6 +12,8 @@
 #ifndef MINIENC_PROFILE_H
 #define MINIENC_PROFILE_H
 
+#include <omp.h>
+
 #include "internal.h"
 
 typedef enum {
@@ -56,7 +58,8 @@ void me_prof_take(me_prof_totals *out);
 
 /* Wraps the condition of a kernel's parallel region: counts the region when profiling. */
 static inline int me_prof_par(int cond) {
-    if (cond && me_prof.on) me_prof.regions++;
+    /* inside another region (a thread shard) the kernel's region is inactive: no fork, nothing to count */
+    if (cond && me_prof.on && omp_get_level() == 0) me_prof.regions++;
     return cond;
 }
 #define ME_PAR(cond) me_prof_par((cond) != 0)

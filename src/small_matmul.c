@@ -18,7 +18,7 @@
  * target has; the function is compiled per CPU kind (ME_TARGET_CLONES), and -ffp-contract=fast
  * (CMakeLists.txt) lets the compiler fuse each multiply-add. */
 #define TM 4
-#define TN 16
+#define TN ME_SMALL_TN
 #define VW 8 /* floats in one vector: an AVX register; a tile row is TN / VW of them */
 typedef float vec __attribute__((vector_size(VW * sizeof(float))));
 
@@ -96,7 +96,7 @@ void me_small_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha,
     float packed[ME_SMALL_PACK];
     int npad = (n + TN - 1) / TN * TN;
     if (trans_b || npad != n) {
-        assert((long)k * npad <= ME_SMALL_PACK);
+        assert(me_small_matmul_fits(trans_b, m, n, k)); /* the buffer holds op(B) */
         if (trans_b) { /* B is stored [N,K]: its rows become columns of op(B), VW rows at a time */
             int n8 = n - n % VW, j = 0;
             for (; j < n8; j += VW)

@@ -96,7 +96,6 @@ static void run_free(run *r) {
     free(r->reps), free(r->rep_params), free(r->rep_tokens), free(r->rep_targets), free(r->rep_pad), free(r->rep_loss);
 }
 
-/* The thread shards' models and batch buffers (see run). */
 int me_train_thread_shards(const me_config *cfg, int batch, int threads) {
     if (cfg->train.thread_shards > 0) return cfg->train.thread_shards;
     if (cfg->model.d_model > ME_AUTO_SHARDS_MAX_D || threads < 2 || threads > ME_AUTO_SHARDS_MAX_THREADS || batch < 2)
@@ -104,6 +103,7 @@ int me_train_thread_shards(const me_config *cfg, int batch, int threads) {
     return threads < batch ? threads : batch;
 }
 
+/* The thread shards' models and batch buffers (see run). */
 static me_status make_replicas(run *r, int R, me_error *err) {
     int b = r->cfg.train.batch_size;
     r->reps = calloc((size_t)R, sizeof *r->reps);

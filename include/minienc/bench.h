@@ -31,7 +31,8 @@ typedef struct {
     int sgemm_rounds;
     /* > 1 (alone only): the step as train.thread_shards runs it, the batch split into this many shards,
      * each whole forward and backward pass on one thread, their gradients summed (at most
-     * ME_BENCH_SHARDS_MAX) */
+     * ME_BENCH_SHARDS_MAX). Memory is the step's: training also keeps the main model's activations
+     * for its evaluations. */
     int thread_shards;
 } me_bench_options;
 

@@ -62,7 +62,8 @@ void me_params_zero_grad(me_params *p);
 /* Makes p read its values from `data`, the value block of another allocated registry with the same
  * layout (a thread shard's model computes with the main model's parameters into its own gradient
  * block). p's own value block is released; me_params_free leaves `data` to its owner. Called before
- * me_params_alloc, that allocates the gradient block alone (no value block is ever touched). */
+ * me_params_alloc, that then allocates the gradient block alone (no value block is ever touched);
+ * called after it (a model built whole), the value block is freed. */
 void me_params_borrow_data(me_params *p, float *data);
 
 /* into->grad[i] = shards[0]->grad[i] + ... + shards[n-1]->grad[i], added in shard order (so the sum does

@@ -53,13 +53,6 @@ typedef struct {
     double valid_seq_acc;         /* its sequence (exact-match) accuracy, NaN if none */
 } me_train_result;
 
-/* Trains per cfg. Each step's batch (train.batch_size, the global batch) is split into contiguous
- * shards across hooks->dist's ranks (see dist.h); the result equals the single-process run's up to
- * the order of floating-point sums, and a checkpoint resumes with any number of processes. */
-/* Trains per cfg. resume: continue the run in cfg->log.out_dir from its checkpoint (metrics and history
- * are kept up to the checkpoint's step and appended). force: start afresh even if out_dir is not empty
- * (its run files are replaced). Without either, a non-empty out_dir is refused with ME_ERR_EXISTS.
- * Returns ME_ERR_INTERRUPTED after saving everything when *hooks->stop was set. */
 /* train.thread_shards = 0 (auto) trains in thread shards, one per thread, models up to this d_model on
  * up to this many threads: measured on 2 cores, shards beat split kernels on the toy model (d 64) and
  * on the seed block (d 512) in alternating runs (README "Thread shards"). Beyond, kernels are split:
@@ -71,6 +64,13 @@ typedef struct {
  * when set (> 0); with 0 (auto), min(threads, batch) within the bounds above, else 1. 1 means no
  * shards: every kernel is split over the threads. */
 int me_train_thread_shards(const me_config *cfg, int batch, int threads);
+
+/* Trains per cfg. Each step's batch (train.batch_size, the global batch) is split into contiguous
+ * shards across hooks->dist's ranks (see dist.h); the result equals the single-process run's up to
+ * the order of floating-point sums, and a checkpoint resumes with any number of processes. resume: continue the run in cfg->log.out_dir from its checkpoint (metrics and history
+ * are kept up to the checkpoint's step and appended). force: start afresh even if out_dir is not empty
+ * (its run files are replaced). Without either, a non-empty out_dir is refused with ME_ERR_EXISTS.
+ * Returns ME_ERR_INTERRUPTED after saving everything when *hooks->stop was set. */
 
 me_status me_train_run(const me_config *cfg, int resume, int force, const me_train_hooks *hooks,
                        me_train_result *res, me_error *err);
