@@ -3,6 +3,7 @@
 #ifndef MINIENC_INTERNAL_H
 #define MINIENC_INTERNAL_H
 
+#include <omp.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,13 @@
 #else
 #define ME_TARGET_CLONES
 #endif
+
+/* Inside an OpenMP parallel region: the calling thread's contiguous part [lo, hi) of n items (the
+ * parts of all threads cover 0..n in order, as schedule(static) would). */
+static inline void me_thread_range(size_t n, size_t *lo, size_t *hi) {
+    size_t th = (size_t)omp_get_thread_num(), nth = (size_t)omp_get_num_threads();
+    *lo = n * th / nth, *hi = n * (th + 1) / nth;
+}
 
 /* ---- memory ---- */
 

@@ -22,12 +22,6 @@
 /* Elementwise loops over fewer values than this stay on one thread. */
 #define ME_PAR_MIN_ELEMS 32768
 
-/* Inside a parallel region: this thread's contiguous part [lo, hi) of n items. */
-static inline void thread_range(size_t n, size_t *lo, size_t *hi) {
-    size_t th = (size_t)omp_get_thread_num(), nth = (size_t)omp_get_num_threads();
-    *lo = n * th / nth, *hi = n * (th + 1) / nth;
-}
-
 /* The elementwise loops' bodies, each compiled per CPU kind (ME_TARGET_CLONES) and called by every
  * thread on its part: their loops then vectorise to the widest registers the CPU has, with the same
  * value in every lane as one at a time. */
@@ -101,9 +95,9 @@ void me_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const
 static void colsum_add(float *out, const float *x, int t, int c) {
 #pragma omp parallel if (ME_PAR((size_t)t * c >= ME_PAR_MIN_ELEMS))
     {
-        int th = omp_get_thread_num(), nth = omp_get_num_threads();
-        int c0 = (int)((long)c * th / nth), c1 = (int)((long)c * (th + 1) / nth);
-        colsum_part(out, x, t, c, c0, c1);
+        size_t c0, c1;
+        me_thread_range((size_t)c, &c0, &c1);
+        colsum_part(out, x, t, c, (int)c0, (int)c1);
     }
 }
 
@@ -233,9 +227,9 @@ static void layernorm_backward(float *dinp, float *dcopy, int accumulate, float 
     /* dweight, dbias: threads take column ranges (sums over rows, no reduction between threads) */
 #pragma omp parallel if (ME_PAR((size_t)t * c >= ME_PAR_MIN_ELEMS))
     {
-        int th = omp_get_thread_num(), nth = omp_get_num_threads();
-        int c0 = (int)((long)c * th / nth), c1 = (int)((long)c * (th + 1) / nth);
-        layernorm_param_grads(dweight, dbias, dout, inp, mean, rstd, t, c, c0, c1);
+        size_t c0, c1;
+        me_thread_range((size_t)c, &c0, &c1);
+        layernorm_param_grads(dweight, dbias, dout, inp, mean, rstd, t, c, (int)c0, (int)c1);
     }
 #pragma omp parallel for schedule(static) if (ME_PAR((size_t)t * c >= ME_PAR_MIN_ELEMS))
     for (int i = 0; i < t; i++) {
@@ -260,7 +254,7 @@ void me_relu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
     {
         size_t lo, hi;
-        thread_range(n, &lo, &hi);
+        me_thread_range(n, &lo, &hi);
         relu_part(out + lo, inp + lo, hi - lo);
     }
 }
@@ -269,7 +263,7 @@ void me_relu_backward(float *dinp, const float *dout, const float *inp, size_t n
 #pragma omp parallel if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
     {
         size_t lo, hi;
-        thread_range(n, &lo, &hi);
+        me_thread_range(n, &lo, &hi);
         relu_backward_part(dinp + lo, dout + lo, inp + lo, hi - lo);
     }
 }
@@ -298,7 +292,7 @@ void me_relu_grad_inplace(float *d, const float *inp, size_t n) {
 #pragma omp parallel if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
     {
         size_t lo, hi;
-        thread_range(n, &lo, &hi);
+        me_thread_range(n, &lo, &hi);
         relu_grad_part(d + lo, inp + lo, hi - lo);
     }
 }
@@ -315,7 +309,7 @@ void me_add_inplace(float *y, const float *x, size_t n) {
 #pragma omp parallel if (ME_PAR(n >= ME_PAR_MIN_ELEMS))
     {
         size_t lo, hi;
-        thread_range(n, &lo, &hi);
+        me_thread_range(n, &lo, &hi);
         add_part(y + lo, x + lo, hi - lo);
     }
 }

@@ -8,7 +8,6 @@
 
 #include <assert.h>
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #ifndef M_PI
@@ -100,8 +99,8 @@ static void adamw_step(me_optim *o, me_params *p, double lr) {
      * the same whatever the split */
 #pragma omp parallel if (ME_PAR(p->total >= 16384))
     {
-        int th = omp_get_thread_num(), nth = omp_get_num_threads();
-        size_t lo = p->total * (size_t)th / (size_t)nth, hi = p->total * (size_t)(th + 1) / (size_t)nth;
+        size_t lo, hi;
+        me_thread_range(p->total, &lo, &hi);
         for (int k = 0; k < p->n; k++) {
             const me_tensor_info *ti = &p->t[k];
             size_t a = ti->offset > lo ? ti->offset : lo, b = ti->offset + ti->count < hi ? ti->offset + ti->count : hi;
