@@ -92,10 +92,13 @@ ME_TARGET_CLONES
 void me_small_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                      const float *b, int ldb, float beta, float *c, int ldc) {
     /* op(B)[K,N] must have TN readable columns at every tile: when it is transposed, or N is not a
-     * multiple of TN, it is laid out row-major first, zero-padded to a multiple of TN columns */
+     * multiple of TN, it is laid out row-major first, zero-padded to a multiple of TN columns. It is also
+     * laid out when its rows are strided and it fits the buffer: every row of tiles reads all of op(B),
+     * and rows a multiple of 2 KiB apart (an attention head's columns of qkv at d_model 512: 6 KiB) fall
+     * into the same few sets of the L1 cache and evict one another between those reads. */
     float packed[ME_SMALL_PACK];
     int npad = (n + TN - 1) / TN * TN;
-    if (trans_b || npad != n) {
+    if (trans_b || npad != n || (ldb != n && (long)k * npad <= ME_SMALL_PACK)) {
         assert(me_small_matmul_fits(trans_b, m, n, k)); /* the buffer holds op(B) */
         if (trans_b) { /* B is stored [N,K]: its rows become columns of op(B), VW rows at a time */
             int n8 = n - n % VW, j = 0;
