@@ -168,13 +168,13 @@ double me_bench_matmul_seconds(const me_bench_matmul *mm) {
  * which keep spinning for a while after every parallel region; measured alone, the two threadings
  * gave the same rate within the machine's noise: 123-153 vs 131-154 GFLOP/s on 2 threads). */
 typedef struct {
-    int n;
+    int n, warm; /* warm: the first call (OpenBLAS's buffers, first touch of C) is behind us */
     float *a, *b, *c;
 } sgemm_ref;
 
 static int sgemm_ref_init(sgemm_ref *s, int n) {
     size_t nn = (size_t)n * n;
-    s->n = n;
+    s->n = n, s->warm = 0;
     s->a = me_alloc(nn * sizeof(float)), s->b = me_alloc(nn * sizeof(float)), s->c = me_alloc(nn * sizeof(float));
     if (!s->a || !s->b || !s->c) return 0;
     me_rng rng;
@@ -185,10 +185,11 @@ static int sgemm_ref_init(sgemm_ref *s, int n) {
 
 static void sgemm_ref_free(sgemm_ref *s) { me_free(s->a), me_free(s->b), me_free(s->c); }
 
-/* Median GFLOP/s over reps calls (at most 16), after one warm-up call */
+/* Median GFLOP/s over reps calls (at most 16), after one warm-up call the first time */
 static double sgemm_ref_time(sgemm_ref *s, int reps) {
     int n = s->n;
-    me_matmul(0, 0, n, n, n, 1.0f, s->a, n, s->b, n, 0.0f, s->c, n); /* warm-up */
+    if (!s->warm) me_matmul(0, 0, n, n, n, 1.0f, s->a, n, s->b, n, 0.0f, s->c, n);
+    s->warm = 1;
     double t[16];
     reps = reps < 1 ? 1 : reps > 16 ? 16 : reps;
     for (int r = 0; r < reps; r++) {
@@ -197,6 +198,14 @@ static double sgemm_ref_time(sgemm_ref *s, int reps) {
         t[r] = me_now_s() - t0;
     }
     return 2.0 * (double)n * n * n / me_median(t, (size_t)reps) / 1e9;
+}
+
+int me_bench_auto_rounds(const me_model_config *cfg, int batch, int seq, int steps) {
+    double ref = 2.0 * ME_BENCH_SGEMM_N * ME_BENCH_SGEMM_N * ME_BENCH_SGEMM_N;
+    double held = (double)steps * me_bench_step_flops(cfg, batch, seq) / ref;
+    int most = steps < ME_BENCH_ROUNDS_MAX ? steps : ME_BENCH_ROUNDS_MAX;
+    int rounds = held > most ? most : held < 3.0 ? 3 : (int)held;
+    return rounds < most ? rounds : most;
 }
 
 double me_bench_sgemm_gflops(int n, int reps) {

@@ -101,6 +101,27 @@ static void thread_shards_should_match_the_unsplit_step(void **state) {
     assert_int_equal(me_bench_run(&c, &o, &one, &err), ME_ERR_CONFIG);
 }
 
+/* The default rounds: one block per reference's worth of arithmetic (2 * 2048^3 FLOP), at least 3, at most
+ * one per step. The seed block's step (36.2 GFLOP by its matmuls, about two references) gets a reference
+ * after every step; 200 steps of the toy model (0.30 GFLOP each, 3.5 references in all) get 3 blocks. */
+static void auto_rounds_should_give_each_block_a_reference_worth_of_work(void **state) {
+    (void)state;
+    me_model_config seed = small_config(0), toy = small_config(0);
+    seed.d_model = 512, seed.n_heads = 8, seed.d_ff = 2048, seed.n_layers = 1;
+    toy.d_model = 64, toy.n_heads = 4, toy.d_ff = 256;
+    double ref = 2.0 * ME_BENCH_SGEMM_N * ME_BENCH_SGEMM_N * ME_BENCH_SGEMM_N;
+    double seed_step = me_bench_step_flops(&seed, 32, 64), toy_step = me_bench_step_flops(&toy, 32, 16);
+    assert_true(seed_step > ref && seed_step < 3.0 * ref);
+    assert_int_equal(me_bench_auto_rounds(&seed, 32, 64, 10), 10);
+    assert_int_equal(me_bench_auto_rounds(&seed, 32, 64, 1), 1);
+    assert_int_equal(me_bench_auto_rounds(&seed, 32, 64, 1000), ME_BENCH_ROUNDS_MAX);
+    assert_int_equal(me_bench_auto_rounds(&toy, 32, 16, 200), 3);
+    int held = (int)(2000.0 * toy_step / ref);
+    assert_true(held > 3 && held < 2000);
+    assert_int_equal(me_bench_auto_rounds(&toy, 32, 16, 2000), held < ME_BENCH_ROUNDS_MAX ? held : ME_BENCH_ROUNDS_MAX);
+    assert_int_equal(me_bench_auto_rounds(&toy, 32, 16, 2), 2);
+}
+
 static int find_row(const me_bench_result *r, const char *name) {
     for (int k = 0; k < r->n_prof; k++)
         if (strcmp(r->prof[k].name, name) == 0) return k;
@@ -142,6 +163,7 @@ int main(void) {
         cmocka_unit_test(step_matmuls_should_add_up_to_the_step_flops),
         cmocka_unit_test(profiled_steps_should_equal_unprofiled_ones_bit_for_bit),
         cmocka_unit_test(thread_shards_should_match_the_unsplit_step),
+        cmocka_unit_test(auto_rounds_should_give_each_block_a_reference_worth_of_work),
         cmocka_unit_test(profile_should_name_every_operation_of_the_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

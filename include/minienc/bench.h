@@ -25,7 +25,7 @@ typedef struct {
      * is the whole batch's. */
     me_dist *dist;
     /* alone (no dist): the timed steps in this many blocks (at most ME_BENCH_ROUNDS_MAX, at most one per
-     * step), each followed by one timed sgemm ME_BENCH_SGEMM_N^3 (after a warm-up call): the machine's
+     * step), each followed by one timed sgemm ME_BENCH_SGEMM_N^3 (after one warm-up call): the machine's
      * rate is measured in the same minutes as the step it is compared with, so a machine whose speed
      * drifts (a shared host) moves both. 0: no reference. */
     int sgemm_rounds;
@@ -78,6 +78,14 @@ typedef struct {
 
 /* Closed-form matmul FLOPs of one training step (see above). */
 double me_bench_step_flops(const me_model_config *cfg, int batch, int seq);
+
+/* The default of me_bench_options.sgemm_rounds: as many blocks as the timed steps hold references'
+ * worth of arithmetic (ME_BENCH_SGEMM_N^3 multiply-adds each), at least 3, at most one per step (and
+ * ME_BENCH_ROUNDS_MAX). On a machine whose speed drifts within seconds the step and the reference are
+ * then taken in the same second or two: a step of the seed block holds about two references, so each
+ * of its steps is followed by one; a toy model's 200 steps hold a fraction of one, so they run in 3
+ * blocks. */
+int me_bench_auto_rounds(const me_model_config *cfg, int batch, int seq, int steps);
 
 /* One matmul of the step as the encoder calls me_matmul: C[m,n] = op(A)[m,k] op(B)[k,n] with the step's
  * leading dimensions, `count` times per step. per_head: one call per (example, head) pair, the pairs

@@ -23,9 +23,11 @@ static const cli_option options[N_OPTS] = {
                      .lo = 0, .hi = 1024, .def_text = "the config's train.threads"},
     [OPT_PROFILE] = {.name = "--profile", .kind = CLI_FLAG,
                      .help = "also the time of each operation of a step (where the time goes)"},
-    [OPT_ROUNDS] = {.name = "--rounds", .kind = CLI_INT, .value = "R", .def = 3, .lo = 1, .hi = 64,
+    [OPT_ROUNDS] = {.name = "--rounds", .kind = CLI_INT, .value = "R", .lo = 1, .hi = 64,
                     .help = "alone: the timed steps in R blocks, each followed by the sgemm reference; under mpirun: "
-                            "rounds of one process alone, then all, in turn"},
+                            "rounds of one process alone, then all, in turn",
+                    .def_text = "alone: one block per sgemm reference's worth of arithmetic, at least 3 and at most "
+                                "one per step; under mpirun: 3"},
     [OPT_JSON] = CLI_OPTION_JSON,
     [OPT_SET] = CLI_OPTION_SET,
 };
@@ -182,10 +184,13 @@ static int cmd_bench(const cli_args *a) {
     int used = cli_set_threads(cli_dist_threads(dist, asked));
     cli_dist_check_binding(dist, used);
     if (cli_dist_group(dist))
-        return bench_group(dist, config, &cfg, batch, seq, steps, a->num[OPT_ROUNDS], used, a->given[OPT_JSON]);
+        return bench_group(dist, config, &cfg, batch, seq, steps, a->given[OPT_ROUNDS] ? a->num[OPT_ROUNDS] : 3, used,
+                           a->given[OPT_JSON]);
     int profile = a->given[OPT_PROFILE];
     me_bench_options o = {.batch = (int)batch, .seq = (int)seq, .steps = (int)steps, .warmup = 2, .profile = profile,
-                          .sgemm_rounds = (int)a->num[OPT_ROUNDS], .thread_shards = me_train_thread_shards(&cfg, (int)batch, used)};
+                          .sgemm_rounds = a->given[OPT_ROUNDS] ? (int)a->num[OPT_ROUNDS]
+                                                                : me_bench_auto_rounds(&cfg.model, (int)batch, (int)seq, (int)steps),
+                          .thread_shards = me_train_thread_shards(&cfg, (int)batch, used)};
     me_bench_result r;
     if (me_bench_run(&cfg.model, &o, &r, &err)) return cli_fail(&err);
     double sgemm = r.sgemm_gflops;
