@@ -56,21 +56,21 @@ void me_ops_set_threads(int n) {
 
 int me_ops_threads(void) { return omp_get_max_threads(); }
 
-static void sgemm1(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-                   const float *b, int ldb, float beta, float *c, int ldc) {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
-                alpha, a, lda, b, ldb, beta, c, ldc);
+/* One thread's product: the register-tiled kernel where it fits (small_matmul.h), else OpenBLAS's */
+static void matmul1(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                    const float *b, int ldb, float beta, float *c, int ldc) {
+    if (me_small_matmul_fits(m, k))
+        me_small_matmul(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n,
+                    k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void me_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                const float *b, int ldb, float beta, float *c, int ldc) {
-    if (me_small_matmul_fits(trans_b, m, n, k)) {
-        me_small_matmul(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (nt <= 1 || 2.0 * m * n * k < ME_PAR_MIN_FLOPS) {
-        sgemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        matmul1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
     int split_rows = m >= n, len = split_rows ? m : n;
@@ -82,10 +82,10 @@ void me_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const
         int lo = t * chunk, hi = lo + chunk < len ? lo + chunk : len;
         if (lo < hi) {
             if (split_rows) /* rows lo..hi of op(A) and C */
-                sgemm1(trans_a, trans_b, hi - lo, n, k, alpha, trans_a ? a + lo : a + (size_t)lo * lda, lda, b, ldb,
+                matmul1(trans_a, trans_b, hi - lo, n, k, alpha, trans_a ? a + lo : a + (size_t)lo * lda, lda, b, ldb,
                        beta, c + (size_t)lo * ldc, ldc);
             else /* columns lo..hi of op(B) and C */
-                sgemm1(trans_a, trans_b, m, hi - lo, k, alpha, a, lda, trans_b ? b + (size_t)lo * ldb : b + lo, ldb,
+                matmul1(trans_a, trans_b, m, hi - lo, k, alpha, a, lda, trans_b ? b + (size_t)lo * ldb : b + lo, ldb,
                        beta, c + lo, ldc);
         }
     }

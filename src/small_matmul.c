@@ -88,43 +88,52 @@ static inline __attribute__((always_inline)) void tile_rows(float *c, int ldc, i
     store(c, ldc, acc, rows, cols, alpha, beta);
 }
 
+/* Columns [j0, j0 + w) of op(B)[K,N] laid out row-major in buf[K, wpad], zero-padded to wpad (a multiple
+ * of TN) */
+static inline __attribute__((always_inline)) void pack_panel(float *buf, int trans_b, const float *b, int ldb, int k,
+                                                             int j0, int w, int wpad) {
+    if (trans_b) { /* B is stored [N,K]: its rows become columns of op(B), VW rows at a time */
+        int w8 = w - w % VW, j = 0;
+        for (; j < w8; j += VW)
+            for (int p = 0; p < k; p++) {
+                vec col;
+                for (int q = 0; q < VW; q++) col[q] = b[(size_t)(j0 + j + q) * ldb + p];
+                memcpy(buf + (size_t)p * wpad + j, &col, sizeof col);
+            }
+        for (; j < w; j++)
+            for (int p = 0; p < k; p++) buf[(size_t)p * wpad + j] = b[(size_t)(j0 + j) * ldb + p];
+    } else
+        for (int p = 0; p < k; p++) memcpy(buf + (size_t)p * wpad, b + (size_t)p * ldb + j0, (size_t)w * sizeof(float));
+    for (int p = 0; p < k; p++)
+        for (int j = w; j < wpad; j++) buf[(size_t)p * wpad + j] = 0.0f;
+}
+
 ME_TARGET_CLONES
 void me_small_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                      const float *b, int ldb, float beta, float *c, int ldc) {
-    /* op(B)[K,N] must have TN readable columns at every tile: when it is transposed, or N is not a
-     * multiple of TN, it is laid out row-major first, zero-padded to a multiple of TN columns. It is also
-     * laid out when its rows are strided and it fits the buffer: every row of tiles reads all of op(B),
-     * and rows a multiple of 2 KiB apart (an attention head's columns of qkv at d_model 512: 6 KiB) fall
-     * into the same few sets of the L1 cache and evict one another between those reads. */
-    float packed[ME_SMALL_PACK];
-    int npad = (n + TN - 1) / TN * TN;
-    if (trans_b || npad != n || (ldb != n && (long)k * npad <= ME_SMALL_PACK)) {
-        assert(me_small_matmul_fits(trans_b, m, n, k)); /* the buffer holds op(B) */
-        if (trans_b) { /* B is stored [N,K]: its rows become columns of op(B), VW rows at a time */
-            int n8 = n - n % VW, j = 0;
-            for (; j < n8; j += VW)
-                for (int p = 0; p < k; p++) {
-                    vec col;
-                    for (int q = 0; q < VW; q++) col[q] = b[(size_t)(j + q) * ldb + p];
-                    memcpy(packed + (size_t)p * npad + j, &col, sizeof col);
-                }
-            for (; j < n; j++)
-                for (int p = 0; p < k; p++) packed[(size_t)p * npad + j] = b[(size_t)j * ldb + p];
-        } else
-            for (int p = 0; p < k; p++) memcpy(packed + (size_t)p * npad, b + (size_t)p * ldb, (size_t)n * sizeof(float));
-        for (int p = 0; p < k; p++)
-            for (int j = n; j < npad; j++) packed[(size_t)p * npad + j] = 0.0f;
-        b = packed;
-        ldb = npad;
-    }
+    /* op(B)[K,N] is laid out in panels of whole tiles, as many columns as the buffer holds: a tile must
+     * find TN readable columns (op(B) transposed, or N not a multiple of TN, cannot be read in place),
+     * and every row of tiles reads the whole panel, whose rows in place may be a multiple of 1-2 KiB
+     * apart (a head's columns of qkv at d_model 512: 6 KiB; a [K, 256] matrix: 1 KiB) and so fall into
+     * the same few sets of the L1 cache and evict one another between those reads. */
+    _Alignas(64) float packed[ME_SMALL_PACK];
+    assert(me_small_matmul_fits(m, k));
+    int npad = (n + TN - 1) / TN * TN, pw = ME_SMALL_PACK / k / TN * TN;
+    if (pw > npad) pw = npad;
     size_t sa_row = trans_a ? 1 : (size_t)lda, sa_p = trans_a ? (size_t)lda : 1; /* op(A)(i,p) strides */
     int m4 = m - m % TM;
-    for (int j = 0; j < n; j += TN) {
-        int cols = n - j < TN ? n - j : TN;
-        for (int i = 0; i < m4; i += TM)
-            tile4(c + (size_t)i * ldc + j, ldc, cols, k, a + i * sa_row, sa_row, sa_p, b + j, ldb, alpha, beta);
-        if (m4 < m)
-            tile_rows(c + (size_t)m4 * ldc + j, ldc, m - m4, cols, k, a + m4 * sa_row, sa_row, sa_p, b + j, ldb,
-                      alpha, beta);
+    for (int j0 = 0; j0 < n; j0 += pw) {
+        int w = n - j0 < pw ? n - j0 : pw, wpad = (w + TN - 1) / TN * TN;
+        pack_panel(packed, trans_b, b, ldb, k, j0, w, wpad);
+        for (int j = 0; j < w; j += TN) {
+            int cols = w - j < TN ? w - j : TN;
+            float *cj = c + j0 + j;
+            for (int i = 0; i < m4; i += TM)
+                tile4(cj + (size_t)i * ldc, ldc, cols, k, a + i * sa_row, sa_row, sa_p, packed + j, wpad, alpha,
+                      beta);
+            if (m4 < m)
+                tile_rows(cj + (size_t)m4 * ldc, ldc, m - m4, cols, k, a + m4 * sa_row, sa_row, sa_p, packed + j, wpad,
+                          alpha, beta);
+        }
     }
 }

@@ -2,17 +2,15 @@
 #ifndef MINIENC_SMALL_MATMUL_H
 #define MINIENC_SMALL_MATMUL_H
 
-#define ME_SMALL_MAX_MAC (64 * 64 * 64) /* m * n * k at most */
-#define ME_SMALL_PACK (64 * 64)         /* floats of the stack buffer for op(B) */
-#define ME_SMALL_TN 16                  /* columns of a tile */
+#define ME_SMALL_MAX_A (256 * 256) /* floats of op(A) at most: 256 KiB, in a core's L2 cache */
+#define ME_SMALL_PACK (64 * 64)   /* floats of the stack buffer for a panel of op(B) */
+#define ME_SMALL_TN 16            /* columns of a tile */
 
-/* Whether me_small_matmul takes this product: at most ME_SMALL_MAX_MAC multiply-adds, and when op(B)
- * must be laid out first (B transposed, or N not a multiple of ME_SMALL_TN) its K x N rounded up to
- * ME_SMALL_TN columns fits the stack buffer. me_matmul sends exactly these products here. */
-static inline int me_small_matmul_fits(int trans_b, int m, int n, int k) {
-    long npad = ((long)n + ME_SMALL_TN - 1) / ME_SMALL_TN * ME_SMALL_TN;
-    if ((long)m * n * k > ME_SMALL_MAX_MAC) return 0;
-    return (!trans_b && n % ME_SMALL_TN == 0) || (long)k * npad <= ME_SMALL_PACK;
+/* Whether me_small_matmul takes this product: K rows of one tile of op(B) fit the stack buffer, and
+ * op(A) fits ME_SMALL_MAX_A, so that it stays in the core's cache while every panel of op(B) passes
+ * it. me_matmul sends exactly these products here, a thread's block at a time. */
+static inline int me_small_matmul_fits(int m, int k) {
+    return (long)k * ME_SMALL_TN <= ME_SMALL_PACK && (long)m * k <= ME_SMALL_MAX_A;
 }
 
 /* C[M,N] = alpha * op(A) op(B) + beta * C, the arguments of cblas_sgemm (row-major); with beta 0, C is

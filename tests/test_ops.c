@@ -48,17 +48,19 @@ static void matmul_should_match_naive_loops_for_every_transpose(void **state) {
         }
 }
 
-/* Products below ME_SMALL_MAX_MAC go to the small-product kernel (src/small_matmul.c) when op(B) fits its
- * buffer, and to sgemm otherwise (a 2-class head over d 512: 8 x 2 x 512): whole tiles of 4 x 16,
- * partial rows and columns, several tiles, every transpose, op(B) packed or read in place; with
- * beta 0, C must only be written (it starts as NaN), and columns beyond N of each row are left alone. */
+/* Products go to the small-product kernel (src/small_matmul.c) when K rows of a tile fit its buffer and
+ * op(A) is at most 256 x 256 floats, and to sgemm otherwise (K over 256: a 2-class head over d 512,
+ * 8 x 2 x 512; M x K over 65,536): whole tiles of 4 x 16, partial rows and columns, several tiles and
+ * several panels of op(B) (K 64: 64 columns a panel; K 200 and 256: 16), every transpose; with beta 0,
+ * C must only be written (it starts as NaN), and columns beyond N of each row are left alone. */
 static void small_matmul_should_match_naive_loops_at_tile_edges(void **state) {
     (void)state;
     me_rng r;
     me_rng_seed(&r, 13);
     const int sizes[][3] = {{16, 16, 16}, {4, 16, 1}, {3, 7, 5}, {5, 17, 16}, {10, 10, 8}, {33, 32, 20},
                             {64, 64, 64}, {1, 1, 1}, {17, 40, 3}, {8, 48, 64}, {8, 2, 512},
-                            {3, 5, 700}, {2, 16, 2048}, {4, 33, 120}};
+                            {3, 5, 700}, {2, 16, 2048}, {4, 33, 120}, {33, 100, 64}, {20, 50, 200},
+                            {9, 40, 256}, {256, 24, 256}, {257, 17, 256}, {6, 70, 257}};
     for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++)
