@@ -2,20 +2,22 @@
 #ifndef MINIENC_SMALL_MATMUL_H
 #define MINIENC_SMALL_MATMUL_H
 
-#define ME_SMALL_MAX_A (256 * 256) /* floats of op(A) at most: 256 KiB, in a core's L2 cache */
-#define ME_SMALL_PACK (64 * 64)   /* floats of the stack buffer for a panel of op(B) */
-#define ME_SMALL_TN 16            /* columns of a tile */
+#define ME_SMALL_MAX_K 256          /* K at most */
+#define ME_SMALL_MAX_A (256 * 256)  /* floats of op(A) at most: 256 KiB, in a core's L2 cache */
+#define ME_SMALL_PACK (64 * 64)     /* floats of the stack buffer for a panel of op(B): 16 KiB */
+#define ME_SMALL_TN 16              /* columns of a tile */
 
-/* Whether me_small_matmul takes this product: K rows of one tile of op(B) fit the stack buffer, and
- * op(A) fits ME_SMALL_MAX_A, so that it stays in the core's cache while every panel of op(B) passes
- * it. me_matmul sends exactly these products here, a thread's block at a time. */
+/* Whether me_small_matmul takes this product: K at most ME_SMALL_MAX_K (K rows of one tile of op(B)
+ * then fit the buffer) and op(A) at most ME_SMALL_MAX_A, so that it stays in the core's cache while
+ * every panel of op(B) passes it. me_matmul sends exactly these products here, a thread's block at a
+ * time. */
 static inline int me_small_matmul_fits(int m, int k) {
-    return (long)k * ME_SMALL_TN <= ME_SMALL_PACK && (long)m * k <= ME_SMALL_MAX_A;
+    return k <= ME_SMALL_MAX_K && (long)m * k <= ME_SMALL_MAX_A;
 }
 
 /* C[M,N] = alpha * op(A) op(B) + beta * C, the arguments of cblas_sgemm (row-major); with beta 0, C is
- * only written. Single-threaded, no allocation (op(B) transposed, or of a width that is not a multiple
- * of ME_SMALL_TN, is laid out in a buffer on the stack). Only for products me_small_matmul_fits. */
+ * only written. Single-threaded, no allocation: op(B) is laid out a panel at a time in a buffer on the
+ * stack. Only for products me_small_matmul_fits. */
 void me_small_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                      const float *b, int ldb, float beta, float *c, int ldc);
 
