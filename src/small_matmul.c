@@ -54,14 +54,8 @@ static inline __attribute__((always_inline)) void store(float *c, int ldc, vec (
 }
 
 /* One tile of four rows: op(A)(r, p) = ap[r * sa_row + p * sa_p] for the tile's rows r, op(B) row p at
- * b + p * ldb (TN readable floats).
- * A function of its own (compiled per CPU kind, called through the loader's choice): inlined into the
- * loops over tiles, GCC hoisted values of those loops (alpha and beta as vectors, strides) into vector
- * registers for their whole length and then kept one of the two op(B) vectors of the sum on the stack,
- * storing and reloading it at every step: the kernel ran at half its rate (45-50 against 80-90 GFLOP/s
- * on 64^3 here), in the AVX-512 clone always and in the AVX2 one whenever the code around it changed.
- * Alone, the sum's ten vectors stay in registers in every clone. */
-ME_TARGET_CLONES static __attribute__((noinline)) void tile4(float *c, int ldc, int cols, int k, const float *ap,
+ * b + p * ldb (TN readable floats) */
+static inline __attribute__((always_inline)) void tile4(float *c, int ldc, int cols, int k, const float *ap,
                                                         size_t sa_row, size_t sa_p, const float *b, int ldb,
                                                         float alpha, float beta) {
     vec acc[TM][2], c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
@@ -97,6 +91,24 @@ static inline __attribute__((always_inline)) void tile_rows(float *c, int ldc, i
     store(c, ldc, acc, rows, cols, alpha, beta);
 }
 
+/* C[M, cols] (cols <= TN) = alpha * op(A) times the panel's K x TN tile column at b (row stride ldb)
+ * + beta * C: a column of tiles, top to bottom.
+ * A function of its own (compiled per CPU kind, called through the loader's choice): inlined into
+ * me_small_matmul's loops over panels, GCC hoisted values of those loops into vector registers for
+ * their whole length and then kept one of the two op(B) vectors of the sum on the stack, storing and
+ * reloading it at every step: the kernel ran at half its rate (45-50 against 80-90 GFLOP/s on 64^3
+ * here), in the AVX-512 clone always and in the AVX2 one whenever the code around it changed. Here the
+ * sum's ten vectors stay in registers in every clone, and a call covers a whole column of tiles. */
+ME_TARGET_CLONES static __attribute__((noinline)) void tile_column(float *c, int ldc, int m, int cols, int k,
+                                                                   const float *a, size_t sa_row, size_t sa_p,
+                                                                   const float *b, int ldb, float alpha, float beta) {
+    int m4 = m - m % TM;
+    for (int i = 0; i < m4; i += TM)
+        tile4(c + (size_t)i * ldc, ldc, cols, k, a + i * sa_row, sa_row, sa_p, b, ldb, alpha, beta);
+    if (m4 < m)
+        tile_rows(c + (size_t)m4 * ldc, ldc, m - m4, cols, k, a + m4 * sa_row, sa_row, sa_p, b, ldb, alpha, beta);
+}
+
 /* Columns [j0, j0 + w) of op(B)[K,N] laid out row-major in buf[K, wpad], zero-padded to wpad (a multiple
  * of TN) */
 static inline __attribute__((always_inline)) void pack_panel(float *buf, int trans_b, const float *b, int ldb, int k,
@@ -130,17 +142,10 @@ void me_small_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha,
     int npad = (n + TN - 1) / TN * TN, pw = ME_SMALL_PACK / k / TN * TN;
     if (pw > npad) pw = npad;
     size_t sa_row = trans_a ? 1 : (size_t)lda, sa_p = trans_a ? (size_t)lda : 1; /* op(A)(i,p) strides */
-    int m4 = m - m % TM;
     for (int j0 = 0; j0 < n; j0 += pw) {
         int w = n - j0 < pw ? n - j0 : pw, wpad = (w + TN - 1) / TN * TN;
         pack_panel(packed, trans_b, b, ldb, k, j0, w, wpad);
-        for (int i = 0; i < m4; i += TM)
-            for (int j = 0; j < w; j += TN)
-                tile4(c + (size_t)i * ldc + j0 + j, ldc, w - j < TN ? w - j : TN, k, a + i * sa_row, sa_row, sa_p,
-                      packed + j, wpad, alpha, beta);
-        if (m4 < m)
-            for (int j = 0; j < w; j += TN)
-                tile_rows(c + (size_t)m4 * ldc + j0 + j, ldc, m - m4, w - j < TN ? w - j : TN, k, a + m4 * sa_row,
-                          sa_row, sa_p, packed + j, wpad, alpha, beta);
+        for (int j = 0; j < w; j += TN)
+            tile_column(c + j0 + j, ldc, m, w - j < TN ? w - j : TN, k, a, sa_row, sa_p, packed + j, wpad, alpha, beta);
     }
 }
