@@ -7,13 +7,14 @@
 #define ME_SMALL_PACK (64 * 64)     /* floats of the stack buffer for a panel of op(B): 16 KiB */
 #define ME_SMALL_TN 16              /* columns of a tile */
 
-/* Whether me_small_matmul takes this product: K at most ME_SMALL_MAX_K (K rows of one tile of op(B)
- * then fit the buffer) and op(A) at most ME_SMALL_MAX_A, so that it stays in the core's cache while
+/* Whether me_small_matmul takes this product: K from 1 to ME_SMALL_MAX_K (K rows of one tile of op(B)
+ * then fit the buffer; K = 0, C = beta C, is sgemm's) and op(A) at most ME_SMALL_MAX_A, so that it stays in the core's cache while
  * every panel of op(B) passes it. me_matmul sends exactly these products here, a thread's block at a
  * time. */
 static inline int me_small_matmul_fits(int m, int k) {
-    return k <= ME_SMALL_MAX_K && (long)m * k <= ME_SMALL_MAX_A;
+    return k >= 1 && k <= ME_SMALL_MAX_K && (long)m * k <= ME_SMALL_MAX_A;
 }
+_Static_assert(ME_SMALL_MAX_K * ME_SMALL_TN <= ME_SMALL_PACK, "K rows of one tile must fit the buffer");
 
 /* C[M,N] = alpha * op(A) op(B) + beta * C, the arguments of cblas_sgemm (row-major); with beta 0, C is
  * only written. Single-threaded, no allocation: op(B) is laid out a panel at a time in a buffer on the

@@ -7,6 +7,7 @@
 
 #include "minienc/encoder.h"
 #include "minienc/ops.h"
+#include "small_matmul.h"
 
 static float *rnd(size_t n, me_rng *r) {
     float *x = malloc(n * sizeof *x);
@@ -51,8 +52,9 @@ static void matmul_should_match_naive_loops_for_every_transpose(void **state) {
 /* Products go to the small-product kernel (src/small_matmul.c) when K rows of a tile fit its buffer and
  * op(A) is at most 256 x 256 floats, and to sgemm otherwise (K over 256: a 2-class head over d 512,
  * 8 x 2 x 512; M x K over 65,536): whole tiles of 4 x 16, partial rows and columns, several tiles and
- * several panels of op(B) (K 64: 64 columns a panel; K 200 and 256: 16), every transpose; with beta 0,
- * C must only be written (it starts as NaN), and columns beyond N of each row are left alone. */
+ * several panels of op(B) (K 64: 64 columns a panel; K 200 and 256: 16; also under 4 rows), every
+ * transpose; with beta 0, C must only be written (it starts as NaN), and columns beyond N of each row
+ * are left alone. K = 0 leaves beta C. */
 static void small_matmul_should_match_naive_loops_at_tile_edges(void **state) {
     (void)state;
     me_rng r;
@@ -60,7 +62,7 @@ static void small_matmul_should_match_naive_loops_at_tile_edges(void **state) {
     const int sizes[][3] = {{16, 16, 16}, {4, 16, 1}, {3, 7, 5}, {5, 17, 16}, {10, 10, 8}, {33, 32, 20},
                             {64, 64, 64}, {1, 1, 1}, {17, 40, 3}, {8, 48, 64}, {8, 2, 512},
                             {3, 5, 700}, {2, 16, 2048}, {4, 33, 120}, {33, 100, 64}, {20, 50, 200},
-                            {9, 40, 256}, {256, 24, 256}, {257, 17, 256}, {6, 70, 257}};
+                            {9, 40, 256}, {256, 24, 256}, {257, 17, 256}, {6, 70, 257}, {3, 100, 64}};
     for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++)
@@ -82,6 +84,10 @@ static void small_matmul_should_match_naive_loops_at_tile_edges(void **state) {
                     assert_tensor_close(c, want, (size_t)m * ldc, 1e-5);
                     free(a), free(b), free(c), free(want);
                 }
+    /* K = 0: C = beta C (the kernel's rule leaves it to sgemm) */
+    float a0[1] = {1.0f}, b0[2] = {1.0f, 1.0f}, c0[4] = {1.0f, 2.0f, 3.0f, 4.0f};
+    me_matmul(0, 0, 2, 2, 0, 1.0f, a0, 1, b0, 2, 0.5f, c0, 2);
+    for (int i = 0; i < 4; i++) assert_float_equal(c0[i], 0.5f * (float)(i + 1), 0.0f);
 }
 
 static void linear_forward_and_backward_should_match_naive_loops(void **state) {
@@ -354,19 +360,23 @@ static void split_matmul_should_match_naive_loops(void **state) {
     me_rng r;
     me_rng_seed(&r, 10);
     me_ops_set_threads(2);
-    int m = 300, n = 97, k = 260; /* above the split threshold, not a multiple of 16 */
-    for (int ta = 0; ta < 2; ta++)
-        for (int tb = 0; tb < 2; tb++)
-            for (int wide = 0; wide < 2; wide++) {
-                int mm = wide ? n : m, nn = wide ? m : n; /* split by rows, then by columns */
-                float *a = rnd((size_t)mm * k, &r), *b = rnd((size_t)k * nn, &r), *c = rnd((size_t)mm * nn, &r);
-                float *want = malloc((size_t)mm * nn * 4);
-                memcpy(want, c, (size_t)mm * nn * 4);
-                me_matmul(ta, tb, mm, nn, k, 1.0f, a, ta ? mm : k, b, tb ? k : nn, 0.5f, c, nn);
-                naive_matmul(ta, tb, mm, nn, k, 1.0f, a, ta ? mm : k, b, tb ? k : nn, 0.5f, want, nn);
-                assert_tensor_close(c, want, (size_t)mm * nn, 1e-5);
-                free(a), free(b), free(c), free(want);
-            }
+    int m = 300, n = 97; /* above the split threshold, not a multiple of 16 */
+    /* K 260: every thread's block goes to sgemm; K 200: to the small-product kernel */
+    assert_false(me_small_matmul_fits(m / 2, 260));
+    assert_true(me_small_matmul_fits(m / 2, 200) && me_small_matmul_fits(n, 200));
+    for (int k = 260; k >= 200; k -= 60)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int wide = 0; wide < 2; wide++) {
+                    int mm = wide ? n : m, nn = wide ? m : n; /* split by rows, then by columns */
+                    float *a = rnd((size_t)mm * k, &r), *b = rnd((size_t)k * nn, &r), *c = rnd((size_t)mm * nn, &r);
+                    float *want = malloc((size_t)mm * nn * 4);
+                    memcpy(want, c, (size_t)mm * nn * 4);
+                    me_matmul(ta, tb, mm, nn, k, 1.0f, a, ta ? mm : k, b, tb ? k : nn, 0.5f, c, nn);
+                    naive_matmul(ta, tb, mm, nn, k, 1.0f, a, ta ? mm : k, b, tb ? k : nn, 0.5f, want, nn);
+                    assert_tensor_close(c, want, (size_t)mm * nn, 1e-5);
+                    free(a), free(b), free(c), free(want);
+                }
     me_ops_set_threads(1);
 }
 
