@@ -60,7 +60,8 @@ static void size_keys(const me_config *cfg, char *buf, size_t cap) {
     }
 }
 
-me_status me_model_build(me_model *m, const me_config *cfg, me_error *err) {
+/* me_model_build, with the values borrowed from data when it is not NULL */
+static me_status build(me_model *m, const me_config *cfg, float *data, me_error *err) {
     memset(m, 0, sizeof *m);
     m->cfg = cfg->model;
     m->task = cfg->data.task;
@@ -69,15 +70,16 @@ me_status me_model_build(me_model *m, const me_config *cfg, me_error *err) {
     const me_model_config *c = &m->cfg;
     if (c->vocab_size > 0 && c->n_classes <= 0) m->cfg.n_classes = c->vocab_size;
     size_t count = me_model_param_count(c);
-    /* values, gradients and two AdamW moments: 16 bytes per parameter */
-    double need = (double)count * 16.0;
+    /* values, gradients and two AdamW moments: 16 bytes per parameter (a replica: its gradients, 4) */
+    double need = (double)count * (data ? 4.0 : 16.0);
     char keys[1024];
     size_keys(cfg, keys, sizeof keys);
     if (count == 0)
         return me_error_set(err, ME_ERR_CONFIG, "%s: the parameter count overflows size_t, expected a model that fits "
                             "in memory", keys);
-    me_status st = me_refuse_beyond_memory(need, 0.0, NULL, err, "%s: %zu parameters need %.1f GiB for values, "
-                                           "gradients and AdamW state", keys, count, me_gib(need));
+    me_status st = me_refuse_beyond_memory(need, 0.0, NULL, err, "%s: %zu parameters need %.1f GiB for %s", keys,
+                                           count, me_gib(need),
+                                           data ? "a thread shard's gradients" : "values, gradients and AdamW state");
     if (st) return st;
     size_t d = (size_t)c->d_model;
     if (c->vocab_size > 0) {
@@ -94,11 +96,18 @@ me_status me_model_build(me_model *m, const me_config *cfg, me_error *err) {
             (st = me_params_add(&m->params, "head.bias", 1, sb, ME_PARAM_BIAS, &m->head_b, err)))
             goto fail;
     }
+    if (data) me_params_borrow_data(&m->params, data); /* before the allocation: the gradient block alone */
     if ((st = me_params_alloc(&m->params, err))) goto fail;
     return ME_OK;
 fail:
     me_model_free(m);
     return st;
+}
+
+me_status me_model_build(me_model *m, const me_config *cfg, me_error *err) { return build(m, cfg, NULL, err); }
+
+me_status me_model_build_replica(me_model *m, const me_config *cfg, float *data, me_error *err) {
+    return build(m, cfg, data, err);
 }
 
 void me_model_init_weights(me_model *m, me_rng *rng) {

@@ -116,9 +116,8 @@ static me_status make_replicas(run *r, int R, me_error *err) {
     for (; r->n_reps < R; r->n_reps++) {
         me_model *m = &r->reps[r->n_reps];
         r->rep_params[r->n_reps] = &m->params;
-        me_status st = me_model_build(m, &r->cfg, err);
+        me_status st = me_model_build_replica(m, &r->cfg, r->model.params.data, err);
         if (st) return st;
-        me_params_borrow_data(&m->params, r->model.params.data);
         if ((st = me_model_alloc(m, r->rep_cap, r->max_s, err))) {
             r->n_reps++; /* built: freed with the others */
             return st;

@@ -66,6 +66,11 @@ size_t me_model_param_count(const me_model_config *cfg);
  * the config origin of d_model and the bytes it would need. task is used by the head's loss. */
 me_status me_model_build(me_model *m, const me_config *cfg, me_error *err);
 
+/* As me_model_build, for a thread shard's replica: its parameter values are data, the values block of
+ * a model built from the same config (borrowed: me_params_borrow_data), so only the gradient block is
+ * allocated. */
+me_status me_model_build_replica(me_model *m, const me_config *cfg, float *data, me_error *err);
+
 /* PyTorch-style initial values: embeddings N(0, 1), positions N(0, 1)... (see model.c), encoder as
  * me_encoder_init_weights, head U(-1/sqrt(D), 1/sqrt(D)). */
 void me_model_init_weights(me_model *m, me_rng *rng);
