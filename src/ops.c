@@ -56,21 +56,36 @@ void me_ops_set_threads(int n) {
 
 int me_ops_threads(void) { return omp_get_max_threads(); }
 
-/* One thread's product: the register-tiled kernel where it fits (small_matmul.h), else OpenBLAS's */
+/* One thread's product C[M,N] = alpha op(A) op(B) (+ bias[N] on every row, NULL: none) + beta C: the
+ * register-tiled kernel where it fits (small_matmul.h), which adds the bias as it stores C; else
+ * OpenBLAS's, after the bias rows are written into C (sgemm has no such term: C then gets beta C + bias
+ * and sgemm adds to it) */
 static void matmul1(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-                    const float *b, int ldb, float beta, float *c, int ldc) {
-    if (me_small_matmul_fits(m, k))
-        me_small_matmul(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    else
-        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n,
-                    k, alpha, a, lda, b, ldb, beta, c, ldc);
+                    const float *b, int ldb, float beta, const float *bias, float *c, int ldc) {
+    if (me_small_matmul_fits(m, k)) {
+        me_small_matmul(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc);
+        return;
+    }
+    if (bias) {
+        for (int i = 0; i < m; i++) {
+            float *ci = c + (size_t)i * ldc;
+            if (beta == 0.0f)
+                memcpy(ci, bias, (size_t)n * sizeof(float));
+            else
+                for (int j = 0; j < n; j++) ci[j] = beta * ci[j] + bias[j];
+        }
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+                alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-void me_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-               const float *b, int ldb, float beta, float *c, int ldc) {
+/* me_matmul with a bias row added to every row of C (see matmul1) */
+static void matmul_bias(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                        const float *b, int ldb, float beta, const float *bias, float *c, int ldc) {
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (nt <= 1 || 2.0 * m * n * k < ME_PAR_MIN_FLOPS) {
-        matmul1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        matmul1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc);
         return;
     }
     int split_rows = m >= n, len = split_rows ? m : n;
@@ -83,12 +98,17 @@ void me_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const
         if (lo < hi) {
             if (split_rows) /* rows lo..hi of op(A) and C */
                 matmul1(trans_a, trans_b, hi - lo, n, k, alpha, trans_a ? a + lo : a + (size_t)lo * lda, lda, b, ldb,
-                       beta, c + (size_t)lo * ldc, ldc);
-            else /* columns lo..hi of op(B) and C */
+                        beta, bias, c + (size_t)lo * ldc, ldc);
+            else /* columns lo..hi of op(B), of the bias and of C */
                 matmul1(trans_a, trans_b, m, hi - lo, k, alpha, a, lda, trans_b ? b + (size_t)lo * ldb : b + lo, ldb,
-                       beta, c + lo, ldc);
+                        beta, bias ? bias + lo : NULL, c + lo, ldc);
         }
     }
+}
+
+void me_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+               const float *b, int ldb, float beta, float *c, int ldc) {
+    matmul_bias(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, NULL, c, ldc);
 }
 
 /* Column sums: out[C] += sum_t x[T,C]; threads take column ranges so no reduction is needed. */
@@ -103,14 +123,10 @@ static void colsum_add(float *out, const float *x, int t, int c) {
 
 void me_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int t, int c,
                        int oc) {
-    float beta = 0.0f;
-    if (bias) {
-#pragma omp parallel for schedule(static) if (ME_PAR((size_t)t * oc >= ME_PAR_MIN_ELEMS))
-        for (int i = 0; i < t; i++) memcpy(out + (size_t)i * oc, bias, (size_t)oc * sizeof(float));
-        beta = 1.0f;
-    }
-    /* out[T,OC] = inp[T,C] * trans(weight[OC,C]) (+ bias rows) */
-    me_matmul(0, 1, t, oc, c, 1.0f, inp, c, weight, c, beta, out, oc);
+    /* out[T,OC] = inp[T,C] * trans(weight[OC,C]) (+ bias rows: added as the small-product kernel stores C,
+     * written into C before an sgemm; a pass of their own over C cost the toy model about 1 MiB of
+     * copies a thread shard and a step) */
+    matmul_bias(0, 1, t, oc, c, 1.0f, inp, c, weight, c, 0.0f, bias, out, oc);
 }
 
 void me_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,

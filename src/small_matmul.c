@@ -30,13 +30,16 @@ typedef float uvec __attribute__((vector_size(VW * sizeof(float)), aligned(sizeo
  * ABI of targets without AVX */
 #define LOAD(v, p) ((v) = *(const uvec *)(p))
 
-/* c[r][0..cols) = alpha * acc[r] (+ beta * c) for the tile's rows */
+/* c[r][0..cols) = alpha * acc[r] (+ bias[0..cols)) (+ beta * c) for the tile's rows */
 static inline __attribute__((always_inline)) void store(float *c, int ldc, vec (*acc)[2], int rows, int cols,
-                                                        float alpha, float beta) {
+                                                        float alpha, float beta, const float *bias) {
+    vec bias0 = {0}, bias1 = {0};
+    if (bias && cols == TN) LOAD(bias0, bias), LOAD(bias1, bias + VW);
     for (int r = 0; r < rows; r++) {
         float *cr = c + (size_t)r * ldc;
         vec v0 = alpha * acc[r][0], v1 = alpha * acc[r][1];
         if (cols == TN) {
+            if (bias) v0 += bias0, v1 += bias1;
             if (beta != 0.0f) {
                 vec c0, c1;
                 LOAD(c0, cr), LOAD(c1, cr + VW);
@@ -48,6 +51,8 @@ static inline __attribute__((always_inline)) void store(float *c, int ldc, vec (
             float out[TN];
             memcpy(out, &v0, sizeof v0);
             memcpy(out + VW, &v1, sizeof v1);
+            if (bias)
+                for (int j = 0; j < cols; j++) out[j] += bias[j];
             for (int j = 0; j < cols; j++) cr[j] = beta == 0.0f ? out[j] : out[j] + beta * cr[j];
         }
     }
@@ -57,7 +62,7 @@ static inline __attribute__((always_inline)) void store(float *c, int ldc, vec (
  * b + p * ldb (TN readable floats) */
 static inline __attribute__((always_inline)) void tile4(float *c, int ldc, int cols, int k, const float *ap,
                                                         size_t sa_row, size_t sa_p, const float *b, int ldb,
-                                                        float alpha, float beta) {
+                                                        float alpha, float beta, const float *bias) {
     vec acc[TM][2], c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
     for (int p = 0; p < k; p++, ap += sa_p, b += ldb) {
         vec b0, b1;
@@ -70,13 +75,14 @@ static inline __attribute__((always_inline)) void tile4(float *c, int ldc, int c
     }
     acc[0][0] = c00, acc[0][1] = c01, acc[1][0] = c10, acc[1][1] = c11;
     acc[2][0] = c20, acc[2][1] = c21, acc[3][0] = c30, acc[3][1] = c31;
-    store(c, ldc, acc, TM, cols, alpha, beta);
+    store(c, ldc, acc, TM, cols, alpha, beta, bias);
 }
 
 /* The last rows (fewer than TM) of a column of tiles */
 static inline __attribute__((always_inline)) void tile_rows(float *c, int ldc, int rows, int cols, int k,
                                                             const float *ap, size_t sa_row, size_t sa_p,
-                                                            const float *b, int ldb, float alpha, float beta) {
+                                                            const float *b, int ldb, float alpha, float beta,
+                                                            const float *bias) {
     vec acc[TM][2];
     for (int r = 0; r < rows; r++) {
         vec c0 = {0}, c1 = {0};
@@ -88,11 +94,11 @@ static inline __attribute__((always_inline)) void tile_rows(float *c, int ldc, i
         }
         acc[r][0] = c0, acc[r][1] = c1;
     }
-    store(c, ldc, acc, rows, cols, alpha, beta);
+    store(c, ldc, acc, rows, cols, alpha, beta, bias);
 }
 
 /* C[M, cols] (cols <= TN) = alpha * op(A) times the panel's K x TN tile column at b (row stride ldb)
- * + beta * C: a column of tiles, top to bottom.
+ * (+ bias[cols] on every row) + beta * C: a column of tiles, top to bottom.
  * A function of its own (compiled per CPU kind, called through the loader's choice): inlined into
  * me_small_matmul's loops over panels, GCC hoisted values of those loops into vector registers for
  * their whole length and then kept one of the two op(B) vectors of the sum on the stack, storing and
@@ -101,12 +107,14 @@ static inline __attribute__((always_inline)) void tile_rows(float *c, int ldc, i
  * sum's ten vectors stay in registers in every clone, and a call covers a whole column of tiles. */
 ME_TARGET_CLONES static __attribute__((noinline)) void tile_column(float *c, int ldc, int m, int cols, int k,
                                                                    const float *a, size_t sa_row, size_t sa_p,
-                                                                   const float *b, int ldb, float alpha, float beta) {
+                                                                   const float *b, int ldb, float alpha, float beta,
+                                                                   const float *bias) {
     int m4 = m - m % TM;
     for (int i = 0; i < m4; i += TM)
-        tile4(c + (size_t)i * ldc, ldc, cols, k, a + i * sa_row, sa_row, sa_p, b, ldb, alpha, beta);
+        tile4(c + (size_t)i * ldc, ldc, cols, k, a + i * sa_row, sa_row, sa_p, b, ldb, alpha, beta, bias);
     if (m4 < m)
-        tile_rows(c + (size_t)m4 * ldc, ldc, m - m4, cols, k, a + m4 * sa_row, sa_row, sa_p, b, ldb, alpha, beta);
+        tile_rows(c + (size_t)m4 * ldc, ldc, m - m4, cols, k, a + m4 * sa_row, sa_row, sa_p, b, ldb, alpha, beta,
+                  bias);
 }
 
 /* Columns [j0, j0 + w) of op(B)[K,N] laid out row-major in buf[K, wpad], zero-padded to wpad (a multiple
@@ -131,7 +139,7 @@ static inline __attribute__((always_inline)) void pack_panel(float *buf, int tra
 
 ME_TARGET_CLONES
 void me_small_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-                     const float *b, int ldb, float beta, float *c, int ldc) {
+                     const float *b, int ldb, float beta, const float *bias, float *c, int ldc) {
     /* op(B)[K,N] is laid out in panels of whole tiles, as many columns as the buffer holds: a tile must
      * find TN readable columns (op(B) transposed, or N not a multiple of TN, cannot be read in place),
      * and every row of tiles reads the whole panel, whose rows in place may be a multiple of 1-2 KiB
@@ -146,6 +154,7 @@ void me_small_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha,
         int w = n - j0 < pw ? n - j0 : pw, wpad = (w + TN - 1) / TN * TN;
         pack_panel(packed, trans_b, b, ldb, k, j0, w, wpad);
         for (int j = 0; j < w; j += TN)
-            tile_column(c + j0 + j, ldc, m, w - j < TN ? w - j : TN, k, a, sa_row, sa_p, packed + j, wpad, alpha, beta);
+            tile_column(c + j0 + j, ldc, m, w - j < TN ? w - j : TN, k, a, sa_row, sa_p, packed + j, wpad, alpha, beta,
+                        bias ? bias + j0 + j : NULL);
     }
 }

@@ -16,10 +16,10 @@ static inline int me_small_matmul_fits(int m, int k) {
 }
 _Static_assert(ME_SMALL_MAX_K * ME_SMALL_TN <= ME_SMALL_PACK, "K rows of one tile must fit the buffer");
 
-/* C[M,N] = alpha * op(A) op(B) + beta * C, the arguments of cblas_sgemm (row-major); with beta 0, C is
- * only written. Single-threaded, no allocation: op(B) is laid out a panel at a time in a buffer on the
- * stack. Only for products me_small_matmul_fits. */
+/* C[M,N] = alpha * op(A) op(B) (+ bias[N] on every row, NULL: none) + beta * C, the arguments of
+ * cblas_sgemm (row-major) and a bias; with beta 0, C is only written. Single-threaded, no allocation:
+ * op(B) is laid out a panel at a time in a buffer on the stack. Only for products me_small_matmul_fits. */
 void me_small_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-                     const float *b, int ldb, float beta, float *c, int ldc);
+                     const float *b, int ldb, float beta, const float *bias, float *c, int ldc);
 
 #endif

@@ -355,6 +355,35 @@ static void threaded_block_should_agree_with_one_thread(void **state) {
     }
 }
 
+/* The bias of a linear layer on every path: added as the small-product kernel stores C (whole tiles and
+ * partial ones), written into C before an sgemm (K over 256), and offset with the columns when two
+ * threads split the product by columns; against double-precision loops. */
+static void linear_forward_bias_should_match_naive_loops_on_every_path(void **state) {
+    (void)state;
+    me_rng r;
+    me_rng_seed(&r, 14);
+    const int sizes[][3] = {{37, 64, 48}, {5, 300, 33}, {300, 300, 97}, {97, 200, 300}}; /* t, c, oc */
+    for (int threads = 1; threads <= 2; threads++) {
+        me_ops_set_threads(threads);
+        for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+            int t = sizes[z][0], c = sizes[z][1], oc = sizes[z][2];
+            float *x = rnd((size_t)t * c, &r), *w = rnd((size_t)oc * c, &r), *bias = rnd(oc, &r);
+            float *y = malloc((size_t)t * oc * 4), *want = malloc((size_t)t * oc * 4);
+            for (size_t i = 0; i < (size_t)t * oc; i++) y[i] = NAN; /* only written */
+            me_linear_forward(y, x, w, bias, t, c, oc);
+            for (int i = 0; i < t; i++)
+                for (int o = 0; o < oc; o++) {
+                    double s = bias[o];
+                    for (int j = 0; j < c; j++) s += (double)x[(size_t)i * c + j] * w[(size_t)o * c + j];
+                    want[(size_t)i * oc + o] = (float)s;
+                }
+            assert_tensor_close(y, want, (size_t)t * oc, 1e-5);
+            free(x), free(w), free(bias), free(y), free(want);
+        }
+    }
+    me_ops_set_threads(1);
+}
+
 static void split_matmul_should_match_naive_loops(void **state) {
     (void)state;
     me_rng r;
@@ -471,6 +500,7 @@ int main(void) {
         cmocka_unit_test(dropout_should_keep_about_one_minus_p_and_rescale),
         cmocka_unit_test(dropout_masks_should_not_depend_on_the_split_the_padding_or_the_threads),
         cmocka_unit_test(attention_dropout_should_not_depend_on_the_split),
+        cmocka_unit_test(linear_forward_bias_should_match_naive_loops_on_every_path),
         cmocka_unit_test(split_matmul_should_match_naive_loops),
         cmocka_unit_test(add_layernorm_should_equal_the_add_and_the_layernorm_bit_for_bit),
         cmocka_unit_test(layernorm_backward_set_should_equal_the_added_gradient_and_copy_it),
