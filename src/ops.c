@@ -56,31 +56,26 @@ void me_ops_set_threads(int n) {
 
 int me_ops_threads(void) { return omp_get_max_threads(); }
 
-/* One thread's product C[M,N] = alpha op(A) op(B) (+ bias[N] on every row, NULL: none) + beta C: the
- * register-tiled kernel where it fits (small_matmul.h), which adds the bias as it stores C; else
- * OpenBLAS's, after the bias rows are written into C (sgemm has no such term: C then gets beta C + bias
- * and sgemm adds to it) */
+/* One thread's product C[M,N] = alpha op(A) op(B) + beta C, or with a bias (then beta is 0: a linear
+ * layer's output) C = alpha op(A) op(B) + bias[N] on every row: the register-tiled kernel where it
+ * fits (small_matmul.h), which adds the bias as it stores C; else OpenBLAS's, after the bias rows are
+ * written into C for sgemm to add to */
 static void matmul1(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                     const float *b, int ldb, float beta, const float *bias, float *c, int ldc) {
+    assert(!bias || beta == 0.0f);
     if (me_small_matmul_fits(m, k)) {
         me_small_matmul(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc);
         return;
     }
     if (bias) {
-        for (int i = 0; i < m; i++) {
-            float *ci = c + (size_t)i * ldc;
-            if (beta == 0.0f)
-                memcpy(ci, bias, (size_t)n * sizeof(float));
-            else
-                for (int j = 0; j < n; j++) ci[j] = beta * ci[j] + bias[j];
-        }
+        for (int i = 0; i < m; i++) memcpy(c + (size_t)i * ldc, bias, (size_t)n * sizeof(float));
         beta = 1.0f;
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
                 alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-/* me_matmul with a bias row added to every row of C (see matmul1) */
+/* me_matmul, or with a bias row added to every row of C and beta 0 (see matmul1) */
 static void matmul_bias(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                         const float *b, int ldb, float beta, const float *bias, float *c, int ldc) {
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
@@ -143,6 +138,16 @@ void me_linear_backward(float *dinp, float *dweight, float *dbias, const float *
 #define ME_LANES 8
 static inline float lanes_total(const float *acc) {
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+/* sum_j x[j] y[j] over n values, in lanes (inlined into each caller's per-CPU clone) */
+static inline __attribute__((always_inline)) float lanes_dot(const float *x, const float *y, int n) {
+    float acc[ME_LANES] = {0};
+    int n8 = n - n % ME_LANES, j;
+    for (j = 0; j < n8; j += ME_LANES)
+        for (int k = 0; k < ME_LANES; k++) acc[k] += x[j + k] * y[j + k];
+    for (; j < n; j++) acc[j - n8] += x[j] * y[j];
+    return lanes_total(acc);
 }
 
 /* LayerNorm of one row of c values: v[c] is the row, or with skip, v = res = x + skip (res may be x).
@@ -218,15 +223,13 @@ ME_TARGET_CLONES static void layernorm_backward_row(float *dx, float *dcopy, int
     /* xhat = (x - mean) * rstd;  dxhat = dy * weight;
      * dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) */
     int c8 = c - c % ME_LANES, j;
-    float s1[ME_LANES] = {0}, s2[ME_LANES] = {0};
+    float s2[ME_LANES] = {0};
     /* one sum per loop: the compiler keeps a single set of lanes in registers */
-    for (j = 0; j < c8; j += ME_LANES)
-        for (int k = 0; k < ME_LANES; k++) s1[k] += dy[j + k] * weight[j + k];
-    for (; j < c; j++) s1[j - c8] += dy[j] * weight[j];
+    float a = lanes_dot(dy, weight, c) / (float)c;
     for (j = 0; j < c8; j += ME_LANES)
         for (int k = 0; k < ME_LANES; k++) s2[k] += dy[j + k] * weight[j + k] * ((x[j + k] - m) * r);
     for (; j < c; j++) s2[j - c8] += dy[j] * weight[j] * ((x[j] - m) * r);
-    float a = lanes_total(s1) / (float)c, b = lanes_total(s2) / (float)c;
+    float b = lanes_total(s2) / (float)c;
     if (accumulate) {
         for (j = 0; j < c; j++) dx[j] += r * (dy[j] * weight[j] - a - ((x[j] - m) * r) * b);
     } else {
@@ -480,17 +483,11 @@ static void head_backward(float *dbase, float *dp, const float *dout, const floa
     }
     /* softmax backward, with the 1/sqrt(Dh) of the scores folded in:
      * dscores = scale * p * (dp - sum_j dp_j p_j), the sum in lanes */
-    int s8 = s - s % ME_LANES;
     for (int i = 0; i < s; i++) {
         const float *pr = p + (size_t)i * s;
         float *dr = dp + (size_t)i * s;
-        float acc[ME_LANES] = {0};
-        int j;
-        for (j = 0; j < s8; j += ME_LANES)
-            for (int l = 0; l < ME_LANES; l++) acc[l] += pr[j + l] * dr[j + l];
-        for (; j < s; j++) acc[j - s8] += pr[j] * dr[j];
-        float dot = lanes_total(acc);
-        for (j = 0; j < s; j++) dr[j] = scale * pr[j] * (dr[j] - dot);
+        float dot = lanes_dot(pr, dr, s);
+        for (int j = 0; j < s; j++) dr[j] = scale * pr[j] * (dr[j] - dot);
     }
     /* dq[S,Dh] = dscores[S,S] * k[S,Dh];  dk[S,Dh] = trans(dscores) * q[S,Dh] */
     me_matmul(0, 0, s, dh, s, 1.0f, dp, s, k, ld, 0.0f, dq, ld);

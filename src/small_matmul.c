@@ -8,20 +8,21 @@
 
 /* The per-head attention products of a small model (16 x 16 x 16 at d_model 64, 4 heads, 16 tokens)
  * are a few thousand multiply-adds each; through cblas_sgemm they ran at a fifth of its large-matrix
- * rate (the call's set-up and packing cost more than the arithmetic). Here C is computed in tiles of
- * TM rows by TN columns held in registers: for every p, a row of op(B) (TN floats, two vectors of VW)
- * is multiplied by TM broadcast values of op(A)'s column p and added to the tile.
+ * rate (the call's set-up and packing cost more than the arithmetic), and a toy model's thread shard
+ * (256 rows, K of 64-256) ran faster here too (me_small_matmul_fits says which products come here).
+ * C is computed in tiles of TM rows by TN columns held in registers: for every p, a row of op(B) (TN
+ * floats, two vectors of VW) is multiplied by TM broadcast values of op(A)'s column p and added to
+ * the tile.
  *
- * Each element of C is alpha * (a sum over p in order 0..k-1) + beta * C: the order is fixed, so a
- * result depends only on the binary and the CPU, as with OpenBLAS (which also picks its kernels by
- * CPU). The tile is a GCC vector type (vector_size, also understood by clang), lowered to whatever the
- * target has; the function is compiled per CPU kind (ME_TARGET_CLONES), and -ffp-contract=fast
+ * Each element of C is alpha * (a sum over p in order 0..k-1) (+ bias) + beta * C: the order is fixed,
+ * so a result depends only on the binary and the CPU, as with OpenBLAS (which also picks its kernels
+ * by CPU). The tile is a GCC vector type (vector_size, also understood by clang), lowered to whatever
+ * the target has; the function is compiled per CPU kind (ME_TARGET_CLONES), and -ffp-contract=fast
  * (CMakeLists.txt) lets the compiler fuse each multiply-add. */
 #define TM 4
 #define TN ME_SMALL_TN
 #define VW 8 /* floats in one vector: an AVX register; a tile row is TN / VW of them */
 typedef float vec __attribute__((vector_size(VW * sizeof(float))));
-
 
 /* The same vector at any float's address: loads through it need no alignment, and may alias floats */
 typedef float uvec __attribute__((vector_size(VW * sizeof(float)), aligned(sizeof(float)), may_alias));
