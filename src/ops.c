@@ -9,6 +9,7 @@
 #include "internal.h"
 #include "profile.h"
 #include "small_matmul.h"
+#include "vec.h"
 
 /* Threading: minienc runs its own threads (OpenMP) and keeps OpenBLAS single-threaded, so that the
  * elementwise kernels, the per-head attention products and the large matmuls share the same cores
@@ -136,6 +137,7 @@ void me_linear_backward(float *dinp, float *dweight, float *dbias, const float *
 /* Row sums and dot products in a fixed order that vectorises without reassociation flags: element j
  * goes to partial sum j % ME_LANES, and the partial sums are combined pairwise at the end. */
 #define ME_LANES 8
+_Static_assert(ME_LANES == ME_VW, "softmax_row sums a vector of ME_VW lanes with lanes_total");
 static inline float lanes_total(const float *acc) {
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
@@ -368,49 +370,110 @@ void me_dropout_backward(float *dx, const float *dy, const uint8_t *mask, size_t
     for (size_t i = 0; i < n; i++) dx[i] = mask[i] ? dy[i] * scale : 0.0f;
 }
 
-/* e^x for softmax's shifted scores (x <= 0; larger x is taken as 0, x below -87 as -87, whose e^x
- * ~1.6e-38 is nothing beside the row's largest weight, 1): x = n ln2 + r with |r| <= ln2/2 (ln2 in two
- * parts, Cody and Waite), e^r by its degree-6 Taylor polynomial (truncation below 2^-24 there), 2^n
- * written into the exponent bits. Within 2 ulp of expf, and no call, so a loop over a row vectorises. */
-static inline float exp_nonpositive(float x) {
-    x = x > 0.0f ? 0.0f : x;
-    x = x < -87.0f ? -87.0f : x;
-    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; /* round(x / ln2): 12582912 = 1.5 * 2^23 */
-    float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
-    float p = 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) * (1 << 23); /* 2^n, n in [-126, 0] */
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+/* e^x for softmax's shifted scores, lane by lane (x <= 0; larger x is taken as 0, x below -87 as -87,
+ * whose e^x ~1.6e-38 is nothing beside the row's largest weight, 1): x = n ln2 + r with |r| <= ln2/2
+ * (ln2 in two parts, Cody and Waite), e^r by its degree-6 Taylor polynomial (truncation below 2^-24
+ * there), 2^n written into the exponent bits. Within 2 ulp of expf. A macro (see vec.h). */
+#define EXP_NONPOSITIVE(out, x_)                                                                                 \
+    do {                                                                                                       \
+        me_vec ex_ = (x_), ez_ = {0}, elo_ = ez_ - 87.0f;                                                        \
+        ex_ = ME_SELECT(ex_ > ez_, ez_, ex_);                                                                      \
+        ex_ = ME_SELECT(ex_ < elo_, elo_, ex_);                                                                          \
+        me_vec en_ = (ex_ * 1.44269504f + 12582912.0f) - 12582912.0f; /* round(x / ln2): 1.5 * 2^23 */             \
+        me_vec er_ = (ex_ - en_ * 0.693359375f) - en_ * -2.12194440e-4f;                                                \
+        me_vec ep_ = ez_ + 1.0f / 720.0f;                                                                       \
+        ep_ = ep_ * er_ + 1.0f / 120.0f;                                                                             \
+        ep_ = ep_ * er_ + 1.0f / 24.0f;                                                                              \
+        ep_ = ep_ * er_ + 1.0f / 6.0f;                                                                               \
+        ep_ = ep_ * er_ + 0.5f;                                                                                      \
+        ep_ = ep_ * er_ + 1.0f;                                                                                      \
+        ep_ = ep_ * er_ + 1.0f;                                                                                      \
+        me_ivec ebits_ = (__builtin_convertvector(en_, me_ivec) + 127) * (1 << 23); /* 2^n, n in [-126, 0] */    \
+        (out) = ep_ * (me_vec)ebits_;                                                                              \
+    } while (0)
+
+/* Columns j0 .. j0 + ME_VW of a row of scores: x the scores, ok -1 for the keys that count (not padding).
+ * The lane masks come from vector operations: lanes written one at a time and then read as a vector
+ * stall the read (store forwarding fails), which cost more than the softmax's arithmetic. */
+static inline __attribute__((always_inline)) void score_lanes(me_vec *x, me_ivec *ok, const float *row,
+                                                              const uint8_t *key_pad, int j0) {
+    const me_ivec shift = {0, 8, 16, 24, 0, 8, 16, 24};
+    ME_LOAD(*x, row + j0);
+    me_ivec pad = {0};
+    if (key_pad) {
+        uint32_t w0, w1; /* lane k's padding byte: byte k % 4 of w0 (k < 4) or of w1 */
+        memcpy(&w0, key_pad + j0, 4);
+        memcpy(&w1, key_pad + j0 + 4, 4);
+        if (w0 | w1) {
+            me_ivec w = {(int32_t)w0, (int32_t)w0, (int32_t)w0, (int32_t)w0,
+                         (int32_t)w1, (int32_t)w1, (int32_t)w1, (int32_t)w1};
+            pad = (w >> shift) & 0xff; /* sign bits shifted in are masked off */
+        }
+    }
+    *ok = pad == 0;
 }
 
-/* Softmax of one row of scores in place, with padding keys excluded. Returns 0 if every key is padding
- * (the row is then all zeros). */
+/* Softmax of one row of s scores in place, with padding keys excluded, ME_VW lanes at a time: the
+ * whole vectors of the row, then (when s is not a multiple of ME_VW) the window of its last ME_VW
+ * columns, whose lanes before the whole vectors' end are left out of the sum. The sum is kept in lanes,
+ * combined pairwise. Nothing is read back after a store that it overlaps only partly (the window is
+ * stored last), for the reason above. Returns 0 if every key is padding (the row is then all zeros). */
 static inline __attribute__((always_inline)) int softmax_row(float *row, const uint8_t *key_pad, int s) {
+    const me_ivec lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    float sb[ME_VW] = {0};
+    uint8_t pb[ME_VW];
+    float *r = row;
+    const uint8_t *kp = key_pad;
+    int n = s;
+    if (s < ME_VW) { /* shorter than a vector: through a copy, its extra lanes keys that do not count */
+        memcpy(sb, row, (size_t)s * sizeof(float));
+        for (int k = 0; k < ME_VW; k++) pb[k] = k >= s || (key_pad && key_pad[k]);
+        r = sb, kp = pb, n = ME_VW;
+    }
+    int whole = n - n % ME_VW, w0 = n - ME_VW; /* vectors at 0 .. whole; the window at w0 .. n */
+    me_vec x, xw = {0}, mxv = {0}, acc = {0}, zero = {0};
+    me_ivec ok, okw = {0};
+    mxv = mxv - INFINITY;
+    for (int j = 0; j < whole; j += ME_VW) {
+        score_lanes(&x, &ok, r, kp, j);
+        mxv = ME_SELECT(ok & (x > mxv), x, mxv);
+    }
+    if (whole < n) {
+        score_lanes(&xw, &okw, r, kp, w0);
+        mxv = ME_SELECT(okw & (xw > mxv), xw, mxv);
+    }
     float mx = -INFINITY;
-    for (int j = 0; j < s; j++)
-        if (!(key_pad && key_pad[j]) && row[j] > mx) mx = row[j];
+    for (int k = 0; k < ME_VW; k++) mx = mxv[k] > mx ? mxv[k] : mx;
     if (mx == -INFINITY) {
         memset(row, 0, (size_t)s * sizeof(float));
         return 0;
     }
-    if (key_pad)
-        for (int j = 0; j < s; j++) row[j] = key_pad[j] ? 0.0f : exp_nonpositive(row[j] - mx);
-    else
-        for (int j = 0; j < s; j++) row[j] = exp_nonpositive(row[j] - mx);
-    float acc[ME_LANES] = {0};
-    int s8 = s - s % ME_LANES, j;
-    for (j = 0; j < s8; j += ME_LANES)
-        for (int k = 0; k < ME_LANES; k++) acc[k] += row[j + k];
-    for (; j < s; j++) acc[j - s8] += row[j];
-    float inv = 1.0f / lanes_total(acc);
-    for (j = 0; j < s; j++) row[j] *= inv;
+    for (int j = 0; j < whole; j += ME_VW) {
+        me_vec e;
+        score_lanes(&x, &ok, r, kp, j);
+        EXP_NONPOSITIVE(e, x - mx);
+        e = ME_SELECT(ok, e, zero);
+        acc += e;
+        memcpy(r + j, &e, sizeof e);
+    }
+    if (whole < n) {
+        EXP_NONPOSITIVE(xw, xw - mx);
+        xw = ME_SELECT(okw, xw, zero);
+        acc += ME_SELECT(lane >= whole - w0, xw, zero);
+    }
+    float lanes[ME_VW];
+    memcpy(lanes, &acc, sizeof lanes);
+    float inv = 1.0f / lanes_total(lanes);
+    for (int j = 0; j < whole; j += ME_VW) {
+        ME_LOAD(x, r + j);
+        x *= inv;
+        memcpy(r + j, &x, sizeof x);
+    }
+    if (whole < n) {
+        xw *= inv;
+        memcpy(r + w0, &xw, sizeof xw); /* its lanes before whole: the same values as stored there */
+    }
+    if (r != row) memcpy(row, sb, (size_t)s * sizeof(float));
     return 1;
 }
 

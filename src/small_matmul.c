@@ -1,6 +1,7 @@
 #include "small_matmul.h"
 
 #include "internal.h"
+#include "vec.h"
 
 #include <assert.h>
 #include <stddef.h>
@@ -21,15 +22,9 @@
  * (CMakeLists.txt) lets the compiler fuse each multiply-add. */
 #define TM 4
 #define TN ME_SMALL_TN
-#define VW 8 /* floats in one vector: an AVX register; a tile row is TN / VW of them */
-typedef float vec __attribute__((vector_size(VW * sizeof(float))));
-
-/* The same vector at any float's address: loads through it need no alignment, and may alias floats */
-typedef float uvec __attribute__((vector_size(VW * sizeof(float)), aligned(sizeof(float)), may_alias));
-
-/* v = the VW floats at p (unaligned); a macro, since a function returning a vector type warns about the
- * ABI of targets without AVX */
-#define LOAD(v, p) ((v) = *(const uvec *)(p))
+#define VW ME_VW /* a tile row is TN / VW vectors */
+typedef me_vec vec;
+#define LOAD ME_LOAD
 
 /* c[r][0..cols) = alpha * acc[r] (+ bias[0..cols)) (+ beta * c) for the tile's rows */
 static inline __attribute__((always_inline)) void store(float *c, int ldc, vec (*acc)[2], int rows, int cols,
@@ -151,6 +146,11 @@ void me_small_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha,
     int npad = (n + TN - 1) / TN * TN, pw = ME_SMALL_PACK / k / TN * TN;
     if (pw > npad) pw = npad;
     size_t sa_row = trans_a ? 1 : (size_t)lda, sa_p = trans_a ? (size_t)lda : 1; /* op(A)(i,p) strides */
+    if (!trans_b && n % TN == 0 && k <= ME_SMALL_INPLACE_K) { /* op(B) read in place */
+        for (int j = 0; j < n; j += TN)
+            tile_column(c + j, ldc, m, TN, k, a, sa_row, sa_p, b + j, ldb, alpha, beta, bias ? bias + j : NULL);
+        return;
+    }
     for (int j0 = 0; j0 < n; j0 += pw) {
         int w = n - j0 < pw ? n - j0 : pw, wpad = (w + TN - 1) / TN * TN;
         pack_panel(packed, trans_b, b, ldb, k, j0, w, wpad);

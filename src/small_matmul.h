@@ -6,6 +6,10 @@
 #define ME_SMALL_MAX_A (256 * 256)  /* floats of op(A) at most: 256 KiB, in a core's L2 cache */
 #define ME_SMALL_PACK (64 * 64)     /* floats of the stack buffer for a panel of op(B): 16 KiB */
 #define ME_SMALL_TN 16              /* columns of a tile */
+/* op(B) of at most this many rows, not transposed, N a multiple of ME_SMALL_TN, is read in place: so few
+ * rows cannot crowd the L1 cache's sets (below), and laying them out cost a fifth of a 16 x 16 x 16
+ * product's time (a toy model's per-head products) */
+#define ME_SMALL_INPLACE_K 16
 
 /* Whether me_small_matmul takes this product: K from 1 to ME_SMALL_MAX_K (K rows of one tile of op(B)
  * then fit the buffer; K = 0, C = beta C, is sgemm's) and op(A) at most ME_SMALL_MAX_A, so that it stays in the core's cache while

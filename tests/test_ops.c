@@ -52,9 +52,9 @@ static void matmul_should_match_naive_loops_for_every_transpose(void **state) {
 /* Products go to the small-product kernel (src/small_matmul.c) when K rows of a tile fit its buffer and
  * op(A) is at most 256 x 256 floats, and to sgemm otherwise (K over 256: a 2-class head over d 512,
  * 8 x 2 x 512; M x K over 65,536): whole tiles of 4 x 16, partial rows and columns, several tiles and
- * several panels of op(B) (K 64: 64 columns a panel; K 200 and 256: 16; also under 4 rows), every
- * transpose; with beta 0, C must only be written (it starts as NaN), and columns beyond N of each row
- * are left alone. K = 0 leaves beta C. */
+ * several panels of op(B) (K 64: 64 columns a panel; K 200 and 256: 16; also under 4 rows), op(B) read
+ * in place (K <= 16, N a multiple of 16, not transposed), every transpose; with beta 0, C must only be
+ * written (it starts as NaN), and columns beyond N of each row are left alone. K = 0 leaves beta C. */
 static void small_matmul_should_match_naive_loops_at_tile_edges(void **state) {
     (void)state;
     me_rng r;
@@ -62,7 +62,8 @@ static void small_matmul_should_match_naive_loops_at_tile_edges(void **state) {
     const int sizes[][3] = {{16, 16, 16}, {4, 16, 1}, {3, 7, 5}, {5, 17, 16}, {10, 10, 8}, {33, 32, 20},
                             {64, 64, 64}, {1, 1, 1}, {17, 40, 3}, {8, 48, 64}, {8, 2, 512},
                             {3, 5, 700}, {2, 16, 2048}, {4, 33, 120}, {33, 100, 64}, {20, 50, 200},
-                            {9, 40, 256}, {256, 24, 256}, {257, 17, 256}, {6, 70, 257}, {3, 100, 64}};
+                            {9, 40, 256}, {256, 24, 256}, {257, 17, 256}, {6, 70, 257}, {3, 100, 64},
+                            {5, 32, 16}, {9, 48, 12}};
     for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++)
@@ -182,37 +183,50 @@ static void activations_should_match_double_precision_formulas(void **state) {
     assert_tensor_close(dx, dwant, N, 0.0);
 }
 
+/* Lengths below one vector of the softmax, whole vectors, and whole vectors plus a window over the rest;
+ * keys padded here and there, at the end, and all of them (that query's weights and output are 0). */
 static void attention_forward_should_match_naive_softmax_with_padding(void **state) {
     (void)state;
+    static const int lens[] = {5, 8, 13, 16, 21};
     me_rng r;
     me_rng_seed(&r, 4);
-    int b = 2, s = 5, d = 6, h = 3, dh = 2;
-    uint8_t pad[10] = {0, 0, 0, 1, 1, 0, 1, 0, 0, 0};
-    float *qkv = rnd((size_t)b * s * 3 * d, &r);
-    float *out = malloc((size_t)b * s * d * 4), *want = calloc((size_t)b * s * d, 4);
-    float *probs = malloc((size_t)b * h * s * s * 4);
-    me_attention_forward(out, probs, NULL, qkv, pad, b, s, d, h, 0.0f, NULL, 0);
-    for (int bi = 0; bi < b; bi++)
-        for (int hi = 0; hi < h; hi++)
-            for (int i = 0; i < s; i++) {
-                double sc[5], mx = -1e300, sum = 0;
-                for (int j = 0; j < s; j++) {
-                    double dot = 0;
-                    for (int k = 0; k < dh; k++)
-                        dot += (double)qkv[(bi * s + i) * 3 * d + hi * dh + k] *
-                               qkv[(bi * s + j) * 3 * d + d + hi * dh + k];
-                    sc[j] = dot / sqrt((double)dh);
-                    if (!pad[bi * s + j] && sc[j] > mx) mx = sc[j];
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        int b = 3, s = lens[li], d = 6, h = 3, dh = 2;
+        uint8_t *pad = malloc((size_t)b * s);
+        for (int j = 0; j < s; j++) {
+            pad[j] = j % 4 == 3 || j == 1; /* scattered */
+            pad[s + j] = j >= s - 3;         /* the last three */
+            pad[2 * s + j] = 1;              /* every key */
+        }
+        float *qkv = rnd((size_t)b * s * 3 * d, &r);
+        float *out = malloc((size_t)b * s * d * 4), *want = calloc((size_t)b * s * d, 4);
+        float *probs = malloc((size_t)b * h * s * s * 4), *pwant = calloc((size_t)b * h * s * s, 4);
+        me_attention_forward(out, probs, NULL, qkv, pad, b, s, d, h, 0.0f, NULL, 0);
+        for (int bi = 0; bi < b; bi++)
+            for (int hi = 0; hi < h; hi++)
+                for (int i = 0; i < s; i++) {
+                    double sc[21], mx = -1e300, sum = 0;
+                    for (int j = 0; j < s; j++) {
+                        double dot = 0;
+                        for (int k = 0; k < dh; k++)
+                            dot += (double)qkv[(bi * s + i) * 3 * d + hi * dh + k] *
+                                   qkv[(bi * s + j) * 3 * d + d + hi * dh + k];
+                        sc[j] = dot / sqrt((double)dh);
+                        if (!pad[bi * s + j] && sc[j] > mx) mx = sc[j];
+                    }
+                    for (int j = 0; j < s; j++) sum += sc[j] = pad[bi * s + j] ? 0.0 : exp(sc[j] - mx);
+                    if (sum == 0.0) continue; /* every key padding: the weights and the output stay 0 */
+                    for (int j = 0; j < s; j++) pwant[((size_t)(bi * h + hi) * s + i) * s + j] = (float)(sc[j] / sum);
+                    for (int k = 0; k < dh; k++) {
+                        double o = 0;
+                        for (int j = 0; j < s; j++) o += sc[j] / sum * qkv[(bi * s + j) * 3 * d + 2 * d + hi * dh + k];
+                        want[(bi * s + i) * d + hi * dh + k] = (float)o;
+                    }
                 }
-                for (int j = 0; j < s; j++) sum += sc[j] = pad[bi * s + j] ? 0.0 : exp(sc[j] - mx);
-                for (int k = 0; k < dh; k++) {
-                    double o = 0;
-                    for (int j = 0; j < s; j++) o += sc[j] / sum * qkv[(bi * s + j) * 3 * d + 2 * d + hi * dh + k];
-                    want[(bi * s + i) * d + hi * dh + k] = (float)o;
-                }
-            }
-    assert_tensor_close(out, want, (size_t)b * s * d, 1e-6);
-    free(qkv), free(out), free(want), free(probs);
+        assert_tensor_close(probs, pwant, (size_t)b * h * s * s, 1e-6);
+        assert_tensor_close(out, want, (size_t)b * s * d, 1e-6);
+        free(qkv), free(out), free(want), free(probs), free(pwant), free(pad);
+    }
 }
 
 static void dropout_should_keep_about_one_minus_p_and_rescale(void **state) {
