@@ -426,6 +426,43 @@ static void make_random_grads(me_params *p) {
     me_fill_uniform(p->grad, p->total, -2.0f, 2.0f, &r);
 }
 
+/* The thread shards' gradients summed into the main block: exactly the sum in shard order, one float
+ * addition at a time, for 1-4 shards, in a block small enough for one thread and one large enough for all
+ * (70,001 floats: not a multiple of any vector or thread count). */
+static void sum_grads_should_add_the_shards_in_order_exactly(void **state) {
+    (void)state;
+    const size_t sizes[2] = {37, 70001};
+    me_rng r;
+    me_rng_seed(&r, 7);
+    for (int z = 0; z < 2; z++) {
+        me_params main, sh[4];
+        const me_params *ptrs[4];
+        me_params_init(&main);
+        add_tensor(&main, "w", 1, sizes[z], 0, 0);
+        assert_int_equal(me_params_alloc(&main, NULL), ME_OK);
+        for (int t = 0; t < 4; t++) {
+            me_params_init(&sh[t]);
+            add_tensor(&sh[t], "w", 1, sizes[z], 0, 0);
+            assert_int_equal(me_params_alloc(&sh[t], NULL), ME_OK);
+            /* magnitudes 1e-3 to 1e3: an addition in another order rounds differently */
+            for (size_t i = 0; i < sizes[z]; i++)
+                sh[t].grad[i] = (me_rng_uniform(&r) - 0.5f) * powf(10.0f, (float)(i % 7) - 3.0f);
+            ptrs[t] = &sh[t];
+        }
+        for (int n = 1; n <= 4; n++) {
+            me_params_sum_grads(&main, ptrs, n);
+            for (size_t i = 0; i < sizes[z]; i++) {
+                float want = sh[0].grad[i];
+                for (int t = 1; t < n; t++) want += sh[t].grad[i];
+                if (memcmp(&main.grad[i], &want, sizeof want) != 0)
+                    fail_msg("%d shards, element %zu of %zu: %.9g, expected %.9g", n, i, sizes[z], main.grad[i], want);
+            }
+        }
+        for (int t = 0; t < 4; t++) me_params_free(&sh[t]);
+        me_params_free(&main);
+    }
+}
+
 static void grad_norm_should_equal_the_naive_l2_norm(void **state) {
     (void)state;
     me_params p;
@@ -507,6 +544,7 @@ int main(void) {
         cmocka_unit_test(constant_schedule_should_hold_lr_with_optional_linear_warmup),
         cmocka_unit_test(cosine_schedule_should_warm_up_then_decay_to_zero),
         cmocka_unit_test(noam_schedule_should_peak_at_the_last_warmup_step),
+        cmocka_unit_test(sum_grads_should_add_the_shards_in_order_exactly),
         cmocka_unit_test(grad_norm_should_equal_the_naive_l2_norm),
         cmocka_unit_test(clip_grad_norm_should_scale_to_max_norm_when_above),
         cmocka_unit_test(clip_grad_norm_should_leave_grads_alone_when_below_or_off),
