@@ -127,7 +127,14 @@ static inline __attribute__((always_inline)) void pack_panel(float *buf, int tra
             }
         for (; j < w; j++)
             for (int p = 0; p < k; p++) buf[(size_t)p * wpad + j] = b[(size_t)(j0 + j) * ldb + p];
-    } else
+    } else if (w == TN) /* a vector at a time: a call to memcpy per row cost more than the row's copy */
+        for (int p = 0; p < k; p++) {
+            vec v0, v1;
+            LOAD(v0, b + (size_t)p * ldb + j0), LOAD(v1, b + (size_t)p * ldb + j0 + VW);
+            memcpy(buf + (size_t)p * wpad, &v0, sizeof v0);
+            memcpy(buf + (size_t)p * wpad + VW, &v1, sizeof v1);
+        }
+    else
         for (int p = 0; p < k; p++) memcpy(buf + (size_t)p * wpad, b + (size_t)p * ldb + j0, (size_t)w * sizeof(float));
     for (int p = 0; p < k; p++)
         for (int j = w; j < wpad; j++) buf[(size_t)p * wpad + j] = 0.0f;
