@@ -332,7 +332,7 @@ def main():
     for name, get, bound, kind in targets:
         vals = [get(r) for r in rounds]
         ok = all(v <= bound for v in vals) if kind == "max" else all(v >= bound for v in vals)
-        cells = [f"{100 * v:.0f}%" if kind == "%" else f"{v:.2f}" + ("x" if kind == "x" else "") for v in vals]
+        cells = [f"{100 * v:.1f}%" if kind == "%" else f"{v:.2f}" + ("x" if kind == "x" else "") for v in vals]
         print(f"| {name} | " + " | ".join(cells) + f" | {verdict(ok)} |")
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
 
