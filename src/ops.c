@@ -407,21 +407,21 @@ void me_dropout_backward(float *dx, const float *dy, const uint8_t *mask, size_t
  * whose e^x ~1.6e-38 is nothing beside the row's largest weight, 1): x = n ln2 + r with |r| <= ln2/2
  * (ln2 in two parts, Cody and Waite), e^r by its degree-6 Taylor polynomial (truncation below 2^-24
  * there), 2^n written into the exponent bits. Within 2 ulp of expf. A macro (see vec.h). */
-#define EXP_NONPOSITIVE(out, x_)                                                                                 \
-    do {                                                                                                       \
-        me_vec ex_ = (x_), ez_ = {0}, elo_ = ez_ - 87.0f;                                                        \
+#define EXP_NONPOSITIVE(out, x_)                                                                                   \
+    do {                                                                                                           \
+        me_vec ex_ = (x_), ez_ = {0}, elo_ = ez_ - 87.0f;                                                          \
         ex_ = ME_SELECT(ex_ > ez_, ez_, ex_);                                                                      \
-        ex_ = ME_SELECT(ex_ < elo_, elo_, ex_);                                                                          \
+        ex_ = ME_SELECT(ex_ < elo_, elo_, ex_);                                                                    \
         me_vec en_ = (ex_ * 1.44269504f + 12582912.0f) - 12582912.0f; /* round(x / ln2): 1.5 * 2^23 */             \
-        me_vec er_ = (ex_ - en_ * 0.693359375f) - en_ * -2.12194440e-4f;                                                \
-        me_vec ep_ = ez_ + 1.0f / 720.0f;                                                                       \
-        ep_ = ep_ * er_ + 1.0f / 120.0f;                                                                             \
-        ep_ = ep_ * er_ + 1.0f / 24.0f;                                                                              \
-        ep_ = ep_ * er_ + 1.0f / 6.0f;                                                                               \
-        ep_ = ep_ * er_ + 0.5f;                                                                                      \
-        ep_ = ep_ * er_ + 1.0f;                                                                                      \
-        ep_ = ep_ * er_ + 1.0f;                                                                                      \
-        me_ivec ebits_ = (__builtin_convertvector(en_, me_ivec) + 127) * (1 << 23); /* 2^n, n in [-126, 0] */    \
+        me_vec er_ = (ex_ - en_ * 0.693359375f) - en_ * -2.12194440e-4f;                                           \
+        me_vec ep_ = ez_ + 1.0f / 720.0f;                                                                          \
+        ep_ = ep_ * er_ + 1.0f / 120.0f;                                                                           \
+        ep_ = ep_ * er_ + 1.0f / 24.0f;                                                                            \
+        ep_ = ep_ * er_ + 1.0f / 6.0f;                                                                             \
+        ep_ = ep_ * er_ + 0.5f;                                                                                    \
+        ep_ = ep_ * er_ + 1.0f;                                                                                    \
+        ep_ = ep_ * er_ + 1.0f;                                                                                    \
+        me_ivec ebits_ = (__builtin_convertvector(en_, me_ivec) + 127) * (1 << 23); /* 2^n, n in [-126, 0] */      \
         (out) = ep_ * (me_vec)ebits_;                                                                              \
     } while (0)
 
@@ -450,8 +450,8 @@ static inline __attribute__((always_inline)) void score_lanes(me_vec *x, me_ivec
  * whole vectors of the row, then (when s is not a multiple of ME_VW) the window of its last ME_VW
  * columns, whose lanes before the whole vectors' end are left out of the sum. The sum is kept in lanes,
  * combined pairwise. Nothing is read back after a store that it overlaps only partly (the window is
- * stored last), for the reason above. Returns 0 if every key is padding (the row is then all zeros). */
-static inline __attribute__((always_inline)) int softmax_row(float *row, const uint8_t *key_pad, int s) {
+ * stored last), for the reason above. A row whose keys are all padding is all zeros. */
+static inline __attribute__((always_inline)) void softmax_row(float *row, const uint8_t *key_pad, int s) {
     const me_ivec lane = {0, 1, 2, 3, 4, 5, 6, 7};
     float sb[ME_VW] = {0};
     uint8_t pb[ME_VW];
@@ -479,7 +479,7 @@ static inline __attribute__((always_inline)) int softmax_row(float *row, const u
     for (int k = 0; k < ME_VW; k++) mx = mxv[k] > mx ? mxv[k] : mx;
     if (mx == -INFINITY) {
         memset(row, 0, (size_t)s * sizeof(float));
-        return 0;
+        return;
     }
     for (int j = 0; j < whole; j += ME_VW) {
         me_vec e;
@@ -507,7 +507,6 @@ static inline __attribute__((always_inline)) int softmax_row(float *row, const u
         memcpy(r + w0, &xw, sizeof xw); /* its lanes before whole: the same values as stored there */
     }
     if (r != row) memcpy(row, sb, (size_t)s * sizeof(float));
-    return 1;
 }
 
 /* Whether the attention loops ask for the next example's rows ahead, a share at each of the current

@@ -127,15 +127,19 @@ static inline __attribute__((always_inline)) void pack_panel(float *buf, int tra
             }
         for (; j < w; j++)
             for (int p = 0; p < k; p++) buf[(size_t)p * wpad + j] = b[(size_t)(j0 + j) * ldb + p];
-    } else if (w == TN) /* a vector at a time: a call to memcpy per row cost more than the row's copy */
+    } else { /* whole vectors copied as such: a call to memcpy per row cost more than a short row's copy */
+        int w8 = w - w % VW;
         for (int p = 0; p < k; p++) {
-            vec v0, v1;
-            LOAD(v0, b + (size_t)p * ldb + j0), LOAD(v1, b + (size_t)p * ldb + j0 + VW);
-            memcpy(buf + (size_t)p * wpad, &v0, sizeof v0);
-            memcpy(buf + (size_t)p * wpad + VW, &v1, sizeof v1);
+            const float *src = b + (size_t)p * ldb + j0;
+            float *dst = buf + (size_t)p * wpad;
+            for (int j = 0; j < w8; j += VW) {
+                vec v;
+                LOAD(v, src + j);
+                memcpy(dst + j, &v, sizeof v);
+            }
+            if (w8 < w) memcpy(dst + w8, src + w8, (size_t)(w - w8) * sizeof(float));
         }
-    else
-        for (int p = 0; p < k; p++) memcpy(buf + (size_t)p * wpad, b + (size_t)p * ldb + j0, (size_t)w * sizeof(float));
+    }
     for (int p = 0; p < k; p++)
         for (int j = w; j < wpad; j++) buf[(size_t)p * wpad + j] = 0.0f;
 }
@@ -153,16 +157,17 @@ void me_small_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha,
     int npad = (n + TN - 1) / TN * TN, pw = ME_SMALL_PACK / k / TN * TN;
     if (pw > npad) pw = npad;
     size_t sa_row = trans_a ? 1 : (size_t)lda, sa_p = trans_a ? (size_t)lda : 1; /* op(A)(i,p) strides */
-    if (!trans_b && n % TN == 0 && k <= ME_SMALL_INPLACE_K) { /* op(B) read in place */
-        for (int j = 0; j < n; j += TN)
-            tile_column(c + j, ldc, m, TN, k, a, sa_row, sa_p, b + j, ldb, alpha, beta, bias ? bias + j : NULL);
-        return;
-    }
+    int in_place = !trans_b && n % TN == 0 && k <= ME_SMALL_INPLACE_K; /* then one panel: op(B) itself */
+    if (in_place) pw = n;
     for (int j0 = 0; j0 < n; j0 += pw) {
-        int w = n - j0 < pw ? n - j0 : pw, wpad = (w + TN - 1) / TN * TN;
-        pack_panel(packed, trans_b, b, ldb, k, j0, w, wpad);
+        int w = n - j0 < pw ? n - j0 : pw, wpad = (w + TN - 1) / TN * TN, ld = ldb;
+        const float *panel = b + j0;
+        if (!in_place) {
+            pack_panel(packed, trans_b, b, ldb, k, j0, w, wpad);
+            panel = packed, ld = wpad;
+        }
         for (int j = 0; j < w; j += TN)
-            tile_column(c + j0 + j, ldc, m, w - j < TN ? w - j : TN, k, a, sa_row, sa_p, packed + j, wpad, alpha, beta,
+            tile_column(c + j0 + j, ldc, m, w - j < TN ? w - j : TN, k, a, sa_row, sa_p, panel + j, ld, alpha, beta,
                         bias ? bias + j0 + j : NULL);
     }
 }

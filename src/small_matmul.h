@@ -12,9 +12,9 @@
 #define ME_SMALL_INPLACE_K 16
 
 /* Whether me_small_matmul takes this product: K from 1 to ME_SMALL_MAX_K (K rows of one tile of op(B)
- * then fit the buffer; K = 0, C = beta C, is sgemm's) and op(A) at most ME_SMALL_MAX_A, so that it stays in the core's cache while
- * every panel of op(B) passes it. me_matmul sends exactly these products here, a thread's block at a
- * time. */
+ * then fit the buffer; K = 0, C = beta C, is sgemm's) and op(A) at most ME_SMALL_MAX_A, so that it
+ * stays in the core's cache while every panel of op(B) passes it. me_matmul sends exactly these
+ * products here, a thread's block at a time. */
 static inline int me_small_matmul_fits(int m, int k) {
     return k >= 1 && k <= ME_SMALL_MAX_K && (long)m * k <= ME_SMALL_MAX_A;
 }
