@@ -241,20 +241,21 @@ typedef struct {
     int n;
     me_params *p; /* [n] */
     me_encoder *e; /* [n] */
-    const me_params **grads; /* [n] &p[i] */
+    me_params **grads; /* [n] &p[i] */
+    double *loss; /* [n] */
 } shards;
 
 static void shards_free(shards *sh) {
     for (int i = 0; i < sh->n; i++) me_encoder_free(&sh->e[i]), me_params_free(&sh->p[i]);
-    free(sh->p), free(sh->e), free(sh->grads);
+    free(sh->p), free(sh->e), free(sh->grads), free(sh->loss);
     memset(sh, 0, sizeof *sh);
 }
 
 static me_status shards_make(shards *sh, int n, const me_model_config *c, float *data, int b, int seq,
                              size_t *act_bytes, size_t *work_bytes, me_error *err) {
     sh->p = calloc((size_t)n, sizeof *sh->p), sh->e = calloc((size_t)n, sizeof *sh->e);
-    sh->grads = calloc((size_t)n, sizeof *sh->grads);
-    if (!sh->p || !sh->e || !sh->grads) return me_error_set(err, ME_ERR_NOMEM, "out of memory for %d thread shards", n);
+    sh->grads = calloc((size_t)n, sizeof *sh->grads), sh->loss = calloc((size_t)n, sizeof *sh->loss);
+    if (!sh->p || !sh->e || !sh->grads || !sh->loss) return me_error_set(err, ME_ERR_NOMEM, "out of memory for %d thread shards", n);
     *act_bytes = *work_bytes = 0;
     for (; sh->n < n; sh->n++) {
         size_t lo, hi, saved, work;
@@ -281,36 +282,28 @@ static me_status shards_make(shards *sh, int n, const me_model_config *c, float 
     return ME_OK;
 }
 
-static void barrier(void) {
-#pragma omp barrier
-}
+/* What a shard's pass reads: the step's inputs, targets and loss gradients (each [b, row]). */
+typedef struct {
+    shards *sh;
+    const float *x, *t;
+    float *dy;
+    int b, seq;
+    size_t row;
+    float scale;
+} shard_ctx;
 
-/* One step's passes over the shards, each on one thread (kernels inside run single-threaded), then
- * their gradients summed into p. The profile (thread 0's) sees its own shard and the wait for the
- * others as synchronisation. */
-static double shards_step(shards *sh, me_params *p, const float *x, const float *t, float *dy, int b, int seq,
-                          size_t row, float scale) {
-    double loss[ME_BENCH_SHARDS_MAX] = {0};
-    int nt = me_ops_threads() < sh->n ? me_ops_threads() : sh->n;
-#pragma omp parallel num_threads(nt)
-    {
-        int th = omp_get_thread_num(), nth = omp_get_num_threads();
-        for (int i = th; i < sh->n; i += nth) {
-            size_t lo, hi;
-            me_shard_range((size_t)b, sh->n, i, &lo, &hi);
-            int bi = (int)(hi - lo);
-            me_params_zero_grad(&sh->p[i]);
-            if (bi == 0) continue;
-            loss[i] = forward_loss(&sh->e[i], &sh->p[i], x + lo * row, t + lo * row, dy + lo * row, bi, seq, row, scale);
-            me_prof_phase(ME_PROF_BACKWARD);
-            me_encoder_backward(&sh->e[i], &sh->p[i], NULL, dy + lo * row);
-        }
-        ME_PROF(ME_PROF_SYNC, barrier());
-    }
-    me_params_sum_grads(p, sh->grads, sh->n);
-    double sum = 0.0;
-    for (int i = 0; i < sh->n; i++) sum += loss[i];
-    return sum;
+static double shard_pass(void *ctx, int i) {
+    const shard_ctx *c = ctx;
+    size_t lo, hi;
+    me_shard_range((size_t)c->b, c->sh->n, i, &lo, &hi);
+    if (hi == lo) return 0.0;
+    me_encoder *e = &c->sh->e[i];
+    me_params *p = &c->sh->p[i];
+    size_t off = lo * c->row;
+    double loss = forward_loss(e, p, c->x + off, c->t + off, c->dy + off, (int)(hi - lo), c->seq, c->row, c->scale);
+    me_prof_phase(ME_PROF_BACKWARD);
+    me_encoder_backward(e, p, NULL, c->dy + off);
+    return loss;
 }
 
 me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me_bench_result *r, me_error *err) {
@@ -373,9 +366,6 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
     if (!st && o->thread_shards > 1) {
         if (d) st = me_error_set(err, ME_ERR_CONFIG, "bench: thread shards are not measured under mpirun, expected "
                                                      "train.thread_shards = 1");
-        else if (o->thread_shards > ME_BENCH_SHARDS_MAX)
-            st = me_error_set(err, ME_ERR_CONFIG, "bench: %d thread shards, expected at most %d", o->thread_shards,
-                              ME_BENCH_SHARDS_MAX);
         else
             st = shards_make(&sh, o->thread_shards, &c, p.data, b, o->seq, &shard_act, &shard_work, err);
     }
@@ -413,7 +403,8 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
         double loss = 0;
         float scale = 2.0f / (float)n; /* the whole batch's mean */
         if (sh.n) {
-            loss = shards_step(&sh, &p, xs, ts, dy, b, o->seq, row, scale);
+            shard_ctx sc = {&sh, xs, ts, dy, b, o->seq, row, scale};
+            loss = me_shards_step(&p, sh.grads, sh.n, shard_pass, &sc, sh.loss);
             me_prof_phase(ME_PROF_BACKWARD);
         } else {
             if (b > 0) loss = forward_loss(&e, &p, xs, ts, dy, b, o->seq, row, scale);

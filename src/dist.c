@@ -1,8 +1,9 @@
-/* The MPI-free half of data parallelism: detecting mpirun, loading the plugin, shard ranges, and the
- * agreements built on the plugin's rank-ordered gather. */
+/* The MPI-free half of data parallelism: detecting mpirun, loading the plugin, shard ranges, the
+ * thread shards' step, and the agreements built on the plugin's rank-ordered gather. */
 #include "minienc/dist.h"
 
 #include "minienc/rng.h"
+#include "profile.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -71,6 +72,28 @@ void me_shard_range(size_t n, int parts, int i, size_t *lo, size_t *hi) {
     /* n * i / parts without overflow for any n a batch can have */
     *lo = (size_t)((unsigned long long)n * (unsigned)i / (unsigned)parts);
     *hi = (size_t)((unsigned long long)n * (unsigned)(i + 1) / (unsigned)parts);
+}
+
+static void barrier(void) {
+#pragma omp barrier
+}
+
+double me_shards_step(me_params *into, me_params *const *shards, int n, me_shard_pass_fn pass, void *ctx,
+                      double *loss) {
+    int nt = omp_get_max_threads() < n ? omp_get_max_threads() : n;
+#pragma omp parallel num_threads(nt)
+    {
+        /* shard i on thread i mod nt, as schedule(static, 1) would */
+        for (int i = omp_get_thread_num(); i < n; i += omp_get_num_threads()) {
+            me_params_zero_grad(shards[i]);
+            loss[i] = pass(ctx, i);
+        }
+        ME_PROF(ME_PROF_SYNC, barrier());
+    }
+    me_params_sum_grads(into, (const me_params *const *)shards, n);
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += loss[i];
+    return sum;
 }
 
 static int alone(const me_dist *d) { return !d || d->size <= 1 || !d->ops; }

@@ -72,7 +72,7 @@ typedef struct {
     /* thread shards (me_train_thread_shards = R > 1): the process's shard is split again into R, each run
      * whole on one thread by a model that reads r->model's parameters into its own gradient block */
     me_model *reps;            /* [R] */
-    const me_params **rep_params; /* [R] their registries */
+    me_params **rep_params;    /* [R] their registries */
     int n_reps, rep_cap, max_s; /* R, most examples a thread shard holds, longest sequence */
     int32_t *rep_tokens, *rep_targets; /* [R, rep_cap, max_s] */
     uint8_t *rep_pad;          /* [R, rep_cap, max_s] */
@@ -372,26 +372,22 @@ static double shard_pass(run *r, me_model *m, long step, size_t lo, size_t hi, s
     return m->loss_sum;
 }
 
-/* The thread shards of this process's shard: each on one thread (the kernels inside a parallel region
- * run single-threaded), then their gradients added in shard order into the main model's block, so
- * the result depends on the number of shards, not on the number of threads. */
-static double thread_shards(run *r, long step, int b, size_t targets) {
-    int R = r->n_reps;
-    size_t per = (size_t)r->rep_cap * (size_t)r->max_s;
-    int nt = me_ops_threads() < R ? me_ops_threads() : R;
-#pragma omp parallel for schedule(static, 1) num_threads(nt)
-    for (int t = 0; t < R; t++) {
-        me_model *m = &r->reps[t];
-        size_t lo, hi;
-        me_shard_range((size_t)b, r->size * R, r->rank * R + t, &lo, &hi);
-        me_params_zero_grad(&m->params);
-        r->rep_loss[t] = shard_pass(r, m, step, lo, hi, targets, r->rep_tokens + (size_t)t * per,
-                                    r->rep_pad + (size_t)t * per, r->rep_targets + (size_t)t * per);
-    }
-    me_params_sum_grads(&r->model.params, r->rep_params, R);
-    double loss = 0.0;
-    for (int t = 0; t < R; t++) loss += r->rep_loss[t];
-    return loss;
+/* What a thread shard's pass reads (me_shards_step). */
+typedef struct {
+    run *r;
+    long step;
+    int b;
+    size_t targets;
+} rep_ctx;
+
+/* Thread shard t of this process's shard: examples split among all size * R shards of the batch. */
+static double rep_pass(void *ctx, int t) {
+    const rep_ctx *c = ctx;
+    run *r = c->r;
+    size_t per = (size_t)r->rep_cap * (size_t)r->max_s, lo, hi;
+    me_shard_range((size_t)c->b, r->size * r->n_reps, r->rank * r->n_reps + t, &lo, &hi);
+    return shard_pass(r, &r->reps[t], c->step, lo, hi, c->targets, r->rep_tokens + (size_t)t * per,
+                      r->rep_pad + (size_t)t * per, r->rep_targets + (size_t)t * per);
 }
 
 /* One step's forward and backward on this process's shard of the batch idx[b]: the gradient of
@@ -406,9 +402,10 @@ static me_status shard_step(run *r, long step, int b, double *loss_sum, size_t *
     me_params_zero_grad(p);
     me_status st;
     if (d && (st = d->ops->grad_begin(d->impl, p->grad, p->total, err))) return st;
-    if (r->n_reps)
-        *loss_sum = thread_shards(r, step, b, *targets);
-    else
+    if (r->n_reps) {
+        rep_ctx c = {r, step, b, *targets};
+        *loss_sum = me_shards_step(p, r->rep_params, r->n_reps, rep_pass, &c, r->rep_loss);
+    } else
         *loss_sum = shard_pass(r, &r->model, step, lo, hi, *targets, r->tokens, r->pad, r->targets);
     return d ? d->ops->grad_finish(d->impl, err) : ME_OK;
 }

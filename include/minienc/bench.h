@@ -30,13 +30,10 @@ typedef struct {
      * drifts (a shared host) moves both. 0: no reference. */
     int sgemm_rounds;
     /* > 1 (alone only): the step as train.thread_shards runs it, the batch split into this many shards,
-     * each whole forward and backward pass on one thread, their gradients summed (at most
-     * ME_BENCH_SHARDS_MAX). Memory is the step's: training also keeps the main model's activations
-     * for its evaluations. */
+     * each whole forward and backward pass on one thread, their gradients summed (me_shards_step).
+     * Memory is the step's: training also keeps the main model's activations for its evaluations. */
     int thread_shards;
 } me_bench_options;
-
-#define ME_BENCH_SHARDS_MAX 256
 
 #define ME_BENCH_ROUNDS_MAX 64
 #define ME_BENCH_SGEMM_N 2048
