@@ -1,7 +1,6 @@
 #include "minienc/bench.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,11 +214,6 @@ double me_bench_sgemm_gflops(int n, int reps) {
     return g;
 }
 
-static void grads_ready(void *ctx, size_t from) {
-    me_dist *d = ctx;
-    d->ops->grad_ready(d->impl, from);
-}
-
 /* The forward pass and the MSE loss of rows [0, b) of x against t into dy[b * row] (scale: 2 / the whole
  * batch's value count); returns the summed squared error. */
 static double forward_loss(me_encoder *e, const me_params *p, const float *x, const float *t, float *dy, int b,
@@ -255,7 +249,8 @@ static me_status shards_make(shards *sh, int n, const me_model_config *c, float 
                              size_t *act_bytes, size_t *work_bytes, me_error *err) {
     sh->p = calloc((size_t)n, sizeof *sh->p), sh->e = calloc((size_t)n, sizeof *sh->e);
     sh->grads = calloc((size_t)n, sizeof *sh->grads), sh->loss = calloc((size_t)n, sizeof *sh->loss);
-    if (!sh->p || !sh->e || !sh->grads || !sh->loss) return me_error_set(err, ME_ERR_NOMEM, "out of memory for %d thread shards", n);
+    if (!sh->p || !sh->e || !sh->grads || !sh->loss)
+        return me_error_set(err, ME_ERR_NOMEM, "out of memory for %d thread shards", n);
     *act_bytes = *work_bytes = 0;
     for (; sh->n < n; sh->n++) {
         size_t lo, hi, saved, work;
@@ -387,7 +382,7 @@ me_status me_bench_run(const me_model_config *cfg, const me_bench_options *o, me
     double region_s = o->profile ? me_prof_region_cost(2000) : 0.0;
     r->region_us = region_s * 1e6;
     if (d) {
-        e.ready = grads_ready;
+        e.ready = me_dist_grads_ready;
         e.ready_ctx = d;
     }
     /* the sgemm reference in rounds between blocks of timed steps (see me_bench_options) */

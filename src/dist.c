@@ -5,6 +5,7 @@
 #include "minienc/rng.h"
 #include "profile.h"
 
+#include <assert.h>
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,12 +75,18 @@ void me_shard_range(size_t n, int parts, int i, size_t *lo, size_t *hi) {
     *hi = (size_t)((unsigned long long)n * (unsigned)(i + 1) / (unsigned)parts);
 }
 
+void me_dist_grads_ready(void *ctx, size_t from) {
+    me_dist *d = ctx;
+    d->ops->grad_ready(d->impl, from);
+}
+
 static void barrier(void) {
 #pragma omp barrier
 }
 
 double me_shards_step(me_params *into, me_params *const *shards, int n, me_shard_pass_fn pass, void *ctx,
                       double *loss) {
+    assert(n >= 1);
     int nt = omp_get_max_threads() < n ? omp_get_max_threads() : n;
 #pragma omp parallel num_threads(nt)
     {
@@ -90,7 +97,7 @@ double me_shards_step(me_params *into, me_params *const *shards, int n, me_shard
         }
         ME_PROF(ME_PROF_SYNC, barrier());
     }
-    me_params_sum_grads(into, (const me_params *const *)shards, n);
+    ME_PROF(ME_PROF_SYNC, me_params_sum_grads(into, (const me_params *const *)shards, n));
     double sum = 0.0;
     for (int i = 0; i < n; i++) sum += loss[i];
     return sum;

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "minienc/params.h"
 #include "minienc/status.h"
 
 /* ---- code generation ---- */
@@ -28,6 +29,19 @@ static inline void me_thread_range(size_t n, size_t *lo, size_t *hi) {
     size_t th = (size_t)omp_get_thread_num(), nth = (size_t)omp_get_num_threads();
     *lo = n * th / nth, *hi = n * (th + 1) / nth;
 }
+
+/* ---- data parallelism inside a process (dist.c) ---- */
+
+/* One step of data parallelism inside the process over n >= 1 thread shards, each a registry with its
+ * own gradient block: pass(ctx, i) runs shard i's forward and backward (on one thread; kernels called
+ * inside the parallel region run single-threaded) into shards[i]'s gradients, zeroed here first, and
+ * returns the shard's summed loss, kept in loss[i] (scratch of n doubles). Then the blocks are added
+ * in shard order into into->grad (me_params_sum_grads, which overwrites it), so the result depends on
+ * n, not on the thread count. Returns the losses summed in shard order. A profile (profile.h) charges
+ * a thread's wait for the others, and the sum, to ME_PROF_SYNC. */
+typedef double (*me_shard_pass_fn)(void *ctx, int i);
+double me_shards_step(me_params *into, me_params *const *shards, int n, me_shard_pass_fn pass, void *ctx,
+                      double *loss);
 
 /* ---- memory ---- */
 

@@ -136,8 +136,8 @@ void me_linear_backward(float *dinp, float *dweight, float *dbias, const float *
 
 /* Row sums and dot products in a fixed order that vectorises without reassociation flags: element j
  * goes to partial sum j % ME_LANES, and the partial sums are combined pairwise at the end. */
-#define ME_LANES 8
-_Static_assert(ME_LANES == ME_VW, "softmax_row sums a vector of ME_VW lanes with lanes_total");
+#define ME_LANES ME_VW
+_Static_assert(ME_LANES == 8, "lanes_total adds 8 partial sums");
 static inline float lanes_total(const float *acc) {
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
@@ -191,16 +191,17 @@ static inline __attribute__((always_inline)) void layernorm_row(float *y, float 
     *rstd = r;
 }
 
-/* Rows [lo, hi) of a LayerNorm forward, with skip (not NULL) the residual sum res = x + skip written in
- * place of res first. Compiled per CPU kind, a thread's rows in one call: with a call per row, 512 rows
- * of 64 values (a toy model's) took 37 us, in one call 27-28 (one thread, cached, minimum of 7). */
+/* Rows [lo, hi) of a LayerNorm forward, with skip (not NULL) the residual sum res = x + skip written
+ * first (res may be x) and normalised. Compiled per CPU kind, a thread's rows in one call: with a call
+ * per row, 512 rows of 64 values (a toy model's) took 37 us, in one call 27-28 (one thread, cached,
+ * minimum of 7). */
 ME_TARGET_CLONES static void layernorm_rows(float *out, float *mean, float *rstd, float *res, const float *x,
                                             const float *skip, const float *weight, const float *bias, size_t lo,
                                             size_t hi, int c, float eps) {
     for (size_t i = lo; i < hi; i++) {
         size_t o = i * (size_t)c;
         if (skip)
-            layernorm_row(out + o, mean + i, rstd + i, res + o, res + o, skip + o, weight, bias, c, eps);
+            layernorm_row(out + o, mean + i, rstd + i, res + o, x + o, skip + o, weight, bias, c, eps);
         else
             layernorm_row(out + o, mean + i, rstd + i, NULL, x + o, NULL, weight, bias, c, eps);
     }
@@ -434,9 +435,12 @@ static inline __attribute__((always_inline)) void score_lanes(me_vec *x, me_ivec
     ME_LOAD(*x, row + j0);
     me_ivec pad = {0};
     if (key_pad) {
-        uint32_t w0, w1; /* lane k's padding byte: byte k % 4 of w0 (k < 4) or of w1 */
+        uint32_t w0, w1; /* lane k's padding byte: the (k % 4)-th lowest byte of w0 (k < 4) or of w1 */
         memcpy(&w0, key_pad + j0, 4);
         memcpy(&w1, key_pad + j0 + 4, 4);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w0 = __builtin_bswap32(w0), w1 = __builtin_bswap32(w1);
+#endif
         if (w0 | w1) {
             me_ivec w = {(int32_t)w0, (int32_t)w0, (int32_t)w0, (int32_t)w0,
                          (int32_t)w1, (int32_t)w1, (int32_t)w1, (int32_t)w1};
@@ -531,7 +535,8 @@ static void prefetch_share(const float *x, size_t len, int i, int n, int write) 
 
 /* One (example, head) pair of the forward: p[S,S] = softmax(scale q k^T) (padding keys excluded), pd the
  * weights after dropout, out[S, head cols] = weights x v. base: the example's qkv rows [S, 3D]; pad: its
- * key padding [S] or NULL. Compiled per CPU kind: the softmax's loops vectorise. */
+ * key padding [S] or NULL. Compiled per CPU kind (how the softmax's vectors and the product loops are
+ * lowered). */
 ME_TARGET_CLONES
 static void head_forward(float *out, float *p, float *pd, const float *base, const uint8_t *pad, int s, int d, int dh,
                          int bi, int hi, float dropout, const me_dropout_key *k, int layer) {

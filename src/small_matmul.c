@@ -12,7 +12,7 @@
  * rate (the call's set-up and packing cost more than the arithmetic), and a toy model's thread shard
  * (256 rows, K of 64-256) ran faster here too (me_small_matmul_fits says which products come here).
  * C is computed in tiles of TM rows by TN columns held in registers: for every p, a row of op(B) (TN
- * floats, two vectors of VW) is multiplied by TM broadcast values of op(A)'s column p and added to
+ * floats, two vectors of ME_VW) is multiplied by TM broadcast values of op(A)'s column p and added to
  * the tile.
  *
  * Each element of C is alpha * (a sum over p in order 0..k-1) (+ bias) + beta * C: the order is fixed,
@@ -22,31 +22,29 @@
  * (CMakeLists.txt) lets the compiler fuse each multiply-add. */
 #define TM 4
 #define TN ME_SMALL_TN
-#define VW ME_VW /* a tile row is TN / VW vectors */
-typedef me_vec vec;
-#define LOAD ME_LOAD
+_Static_assert(TN == 2 * ME_VW, "a tile row is two vectors");
 
 /* c[r][0..cols) = alpha * acc[r] (+ bias[0..cols)) (+ beta * c) for the tile's rows */
-static inline __attribute__((always_inline)) void store(float *c, int ldc, vec (*acc)[2], int rows, int cols,
+static inline __attribute__((always_inline)) void store(float *c, int ldc, me_vec (*acc)[2], int rows, int cols,
                                                         float alpha, float beta, const float *bias) {
-    vec bias0 = {0}, bias1 = {0};
-    if (bias && cols == TN) LOAD(bias0, bias), LOAD(bias1, bias + VW);
+    me_vec bias0 = {0}, bias1 = {0};
+    if (bias && cols == TN) ME_LOAD(bias0, bias), ME_LOAD(bias1, bias + ME_VW);
     for (int r = 0; r < rows; r++) {
         float *cr = c + (size_t)r * ldc;
-        vec v0 = alpha * acc[r][0], v1 = alpha * acc[r][1];
+        me_vec v0 = alpha * acc[r][0], v1 = alpha * acc[r][1];
         if (cols == TN) {
             if (bias) v0 += bias0, v1 += bias1;
             if (beta != 0.0f) {
-                vec c0, c1;
-                LOAD(c0, cr), LOAD(c1, cr + VW);
+                me_vec c0, c1;
+                ME_LOAD(c0, cr), ME_LOAD(c1, cr + ME_VW);
                 v0 += beta * c0, v1 += beta * c1;
             }
             memcpy(cr, &v0, sizeof v0);
-            memcpy(cr + VW, &v1, sizeof v1);
+            memcpy(cr + ME_VW, &v1, sizeof v1);
         } else {
             float out[TN];
             memcpy(out, &v0, sizeof v0);
-            memcpy(out + VW, &v1, sizeof v1);
+            memcpy(out + ME_VW, &v1, sizeof v1);
             if (bias)
                 for (int j = 0; j < cols; j++) out[j] += bias[j];
             for (int j = 0; j < cols; j++) cr[j] = beta == 0.0f ? out[j] : out[j] + beta * cr[j];
@@ -59,10 +57,10 @@ static inline __attribute__((always_inline)) void store(float *c, int ldc, vec (
 static inline __attribute__((always_inline)) void tile4(float *c, int ldc, int cols, int k, const float *ap,
                                                         size_t sa_row, size_t sa_p, const float *b, int ldb,
                                                         float alpha, float beta, const float *bias) {
-    vec acc[TM][2], c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+    me_vec acc[TM][2], c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
     for (int p = 0; p < k; p++, ap += sa_p, b += ldb) {
-        vec b0, b1;
-        LOAD(b0, b), LOAD(b1, b + VW);
+        me_vec b0, b1;
+        ME_LOAD(b0, b), ME_LOAD(b1, b + ME_VW);
         float a0 = ap[0], a1 = ap[sa_row], a2 = ap[2 * sa_row], a3 = ap[3 * sa_row];
         c00 += a0 * b0, c01 += a0 * b1;
         c10 += a1 * b0, c11 += a1 * b1;
@@ -79,13 +77,13 @@ static inline __attribute__((always_inline)) void tile_rows(float *c, int ldc, i
                                                             const float *ap, size_t sa_row, size_t sa_p,
                                                             const float *b, int ldb, float alpha, float beta,
                                                             const float *bias) {
-    vec acc[TM][2];
+    me_vec acc[TM][2];
     for (int r = 0; r < rows; r++) {
-        vec c0 = {0}, c1 = {0};
+        me_vec c0 = {0}, c1 = {0};
         for (int p = 0; p < k; p++) {
             float av = ap[r * sa_row + p * sa_p];
-            vec b0, b1;
-            LOAD(b0, b + (size_t)p * ldb), LOAD(b1, b + (size_t)p * ldb + VW);
+            me_vec b0, b1;
+            ME_LOAD(b0, b + (size_t)p * ldb), ME_LOAD(b1, b + (size_t)p * ldb + ME_VW);
             c0 += av * b0, c1 += av * b1;
         }
         acc[r][0] = c0, acc[r][1] = c1;
@@ -117,24 +115,24 @@ ME_TARGET_CLONES static __attribute__((noinline)) void tile_column(float *c, int
  * of TN) */
 static inline __attribute__((always_inline)) void pack_panel(float *buf, int trans_b, const float *b, int ldb, int k,
                                                              int j0, int w, int wpad) {
-    if (trans_b) { /* B is stored [N,K]: its rows become columns of op(B), VW rows at a time */
-        int w8 = w - w % VW, j = 0;
-        for (; j < w8; j += VW)
+    if (trans_b) { /* B is stored [N,K]: its rows become columns of op(B), ME_VW rows at a time */
+        int w8 = w - w % ME_VW, j = 0;
+        for (; j < w8; j += ME_VW)
             for (int p = 0; p < k; p++) {
-                vec col;
-                for (int q = 0; q < VW; q++) col[q] = b[(size_t)(j0 + j + q) * ldb + p];
+                me_vec col;
+                for (int q = 0; q < ME_VW; q++) col[q] = b[(size_t)(j0 + j + q) * ldb + p];
                 memcpy(buf + (size_t)p * wpad + j, &col, sizeof col);
             }
         for (; j < w; j++)
             for (int p = 0; p < k; p++) buf[(size_t)p * wpad + j] = b[(size_t)(j0 + j) * ldb + p];
     } else { /* whole vectors copied as such: a call to memcpy per row cost more than a short row's copy */
-        int w8 = w - w % VW;
+        int w8 = w - w % ME_VW;
         for (int p = 0; p < k; p++) {
             const float *src = b + (size_t)p * ldb + j0;
             float *dst = buf + (size_t)p * wpad;
-            for (int j = 0; j < w8; j += VW) {
-                vec v;
-                LOAD(v, src + j);
+            for (int j = 0; j < w8; j += ME_VW) {
+                me_vec v;
+                ME_LOAD(v, src + j);
                 memcpy(dst + j, &v, sizeof v);
             }
             if (w8 < w) memcpy(dst + w8, src + w8, (size_t)(w - w8) * sizeof(float));

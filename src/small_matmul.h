@@ -7,8 +7,8 @@
 #define ME_SMALL_PACK (64 * 64)     /* floats of the stack buffer for a panel of op(B): 16 KiB */
 #define ME_SMALL_TN 16              /* columns of a tile */
 /* op(B) of at most this many rows, not transposed, N a multiple of ME_SMALL_TN, is read in place: so few
- * rows cannot crowd the L1 cache's sets (below), and laying them out cost a fifth of a 16 x 16 x 16
- * product's time (a toy model's per-head products) */
+ * rows cannot crowd the L1 cache's sets (small_matmul.c), and laying them out cost a fifth of a
+ * 16 x 16 x 16 product's time (a toy model's per-head products) */
 #define ME_SMALL_INPLACE_K 16
 
 /* Whether me_small_matmul takes this product: K from 1 to ME_SMALL_MAX_K (K rows of one tile of op(B)
@@ -22,7 +22,8 @@ _Static_assert(ME_SMALL_MAX_K * ME_SMALL_TN <= ME_SMALL_PACK, "K rows of one til
 
 /* C[M,N] = alpha * op(A) op(B) (+ bias[N] on every row, NULL: none) + beta * C, the arguments of
  * cblas_sgemm (row-major) and a bias; with beta 0, C is only written. Single-threaded, no allocation:
- * op(B) is laid out a panel at a time in a buffer on the stack. Only for products me_small_matmul_fits. */
+ * op(B) is laid out a panel at a time in a buffer on the stack, or read in place when it has at most
+ * ME_SMALL_INPLACE_K rows (above). C must not overlap A or B. Only for products me_small_matmul_fits. */
 void me_small_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                      const float *b, int ldb, float beta, const float *bias, float *c, int ldc);
 

@@ -352,12 +352,6 @@ static me_status check_replicas(run *r, me_error *err) {
     return me_dist_check_same(r->dist, h, what, err);
 }
 
-/* The gradient sum's hook into the backward pass. */
-static void grads_ready(void *ctx, size_t from) {
-    me_dist *d = ctx;
-    d->ops->grad_ready(d->impl, from);
-}
-
 /* Forward and backward of examples idx[lo, hi) of the step's batch on model m (batch buffers of its
  * own): the gradient of (their summed loss / the whole batch's `targets`) into m's gradient block.
  * Returns their summed loss. */
@@ -399,7 +393,7 @@ static me_status shard_step(run *r, long step, int b, double *loss_sum, size_t *
     size_t lo, hi;
     me_shard_range((size_t)b, r->size, r->rank, &lo, &hi);
     *targets = me_dataset_count_targets(&r->train, r->idx, (size_t)b);
-    me_params_zero_grad(p);
+    if (!r->n_reps) me_params_zero_grad(p); /* thread shards overwrite the whole block with their sum */
     me_status st;
     if (d && (st = d->ops->grad_begin(d->impl, p->grad, p->total, err))) return st;
     if (r->n_reps) {
@@ -473,7 +467,7 @@ me_status me_train_run(const me_config *cfg, int resume, int force, const me_tra
     if (rank0 && !st && !resume) st = save_all(r, 0, err);
     if ((st = me_dist_agree(d, st, NULL, err))) goto done;
     if (d) {
-        r->model.enc.ready = grads_ready;
+        r->model.enc.ready = me_dist_grads_ready;
         r->model.enc.ready_ctx = d;
     }
     double t0 = me_now_s(), t_last = t0;

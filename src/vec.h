@@ -1,5 +1,6 @@
 /* GCC vector types (also understood by clang) for the kernels compiled per CPU kind (ME_TARGET_CLONES):
- * each clone lowers them to the widest registers its target has. Private to src/. */
+ * each clone lowers them to its target's registers (8 floats: one AVX register, two SSE ones; the AVX-512
+ * clone keeps them 256 bits wide). Private to src/. */
 #ifndef MINIENC_VEC_H
 #define MINIENC_VEC_H
 

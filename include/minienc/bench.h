@@ -42,7 +42,8 @@ typedef struct {
  * the forward pass and in the backward pass with the update (a negative value: not applicable).
  * The matmul rows include their bias; "synchronisation" is the fork/join of the kernels' parallel
  * regions (regions per step x the cost of an empty region measured in the same run, taken out of
- * the rows they occurred in) plus any measured waiting; "other" is the step's remainder (the MSE
+ * the rows they occurred in) plus any measured waiting and, with thread shards, the sum of their
+ * gradients; "other" is the step's remainder (the MSE
  * loss, clearing the gradients, the timers). */
 typedef struct {
     const char *name; /* static */

@@ -9,7 +9,7 @@
  * shard's loss gradient is normalised by the whole batch's target count, so the shards' gradients
  * sum to the gradient of the whole batch's mean loss; dropout masks are counter-based on the example's
  * index in the whole batch (ops.h), so they do not depend on the split. The same split serves MPI ranks
- * and thread shards inside a rank (me_shards_step).
+ * and thread shards inside a rank (me_shards_step, src/internal.h).
  *
  * Determinism. The gradient sum does not use MPI_Allreduce, whose algorithm (and so its summation
  * order) Open MPI picks by message size and process count. Instead the block is cut into one piece
@@ -30,7 +30,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "minienc/params.h"
 #include "minienc/status.h"
 
 typedef struct me_dist_ops me_dist_ops;
@@ -80,16 +79,9 @@ void me_dist_close(me_dist *d);
 /* Shard i of n items split into `parts` contiguous shards: [*lo, *hi). */
 void me_shard_range(size_t n, int parts, int i, size_t *lo, size_t *hi);
 
-/* One step of data parallelism inside the process over n thread shards, each a registry with its own
- * gradient block: pass(ctx, i) runs shard i's forward and backward (on one thread; kernels called
- * inside the parallel region run single-threaded) into shards[i]'s gradients, zeroed here first, and
- * returns the shard's summed loss into loss[i]. Then the blocks are added in shard order into
- * into->grad (me_params_sum_grads), so the result depends on n, not on the thread count. Returns the
- * losses summed in shard order. A profile (profile.h) charges a thread's wait for the others to
- * ME_PROF_SYNC. */
-typedef double (*me_shard_pass_fn)(void *ctx, int i);
-double me_shards_step(me_params *into, me_params *const *shards, int n, me_shard_pass_fn pass, void *ctx,
-                      double *loss);
+/* The gradient sum's hook into the backward pass (me_encoder's ready, with ctx the me_dist): the plugin's
+ * grad_ready. */
+void me_dist_grads_ready(void *ctx, size_t from);
 
 /* The agreement after a phase that can fail. mine: this rank's status (its message in err);
  * *stop (may be NULL): in, this rank's stop request; out, whether any rank asked to stop.
