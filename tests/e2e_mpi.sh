@@ -97,9 +97,12 @@ else
     fail "two ranks x 2 thread shards differ from one process: $worst"
 fi
 # and dropout was on: a run without it differs by far more
-"$BIN" train "$CFG" "${SETS[@]}" --set model.dropout=0 --set log.out_dir="$tmp/nodrop" >/dev/null 2>&1
-losses_close "$tmp/one/metrics.csv" "$tmp/nodrop/metrics.csv" 2 20 >/dev/null &&
+if ! "$BIN" train "$CFG" "${SETS[@]}" --set model.dropout=0 --set log.out_dir="$tmp/nodrop" >"$tmp/nodrop.log" 2>&1 ||
+    [ ! -s "$tmp/nodrop/metrics.csv" ]; then
+    fail "the run without dropout: $(tail -1 "$tmp/nodrop.log")"
+elif losses_close "$tmp/one/metrics.csv" "$tmp/nodrop/metrics.csv" 2 20 >/dev/null; then
     fail "the runs with and without dropout agree: dropout was not on"
+fi
 
 # rank 0 evaluates alone; train.stop_at_accuracy stops every rank at the step one process stops at
 STOP=(--set train.stop_at_accuracy=0.5 --set train.eval_every=10 --set train.steps=400 --set train.threads=1)
@@ -132,6 +135,7 @@ cmp -s <(cut -d, -f1-4,6- "$tmp/two/metrics.csv") <(cut -d, -f1-4,6- "$tmp/two2/
     fail "one process resuming a two-rank checkpoint: $(tail -1 "$tmp/resume1.log")"
 grep -q "trained with 2 processes x 1 thread, this run uses 1 x 1" "$tmp/resume1.log" ||
     fail "resume in one process: no note that the process count changed"
+grep -q "from step 10 to 20" "$tmp/resume1.log" || fail "resume in one process: did not continue from step 10"
 if worst=$(losses_close "$tmp/two/metrics.csv" "$tmp/half2/metrics.csv" 1 20); then
     ok "a two-rank checkpoint resumes in one process (worst relative difference $worst against the uninterrupted run)"
 else
@@ -140,6 +144,7 @@ fi
 "$BIN" train "$CFG" "${SETS[@]}" --set train.steps=10 --set log.out_dir="$tmp/half1" >/dev/null 2>&1
 "${MPI[@]}" -np 2 "$BIN" train --resume "$tmp/half1" --set train.steps=20 >"$tmp/resume2.log" 2>&1 ||
     fail "two ranks resuming a one-process checkpoint: $(tail -1 "$tmp/resume2.log")"
+grep -q "from step 10 to 20" "$tmp/resume2.log" || fail "resume on two ranks: did not continue from step 10"
 if worst=$(losses_close "$tmp/one/metrics.csv" "$tmp/half1/metrics.csv" 1 20); then
     ok "a one-process checkpoint resumes on two ranks (worst relative difference $worst)"
 else
@@ -235,6 +240,7 @@ wait_for "$pid" 30
 rc=$RC
 step=$(ckpt_step "$tmp/usr2/checkpoint.safetensors" 2>/dev/null)
 if [ "$rc" = 130 ] && [ -n "$step" ] && [ "$step" = "$(tail -1 "$tmp/usr2/metrics.csv" | cut -d, -f1)" ] &&
+    [ "$(ls "$tmp/one/plots" | wc -l)" -gt 0 ] &&
     [ "$(ls "$tmp/usr2/plots" | wc -l)" = "$(ls "$tmp/one/plots" | wc -l)" ]; then
     ok "SIGUSR2 to mpirun: exit 130, run saved at step $step with its charts"
 else

@@ -152,7 +152,7 @@ static void profile_should_name_every_operation_of_the_step(void **state) {
     }
     int opt = find_row(&r, "optimizer");
     assert_true(r.prof[opt].forward_ms < 0.0); /* the update belongs to no forward pass */
-    assert_true(r.regions_per_step >= 0.0 && r.region_us >= 0.0);
+    assert_true(r.regions_per_step >= 0.0 && r.region_us > 0.0); /* an empty region still takes time */
 }
 
 int main(void) {

@@ -107,6 +107,7 @@ static void assert_configs_equal(const me_config *a, const me_config *b) {
     assert_int_equal(a->train.eval_every, b->train.eval_every);
     assert_memory_equal(&a->train.stop_at_accuracy, &b->train.stop_at_accuracy, sizeof(double));
     assert_int_equal(a->train.threads, b->train.threads);
+    assert_int_equal(a->train.thread_shards, b->train.thread_shards);
     assert_string_equal(a->log.out_dir, b->log.out_dir);
     assert_int_equal(a->log.history_every, b->log.history_every);
     assert_int_equal(a->log.checkpoint_every, b->log.checkpoint_every);
@@ -197,6 +198,8 @@ static const char FULL_INI[] =
     "seed = 18446744073709551615\n"
     "eval_every = 0\n"
     "threads = 2\n"
+    "thread_shards = 3\n"
+    "stop_at_accuracy = 0.75\n"
     "[log]\n"
     "out_dir = out\n"
     "history_every = 1\n"
@@ -246,6 +249,8 @@ static void load_should_parse_a_full_file_into_the_right_values(void **state) {
     assert_true(c.train.seed == UINT64_MAX);
     assert_int_equal(c.train.eval_every, 0);
     assert_int_equal(c.train.threads, 2);
+    assert_int_equal(c.train.thread_shards, 3);
+    assert_true(c.train.stop_at_accuracy == 0.75);
     snprintf(want, sizeof want, "%s/out", fx->dir);
     assert_string_equal(c.log.out_dir, want);
     assert_int_equal(c.log.history_every, 1);

@@ -39,10 +39,12 @@ static void seed_block_should_count_3152384_with_2048_in_layernorms(void **state
     assert_int_equal(m.params.total, 3152384); /* one contiguous block */
     assert_true(r.all_ok);
     /* the seed's comparison table was wrong: attention has 1,050,624 (biases included), FFN 2,099,712 */
+    int found = 0;
     for (int i = 0; i < r.n; i++) {
-        if (strcmp(r.groups[i].name, "layers.0 attention") == 0) assert_int_equal(r.groups[i].live, 1050624);
-        if (strcmp(r.groups[i].name, "layers.0 FFN") == 0) assert_int_equal(r.groups[i].live, 2099712);
+        if (strcmp(r.groups[i].name, "layers.0 attention") == 0) assert_int_equal(r.groups[i].live, 1050624), found++;
+        if (strcmp(r.groups[i].name, "layers.0 FFN") == 0) assert_int_equal(r.groups[i].live, 2099712), found++;
     }
+    assert_int_equal(found, 2);
     me_count_free(&r);
     me_model_free(&m);
 }

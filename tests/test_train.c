@@ -96,6 +96,29 @@ static void train_ok(const me_config *c, int resume, const me_train_hooks *hooks
     }
 }
 
+/* A resume that must continue from the checkpoint's step `from` (not retrain from 0): the first step
+ * reported is from + 1, and every report names `from` as its start. */
+typedef struct {
+    long first, start, reports;
+} resume_probe;
+
+static void resume_probe_hook(void *user, const me_train_progress *p) {
+    resume_probe *r = user;
+    if (r->reports++ == 0) r->first = p->step;
+    if (p->start_step != r->start) r->start = -1; /* set to `from` before the run */
+}
+
+static void resume_ok(const me_config *c, long from, long steps) {
+    resume_probe r = {.first = -1, .start = from};
+    me_train_hooks hooks = {.progress = resume_probe_hook, .user = &r};
+    me_train_result res;
+    train_ok(c, 1, &hooks, &res);
+    assert_int_equal(res.steps_done, steps);
+    assert_int_equal(r.first, from + 1);
+    assert_int_equal(r.start, from);
+    assert_int_equal(r.reports, steps - from);
+}
+
 /* ---- files ---- */
 
 static unsigned char *slurp(const char *path, size_t *n) {
@@ -348,9 +371,7 @@ static void check_resume_equivalence(const char *optimizer_sets[], size_t n_opt)
     tiny_config(&part, &f, "resumed", extra, n + 1);
     train_ok(&part, 0, NULL, NULL);
     set_or_fail(&part, "train.steps=60");
-    me_train_result res;
-    train_ok(&part, 1, NULL, &res);
-    assert_int_equal(res.steps_done, 60);
+    resume_ok(&part, 30, 60);
     /* the 30-step run evaluated at its last step, step 30 */
     assert_same_run(straight.log.out_dir, part.log.out_dir, 30);
     me_remove_tree(f.root);
@@ -427,8 +448,7 @@ static void resuming_an_interrupted_run_should_reproduce_the_uninterrupted_run(v
     assert_null(me_config_first_difference_except(&back, &want, ME_KEY_RUN));
     me_st_free(&ck);
     me_history_free(&h);
-    train_ok(&c, 1, NULL, &res);
-    assert_int_equal(res.steps_done, 40);
+    resume_ok(&c, 23, 40);
     assert_same_run(straight.log.out_dir, c.log.out_dir, -1);
     me_remove_tree(f.root);
 }
@@ -467,9 +487,7 @@ static void resuming_from_a_checkpoint_behind_the_other_files_should_truncate_th
     snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", c.log.out_dir, done);
     assert_int_equal(system(cmd), 0);
     write_bytes(g.path, g.bytes, g.n);
-    me_train_result res;
-    train_ok(&c, 1, NULL, &res);
-    assert_int_equal(res.steps_done, 40);
+    resume_ok(&c, 20, 40);
     assert_same_run(done, c.log.out_dir, -1);
     free(g.bytes);
     me_remove_tree(f.root);

@@ -1,10 +1,22 @@
 #!/usr/bin/env python3
-"""Writes the binary files of tests/malformed/ (run from the source dir; needs only the standard
-library). tiny_checkpoint.safetensors must exist first: a 3-step `minienc train` checkpoint of the
-model in tiny.ini (see README.md). Every other file here is text, written by hand."""
-import json, struct
+"""Writes the binary files of tests/malformed/ (run from the source dir after building; needs only
+the standard library):
+
+    python3 tests/malformed/make_malformed.py build/minienc
+
+First tiny_checkpoint.safetensors, the checkpoint of a 3-step `minienc train tests/malformed/tiny.ini`
+(the good file the damaged checkpoints below start from), then everything derived from it and the
+other damaged binaries. Without the binary argument the existing tiny_checkpoint.safetensors is used.
+Every other file here is text, written by hand."""
+import json, os, shutil, struct, subprocess, sys, tempfile
 
 D = 'tests/malformed/'
+
+if len(sys.argv) > 1:
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.argv[1], 'train', D + 'tiny.ini', '--set', 'log.out_dir=' + tmp + '/run',
+                        '--set', 'train.threads=1'], check=True, stdout=subprocess.DEVNULL)
+        shutil.copyfile(tmp + '/run/checkpoint.safetensors', D + 'tiny_checkpoint.safetensors')
 
 def pack(header, data=b''):
     h = json.dumps(header, separators=(',', ':')).encode()
