@@ -291,7 +291,10 @@ static double shard_pass(void *ctx, int i) {
     const shard_ctx *c = ctx;
     size_t lo, hi;
     me_shard_range((size_t)c->b, c->sh->n, i, &lo, &hi);
-    if (hi == lo) return 0.0;
+    if (hi == lo) {
+        me_prof_phase(ME_PROF_BACKWARD); /* the wait and the sum that follow belong to the backward */
+        return 0.0;
+    }
     me_encoder *e = &c->sh->e[i];
     me_params *p = &c->sh->p[i];
     size_t off = lo * c->row;

@@ -22,8 +22,9 @@ _Static_assert(ME_SMALL_MAX_K * ME_SMALL_TN <= ME_SMALL_PACK, "K rows of one til
 
 /* C[M,N] = alpha * op(A) op(B) (+ bias[N] on every row, NULL: none) + beta * C, the arguments of
  * cblas_sgemm (row-major) and a bias; with beta 0, C is only written. Single-threaded, no allocation:
- * op(B) is laid out a panel at a time in a buffer on the stack, or read in place when it has at most
- * ME_SMALL_INPLACE_K rows (above). C must not overlap A or B. Only for products me_small_matmul_fits. */
+ * op(B) is laid out a panel at a time in a buffer on the stack, or read in place when it is not
+ * transposed, has at most ME_SMALL_INPLACE_K rows and N is a multiple of ME_SMALL_TN (above). C must not
+ * overlap A or B. Only for products me_small_matmul_fits. */
 void me_small_matmul(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                      const float *b, int ldb, float beta, const float *bias, float *c, int ldc);
 

@@ -135,7 +135,7 @@ cmp -s <(cut -d, -f1-4,6- "$tmp/two/metrics.csv") <(cut -d, -f1-4,6- "$tmp/two2/
     fail "one process resuming a two-rank checkpoint: $(tail -1 "$tmp/resume1.log")"
 grep -q "trained with 2 processes x 1 thread, this run uses 1 x 1" "$tmp/resume1.log" ||
     fail "resume in one process: no note that the process count changed"
-grep -q "from step 10 to 20" "$tmp/resume1.log" || fail "resume in one process: did not continue from step 10"
+grep -q "from step 10 to 20 \[" "$tmp/resume1.log" || fail "resume in one process: did not continue from step 10"
 if worst=$(losses_close "$tmp/two/metrics.csv" "$tmp/half2/metrics.csv" 1 20); then
     ok "a two-rank checkpoint resumes in one process (worst relative difference $worst against the uninterrupted run)"
 else
@@ -144,7 +144,7 @@ fi
 "$BIN" train "$CFG" "${SETS[@]}" --set train.steps=10 --set log.out_dir="$tmp/half1" >/dev/null 2>&1
 "${MPI[@]}" -np 2 "$BIN" train --resume "$tmp/half1" --set train.steps=20 >"$tmp/resume2.log" 2>&1 ||
     fail "two ranks resuming a one-process checkpoint: $(tail -1 "$tmp/resume2.log")"
-grep -q "from step 10 to 20" "$tmp/resume2.log" || fail "resume on two ranks: did not continue from step 10"
+grep -q "from step 10 to 20 \[" "$tmp/resume2.log" || fail "resume on two ranks: did not continue from step 10"
 if worst=$(losses_close "$tmp/one/metrics.csv" "$tmp/half1/metrics.csv" 1 20); then
     ok "a one-process checkpoint resumes on two ranks (worst relative difference $worst)"
 else

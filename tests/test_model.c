@@ -133,7 +133,8 @@ static void run_gradcheck(const char *const *sets, size_t n_sets, int b, int s, 
         for (int i = 0; i < p->n; i++)
             check_direction(&c, p->t[i].name, me_params_data(p, i), me_params_grad(p, i), p->t[i].count, &rng);
     /* element by element: a used embedding row, the first position row (learned positions) and the
-     * head's bias, which only the model (not the encoder's PyTorch fixtures) computes */
+     * head's bias, which only the model (not the encoder's PyTorch fixtures) computes; |fd - analytic|
+     * within 1e-2 (|analytic| + 1e-2): the worst of the 115 elements checked measured 3.3e-3 of that */
     int e = me_params_find(p, "embed.weight"), hb = me_params_find(p, "head.bias");
     int pe0 = me_params_find(p, "pos_embed.weight");
     assert_true(e >= 0 && hb >= 0);
