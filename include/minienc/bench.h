@@ -30,8 +30,8 @@ typedef struct {
      * drifts (a shared host) moves both. 0: no reference. */
     int sgemm_rounds;
     /* > 1 (alone only): the step as train.thread_shards runs it, the batch split into this many shards,
-     * each whole forward and backward pass on one thread, their gradients summed (me_shards_step).
-     * Memory is the step's: training also keeps the main model's activations for its evaluations. */
+     * each whole forward and backward pass on one thread, their gradients summed (the same step
+     * training runs). Memory is the step's: training also keeps the main model's activations for its evaluations. */
     int thread_shards;
 } me_bench_options;
 
@@ -43,8 +43,7 @@ typedef struct {
  * The matmul rows include their bias; "synchronisation" is the fork/join of the kernels' parallel
  * regions (regions per step x the cost of an empty region measured in the same run, taken out of
  * the rows they occurred in) plus any measured waiting and, with thread shards, the sum of their
- * gradients; "other" is the step's remainder (the MSE
- * loss, clearing the gradients, the timers). */
+ * gradients; "other" is the step's remainder (the MSE loss, clearing the gradients, the timers). */
 typedef struct {
     const char *name; /* static */
     double forward_ms, backward_ms, total_ms;

@@ -8,7 +8,7 @@ First tiny_checkpoint.safetensors, the checkpoint of a 3-step `minienc train tes
 (the good file the damaged checkpoints below start from), then everything derived from it and the
 other damaged binaries. Without the binary argument the existing tiny_checkpoint.safetensors is used.
 Every other file here is text, written by hand."""
-import json, os, shutil, struct, subprocess, sys, tempfile
+import json, shutil, struct, subprocess, sys, tempfile
 
 D = 'tests/malformed/'
 
